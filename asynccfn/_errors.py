@@ -1,0 +1,110 @@
+"""The one exception hierarchy of asynccfn, grouped by what happens next.
+
+::
+
+    AsyncCfnError
+    ├── ConfigurationError        a bad argument to Resource, lambda_entry or a step option
+    ├── Failed                    the handler's expected failure: answer FAILED with its reason
+    │   ├── WaitTimeout           ctx.wait_until ran out of attempts or time
+    │   ├── StepInterrupted       an at-most-once step was cut off and will not run again
+    │   ├── NonDeterminismError   replay found another step at a journaled position
+    │   ├── ConcurrentStepError   two steps started at once in one scope (use ctx.parallel)
+    │   ├── PayloadTooLarge       a step result or the EventState exceeds the journal's cap
+    │   └── OperationTimeout      the operation's deadline passed
+    ├── RequestError              the event is not a valid custom-resource request
+    │   └── ResponseURLRefused    the ResponseURL is absent, malformed or not allowed
+    ├── DeliveryError             the response PUT did not succeed (transient: Lambda retries)
+    │   └── UndeliverableResponse the URL refused the response for good (403, expired)
+    ├── JournalError              DynamoDB failed (transient: Lambda retries)
+    │   └── FenceLost             a newer invocation holds the operation: stop quietly
+    └── ContinuationError         the self-invocation failed after its retries
+
+``HandOver`` derives from ``BaseException``, not from this tree: it is the runtime's signal that
+the invocation must suspend, and user code that catches ``Exception`` must not swallow it.
+"""
+
+from __future__ import annotations
+
+
+class AsyncCfnError(Exception):
+    """Root of every error asynccfn raises on purpose."""
+
+
+class ConfigurationError(AsyncCfnError):
+    """An argument to Resource, lambda_entry or a step is invalid."""
+
+
+class Failed(AsyncCfnError):
+    """Raise from a handler to answer FAILED with ``reason`` (an expected failure)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WaitTimeout(Failed):
+    """``ctx.wait_until`` exhausted its attempts or its timeout."""
+
+
+class StepInterrupted(Failed):
+    """An ``at_most_once`` step started in an earlier invocation and never finished."""
+
+
+class NonDeterminismError(Failed):
+    """The handler asked for a different step than the journal holds at this position."""
+
+
+class ConcurrentStepError(Failed):
+    """Two steps were started concurrently in one scope; ``ctx.parallel`` gives each its own."""
+
+
+class PayloadTooLarge(Failed):
+    """A step result or the EventState is larger than a journal item can hold."""
+
+
+class OperationTimeout(Failed):
+    """The operation's deadline passed before the handler finished."""
+
+
+class RequestError(AsyncCfnError):
+    """The event is not a valid CloudFormation custom-resource request."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ResponseURLRefused(RequestError):
+    """The ResponseURL is absent, malformed, or aimed at a host that is not allowed."""
+
+
+class DeliveryError(AsyncCfnError):
+    """The response PUT failed after its retries; a later attempt may succeed."""
+
+
+class UndeliverableResponse(DeliveryError):
+    """The response URL refused the response for good (403 or expired)."""
+
+
+class JournalError(AsyncCfnError):
+    """A DynamoDB request of the journal failed after botocore's retries."""
+
+
+class FenceLost(JournalError):
+    """A newer invocation claimed the operation; this one must stop without writing."""
+
+
+class ContinuationError(AsyncCfnError):
+    """Invoking the function again for the hand-over failed after retries."""
+
+
+class HandOver(BaseException):  # noqa: N818 - a signal, not an error
+    """Suspend the operation here and continue in a new invocation.
+
+    A ``BaseException`` so that ``except Exception`` in handler code does not swallow it.
+    """
+
+    def __init__(self, why: str, *, wake_at: float | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.wake_at = wake_at

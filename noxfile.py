@@ -1,0 +1,37 @@
+"""Sessions: tests, lint, typecheck (run by CI) and bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite against real local servers (DynamoDB Local, moto, local Lambda)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "asynccfn", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "asynccfn", "tests", "benchmarks", "examples")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy", "--strict", "asynccfn")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Ratios of asynccfn against the raw aiobotocore/aiohttp floor, in one run."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

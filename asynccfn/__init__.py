@@ -1,0 +1,54 @@
+"""asynccfn: durable async handlers for AWS CloudFormation custom resources."""
+
+from __future__ import annotations
+
+from ._context import Context
+from ._entry import lambda_entry
+from ._errors import (
+    AsyncCfnError,
+    ConcurrentStepError,
+    ConfigurationError,
+    ContinuationError,
+    DeliveryError,
+    Failed,
+    FenceLost,
+    JournalError,
+    NonDeterminismError,
+    OperationTimeout,
+    PayloadTooLarge,
+    RequestError,
+    ResponseURLRefused,
+    StepInterrupted,
+    UndeliverableResponse,
+    WaitTimeout,
+)
+from ._protocol import Request, RequestType
+from ._resource import Resource
+from ._result import Success
+from ._retry import RetryPolicy
+
+__all__ = [
+    "AsyncCfnError",
+    "ConcurrentStepError",
+    "ConfigurationError",
+    "Context",
+    "ContinuationError",
+    "DeliveryError",
+    "Failed",
+    "FenceLost",
+    "JournalError",
+    "NonDeterminismError",
+    "OperationTimeout",
+    "PayloadTooLarge",
+    "Request",
+    "RequestError",
+    "RequestType",
+    "Resource",
+    "ResponseURLRefused",
+    "RetryPolicy",
+    "StepInterrupted",
+    "Success",
+    "UndeliverableResponse",
+    "WaitTimeout",
+    "lambda_entry",
+]

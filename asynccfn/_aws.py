@@ -1,0 +1,115 @@
+"""What ``ctx.call`` learns from botocore's service model: idempotency tokens to derive,
+sensitive members to keep out of the journal, and which errors are transient."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+
+def is_transient_aws_error(exc: BaseException) -> bool:
+    """Throttling or a server-side (5xx) error: worth retrying over a longer horizon."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in _TRANSIENT_CODES or int(status or 0) >= 500
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PreparedCall:
+    request: Mapping[str, Any]
+    output_shape: Any  # botocore Shape of the response, or None
+
+
+def prepare_call(
+    method: Callable[..., Any], request: Mapping[str, Any], *, seed: str
+) -> PreparedCall:
+    """Fill the operation's ``idempotencyToken`` members the caller left out with values
+    derived from ``seed`` (operation and step position), so re-runs reuse them."""
+    operation = _operation_model(method)
+    if operation is None:
+        return PreparedCall(request=dict(request), output_shape=None)
+    filled = dict(request)
+    input_shape = operation.input_shape
+    if input_shape is not None:
+        for name, member in input_shape.members.items():
+            if member.metadata.get("idempotencyToken") and name not in filled:
+                filled[name] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asynccfn:{seed}:{name}"))
+    return PreparedCall(request=filled, output_shape=operation.output_shape)
+
+
+def call_encoder(prepared: PreparedCall) -> Callable[[Any], Any]:
+    """How a response is journaled: JSON-safe, without ResponseMetadata or sensitive members."""
+
+    def encode(response: Any) -> Any:
+        if isinstance(response, Mapping):
+            response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        return _jsonable(response, prepared.output_shape)
+
+    return encode
+
+
+def _operation_model(method: Callable[..., Any]) -> Any:
+    client = getattr(method, "__self__", None)
+    meta = getattr(client, "meta", None)
+    if meta is None:
+        return None
+    api_name = meta.method_to_api_mapping.get(getattr(method, "__name__", ""))
+    if api_name is None:
+        return None
+    return meta.service_model.operation_model(api_name)
+
+
+def _jsonable(value: Any, shape: Any) -> Any:
+    if shape is not None and getattr(shape, "serialization", {}).get("sensitive"):
+        return None
+    if shape is not None and shape.metadata.get("sensitive"):
+        return None
+    if isinstance(value, Mapping):
+        members = getattr(shape, "members", None) or {}
+        value_shape = getattr(shape, "value", None)
+        return {
+            str(k): _jsonable(v, members.get(k) if members else value_shape)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, getattr(shape, "member", None)) for v in value]
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"{type(value).__name__} in an AWS response cannot be journaled")

@@ -1,0 +1,61 @@
+"""Shared aiobotocore clients, created once per container on the persistent loop."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+# botocore's standard retry mode absorbs short transient errors (throttling, 5xx, resets).
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dynamodb": {"connect_timeout": 2, "read_timeout": 5, "max_attempts": 5},
+    "lambda": {"connect_timeout": 2, "read_timeout": 5, "max_attempts": 5},
+}
+_GENERIC = {"connect_timeout": 5, "read_timeout": 30, "max_attempts": 5}
+
+
+class ClientPool:
+    """Lazily created aiobotocore clients, one per (service, options), closed together."""
+
+    __slots__ = ("_clients", "_locks", "_session", "_stack")
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._session: Any = None
+        self._stack = AsyncExitStack()
+
+    async def get(self, service: str, **options: Any) -> Any:
+        """The shared client for ``service``; ``options`` go to ``create_client``."""
+        key = (service, tuple(sorted(options.items())))
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        lock = self._locks.setdefault(service, asyncio.Lock())
+        async with lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = await self._create(service, options)
+                self._clients[key] = client
+        return client
+
+    async def _create(self, service: str, options: dict[str, Any]) -> Any:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        if self._session is None:
+            self._session = get_session()
+        tuning = _DEFAULTS.get(service, _GENERIC)
+        config = AioConfig(
+            connect_timeout=tuning["connect_timeout"],
+            read_timeout=tuning["read_timeout"],
+            retries={"mode": "standard", "total_max_attempts": tuning["max_attempts"]},
+        )
+        options = {"config": config, **options}
+        return await self._stack.enter_async_context(
+            self._session.create_client(service, **options)
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._clients.clear()

@@ -1,0 +1,224 @@
+"""Context: the user API a handler receives. It names things and hands off to the executor."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._aws import call_encoder, is_transient_aws_error, prepare_call
+from ._errors import ConfigurationError
+from ._retry import RetryPolicy
+from ._threads import run_in_thread
+from .journal.models import StepKind
+
+if TYPE_CHECKING:
+    from ._clients import ClientPool
+    from ._protocol import Request
+    from ._steps import Executor
+
+# ctx.call's longer horizon over botocore's own retries: flat 5 s for up to 2 minutes.
+CALL_RETRY = RetryPolicy(
+    max_attempts=25,
+    initial_delay=5.0,
+    backoff=1.0,
+    max_delay=5.0,
+    jitter=0.0,
+    retry_on=is_transient_aws_error,
+)
+
+
+class _HandlerLogger(logging.LoggerAdapter[logging.Logger]):
+    """The handler's logger: quiet while the handler replays what it already logged."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(logging.getLogger("asynccfn.handler"), {})
+        self._ctx = ctx
+
+    def isEnabledFor(self, level: int) -> bool:
+        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
+
+
+class Context:
+    """What a handler gets besides the request: durable steps, state, time and clients.
+
+    Durable actions (``step``, ``call``, ``wait_until``, ``sleep``, ``now``, ``uuid``) take
+    positions in program order; replay hands back their journaled results. Run concurrent
+    steps with :meth:`parallel` only.
+    """
+
+    def __init__(
+        self,
+        *,
+        request: Request,
+        executor: Executor,
+        clients: ClientPool,
+        invocation: int,
+        physical_id: str | None,
+    ) -> None:
+        self.request = request
+        self.physical_id = physical_id
+        self.invocation = invocation
+        self._executor = executor
+        self._clients = clients
+        self.logger: logging.LoggerAdapter[logging.Logger] = _HandlerLogger(self)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The operation's EventState: a JSON object carried across invocations."""
+        return self._executor.x.state
+
+    @property
+    def remaining(self) -> float:
+        """Seconds of work left in this invocation (until the soft deadline)."""
+        return self._executor.x.deadlines.remaining()
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the handler is being fed journaled results."""
+        return self._executor.x.replaying
+
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        at_most_once: bool = False,
+        needs: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` (async, or sync in a worker thread) once for this
+        operation and return its JSON result; later invocations get the journaled value.
+
+        Raises:
+            the function's exception (live, or rebuilt from the journal on replay);
+            StepInterrupted; NonDeterminismError; ConcurrentStepError; PayloadTooLarge;
+            ConfigurationError (``needs`` beyond what an invocation can give).
+        """
+        return await self._executor.step(
+            StepKind.STEP,
+            name,
+            _bind(fn, args, kwargs),
+            retry=retry,
+            at_most_once=at_most_once,
+            needs=needs,
+        )
+
+    async def call(
+        self,
+        action: str,
+        method: Callable[..., Awaitable[Any]],
+        /,
+        *,
+        retry: RetryPolicy | None = CALL_RETRY,
+        **request: Any,
+    ) -> Any:
+        """One AWS API call as a step named by its IAM action (``"s3:CreateBucket"``).
+
+        Throttling and 5xx are retried over two minutes with durable delays; members the
+        service model marks ``sensitive`` are not journaled (replay returns the response
+        without them); ``idempotencyToken`` members are derived from the operation and the
+        step's position, so a re-run after a crash cannot create a second resource.
+
+        Raises:
+            botocore's ClientError (rebuilt from the journal on replay), and as :meth:`step`.
+        """
+        if ":" not in action:
+            raise ConfigurationError(
+                f"ctx.call needs an IAM action like 's3:CreateBucket', got {action!r}"
+            )
+        x = self._executor.x
+        seed = f"{x.op_id}/{self._executor.next_position()}"
+        prepared = prepare_call(method, request, seed=seed)
+
+        async def body() -> Any:
+            return await method(**prepared.request)
+
+        return await self._executor.step(
+            StepKind.CALL,
+            action,
+            body,
+            retry=retry,
+            encode=call_encoder(prepared),
+        )
+
+    async def wait_until(
+        self,
+        name: str,
+        predicate: Callable[..., Any],
+        /,
+        *args: Any,
+        interval: float,
+        timeout: float,  # noqa: ASYNC109 - the poll horizon, not a call timeout
+        max_attempts: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Poll ``predicate(*args, **kwargs)`` every ``interval`` seconds until it returns a
+        truthy value, and return that value. The wait is one journal record.
+
+        Raises:
+            WaitTimeout: ``timeout`` seconds or ``max_attempts`` polls passed.
+            the predicate's exception (it fails the wait).
+        """
+        return await self._executor.wait_until(
+            name,
+            _bind(predicate, args, kwargs),
+            interval=interval,
+            timeout=timeout,
+            max_attempts=max_attempts,
+        )
+
+    async def sleep(self, seconds: float, name: str | None = None) -> None:
+        """A durable sleep; it takes a position like a step."""
+        await self._executor.sleep(seconds, name or f"sleep {seconds:g}s")
+
+    async def parallel(self, *branches: Awaitable[Any]) -> list[Any]:
+        """Await ``branches`` concurrently, each in its own step scope; results in order."""
+        return await self._executor.parallel(*branches)
+
+    async def now(self) -> datetime.datetime:
+        """The current UTC time, journaled: replay sees the first run's value."""
+
+        async def read() -> str:
+            return datetime.datetime.now(datetime.UTC).isoformat()
+
+        return datetime.datetime.fromisoformat(await self._executor.step(StepKind.NOW, "now", read))
+
+    async def uuid(self) -> uuid.UUID:
+        """A random UUID, journaled: replay sees the first run's value."""
+
+        async def make() -> str:
+            return str(uuid.uuid4())
+
+        return uuid.UUID(await self._executor.step(StepKind.UUID, "uuid", make))
+
+    async def client(self, service: str, **config: Any) -> Any:
+        """A shared aiobotocore client for ``service``, kept across warm invocations."""
+        return await self._clients.get(service, **config)
+
+
+def _bind(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[], Awaitable[Any]]:
+    """``fn`` applied, as a coroutine function: async functions awaited, sync ones run in a
+    worker thread (which the deadline cannot stop: see the runtime)."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async() -> Any:
+            return await fn(*args, **kwargs)
+
+        return run_async
+
+    async def run_sync() -> Any:
+        result = await run_in_thread(functools.partial(fn, *args, **kwargs))
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    return run_sync

@@ -1,0 +1,93 @@
+"""The deadlines of one invocation, as absolute times on the event loop's clock.
+
+A Lambda invocation knows one fact about time: the milliseconds left when it starts. This module
+turns that (and the operation's wall-clock deadline) into absolute loop times once; everything
+else compares floats.
+
+::
+
+    start                     soft                  hard   Lambda deadline
+      |------- handler work -----|---- reserve --------|-- margin --|
+                                 ^ no new step starts; work is cancelled and awaited;
+                                   the response or the hand-over happens in the reserve
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+from ._errors import ConfigurationError
+
+# Kept back after the hard deadline: the runtime client still has to report the result.
+_RUNTIME_MARGIN = 0.1
+_MAX_RESERVE = 10.0
+_MIN_RESERVE = 0.4
+
+
+def default_reserve(remaining: float) -> float:
+    """The reserve for an invocation with ``remaining`` seconds: 10 s on Lambda's usual
+    timeouts, a fifth of the time for very short ones, never below 0.4 s."""
+    return min(_MAX_RESERVE, max(_MIN_RESERVE, remaining * 0.2))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Deadlines:
+    """Absolute loop times: ``soft`` (stop starting work), ``hard`` (the last moment to act).
+
+    ``operation`` is the loop time of the operation's own deadline (``math.inf`` when none); it
+    is already folded into ``soft``. ``operation_bound`` tells whether it is what set ``soft``.
+    """
+
+    soft: float
+    hard: float
+    operation: float = math.inf
+
+    @classmethod
+    def for_invocation(
+        cls,
+        *,
+        remaining_ms: int,
+        reserve: float | None,
+        operation_deadline_epoch: float | None = None,
+    ) -> Deadlines:
+        """Build the deadlines once from the Lambda context's remaining time.
+
+        Raises:
+            ConfigurationError: ``reserve`` is negative.
+        """
+        loop_now = asyncio.get_running_loop().time()
+        remaining = max(0.0, remaining_ms / 1000.0)
+        if reserve is not None and reserve < 0:
+            raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
+        chosen = default_reserve(remaining) if reserve is None else reserve
+        # A reserve as long as the whole invocation would leave no time for work at all.
+        chosen = min(chosen, remaining * 0.5)
+        hard = loop_now + max(0.0, remaining - _RUNTIME_MARGIN)
+        soft = loop_now + max(0.0, remaining - chosen)
+        operation = math.inf
+        if operation_deadline_epoch is not None:
+            operation = loop_now + (operation_deadline_epoch - time.time())
+        return cls(soft=min(soft, operation), hard=hard, operation=operation)
+
+    @property
+    def operation_bound(self) -> bool:
+        """True when the operation's deadline, not Lambda's, ends this invocation's work."""
+        return self.operation <= self.soft
+
+    def remaining(self) -> float:
+        """Seconds until the soft deadline (never negative)."""
+        return max(0.0, self.soft - asyncio.get_running_loop().time())
+
+    def remaining_hard(self) -> float:
+        """Seconds until the hard deadline (never negative)."""
+        return max(0.0, self.hard - asyncio.get_running_loop().time())
+
+    def soft_passed(self) -> bool:
+        return asyncio.get_running_loop().time() >= self.soft
+
+    def epoch_to_loop(self, epoch: float) -> float:
+        """A wall-clock time (epoch seconds) on this loop's clock."""
+        return asyncio.get_running_loop().time() + (epoch - time.time())

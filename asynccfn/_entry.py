@@ -1,0 +1,104 @@
+"""lambda_entry: the synchronous Lambda handler around the async runtime.
+
+One event loop per container, kept across warm invocations, so the aiobotocore clients and the
+aiohttp session it holds are reused. Nothing here needs AWS at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import _logging
+from ._errors import ConfigurationError
+from ._resource import Resource
+from ._runtime import InvocationResult, Runtime, RuntimeConfig
+
+JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
+DAY = 86_400.0
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _persistent_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop
+
+
+class LambdaHandler:
+    """The callable Lambda runs (``module.handler``); ``runtime`` is exposed for tests."""
+
+    __slots__ = ("runtime",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def __call__(self, event: Any, context: Any) -> dict[str, str]:
+        """Handle one invocation.
+
+        Raises:
+            JournalError, DeliveryError: only when Lambda's retry is the way to recover.
+        """
+        _logging.configure()
+        result: InvocationResult = _persistent_loop().run_until_complete(
+            self.runtime.invoke(event, context)
+        )
+        if result.exit_process:
+            # A step's worker thread is still running and cannot be stopped: end the process
+            # so it cannot resume inside a later invocation of this container (invariant 6).
+            logging.getLogger("asynccfn.runtime").warning(
+                "a worker thread outlived the invocation; ending the process after hand-over"
+            )
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
+        return {"outcome": result.outcome}
+
+
+def lambda_entry(
+    resource: Resource,
+    *,
+    journal: str | None = None,
+    reserve: float | None = None,
+    timeout: float = 3600.0,
+    lease: float = 30.0,
+    retention: float = 30 * DAY,
+) -> Callable[[Any, Any], dict[str, str]]:
+    """Turn ``resource`` into a Lambda handler.
+
+    ``journal`` names the DynamoDB table (default: the ``ASYNCCFN_JOURNAL_TABLE`` environment
+    variable; with neither, handlers run without durability); ``reserve`` is the seconds kept
+    back before the Lambda deadline (default: 10 s, less for short timeouts); ``timeout`` caps
+    the whole operation across invocations; ``lease`` is the claim's lease length and
+    ``retention`` how long journal items live (seconds).
+
+    Raises:
+        ConfigurationError: an argument is out of range.
+    """
+    if not isinstance(resource, Resource):
+        raise ConfigurationError(f"lambda_entry needs an asynccfn.Resource, got {resource!r}")
+    if not 0 < timeout <= 3600 * 24:
+        raise ConfigurationError(f"timeout must be within (0, 86400] seconds, got {timeout!r}")
+    if lease < 3:
+        raise ConfigurationError(f"lease must be at least 3 seconds, got {lease!r}")
+    if retention < 3600:
+        raise ConfigurationError(f"retention must be at least an hour, got {retention!r}")
+    if reserve is not None and reserve < 0:
+        raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
+    table = journal or os.environ.get(JOURNAL_ENV) or None
+    config = RuntimeConfig(
+        resource=resource,
+        journal=table,
+        reserve=reserve,
+        timeout=timeout,
+        lease=lease,
+        retention=retention,
+    )
+    return LambdaHandler(Runtime(config))

@@ -1,0 +1,95 @@
+"""Structured logs: every record of the ``asynccfn`` logger carries the operation it is about.
+
+In Lambda with ``AWS_LAMBDA_LOG_FORMAT=JSON`` the runtime's own JSON formatter prints these
+fields beside ``requestId``; elsewhere asynccfn prints JSON lines of the same shape itself.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+LOGGER_NAME = "asynccfn"
+logger = logging.getLogger(LOGGER_NAME)
+
+_fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "asynccfn_log_fields", default=None
+)
+
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_fields.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line, with the keys Lambda's JSON log format uses."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        out.update(
+            (key, value)
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        if record.exc_info:
+            out["errorType"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            out["stackTrace"] = self.formatException(record.exc_info).splitlines()
+        return json.dumps(out, default=str)
+
+
+_MODULE_LOGGERS = ("asynccfn.responder", "asynccfn.handler", "asynccfn.runtime")
+_configured = False
+
+
+def configure() -> None:
+    """Install the context filter, and a JSON-lines handler unless Lambda already prints JSON.
+
+    Idempotent; called by ``lambda_entry``.
+    """
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    context_filter = _ContextFilter()
+    if logger.level == logging.NOTSET:
+        logger.setLevel(os.environ.get("ASYNCCFN_LOG_LEVEL", "INFO").upper())
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
+        # The runtime's JSON formatter prints extra fields already: tag our records at the
+        # source (a logger's filter sees only its own records, hence each module's logger).
+        for name in [LOGGER_NAME, *_MODULE_LOGGERS]:
+            logging.getLogger(name).addFilter(context_filter)
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(context_filter)
+    handler.setFormatter(JsonLinesFormatter())
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+@contextmanager
+def log_fields(**fields: Any) -> Iterator[None]:
+    """Attach ``fields`` to every ``asynccfn`` record logged inside the block."""
+    token = _fields.set({**(_fields.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _fields.reset(token)

@@ -1,0 +1,67 @@
+"""Resource: routes each CloudFormation request type to the user's handler."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._errors import ConfigurationError
+from ._protocol import RequestType
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._protocol import Request
+    from ._result import Success
+
+Handler = Callable[["Request", "Context"], Awaitable["Success | None"]]
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class Resource:
+    """One custom resource type and its ``create``, ``update`` and ``delete`` handlers.
+
+    ``resource_type`` (e.g. ``"Custom::Bucket"``), when given, is checked against each request's
+    ResourceType so a function serving several types cannot run the wrong handlers.
+    """
+
+    __slots__ = ("_handlers", "resource_type")
+
+    def __init__(self, resource_type: str | None = None) -> None:
+        self.resource_type = resource_type
+        self._handlers: dict[RequestType, Handler] = {}
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(t.value for t in self._handlers)
+        return f"Resource({self.resource_type!r}, handlers=[{kinds}])"
+
+    def _register(self, request_type: RequestType, fn: H) -> H:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(
+                f"the {request_type.value} handler {getattr(fn, '__qualname__', fn)!r} must be "
+                "an 'async def' function taking (request, ctx)"
+            )
+        if request_type in self._handlers:
+            raise ConfigurationError(f"{self!r} already has a {request_type.value} handler")
+        self._handlers[request_type] = fn
+        return fn
+
+    def create(self, fn: H) -> H:
+        """Decorator: the handler for Create requests.
+
+        Raises:
+            ConfigurationError: ``fn`` is not a coroutine function, or one is already set.
+        """
+        return self._register(RequestType.CREATE, fn)
+
+    def update(self, fn: H) -> H:
+        """Decorator: the handler for Update requests (raises as :meth:`create`)."""
+        return self._register(RequestType.UPDATE, fn)
+
+    def delete(self, fn: H) -> H:
+        """Decorator: the handler for Delete requests (raises as :meth:`create`)."""
+        return self._register(RequestType.DELETE, fn)
+
+    def handler_for(self, request_type: RequestType) -> Handler | None:
+        """The registered handler, or None when the resource has none for this type."""
+        return self._handlers.get(request_type)

@@ -1,0 +1,558 @@
+"""One invocation, end to end: parse, claim, replay and run, then answer or hand over.
+
+::
+
+    event ─> parse ─> claim ──────────────────┬─ live duplicate / stale attempt: return
+                        │                     └─ finished: re-post the recorded response
+                        v
+             load journal ─> run handler under the deadlines (heartbeat renews the lease)
+                        │
+        ┌───────────────┼─────────────────────────────┐
+     result         soft deadline                operation deadline
+        │               │                              │
+     outbox ─> PUT   hand-over token ─> invoke self   outbox (FAILED) ─> PUT
+     ─> posted          (invoke fails: FAILED)
+
+``invoke`` returns normally when the stack is answered, handed on, or held by another live
+invocation, or when the outcome is terminal; it raises only when Lambda's retry is the way to
+recover (DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._clients import ClientPool
+from ._context import Context
+from ._continuation import invoke_self, split_handover
+from ._deadline import Deadlines
+from ._errors import (
+    ContinuationError,
+    DeliveryError,
+    Failed,
+    FenceLost,
+    HandOver,
+    OperationTimeout,
+    RequestError,
+    ResponseURLRefused,
+    UndeliverableResponse,
+)
+from ._logging import log_fields
+from ._protocol import (
+    Request,
+    RequestType,
+    Response,
+    Status,
+    allowed_hosts_from_env,
+    build_body,
+    failure_physical_id,
+    is_failed_create_marker,
+)
+from ._resource import Handler, Resource
+from ._result import Success
+from ._steps import Execution, Executor
+from ._threads import busy_threads
+from .journal.ephemeral import EphemeralJournal
+from .journal.models import OperationModel, OperationStatus, operation_id
+from .journal.store import Claim, ClaimOutcome, ClaimRequest, JournalStore
+
+log = logging.getLogger("asynccfn.runtime")
+
+_MAX_DEADLINE_MARGIN = 10.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuntimeConfig:
+    resource: Resource
+    journal: str | None
+    reserve: float | None
+    timeout: float
+    lease: float
+    retention: float
+    max_stalled: int = 5
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvocationResult:
+    """What one invocation did, for the entry point (and tests)."""
+
+    outcome: str
+    exit_process: bool = False
+
+
+class Runtime:
+    """Runs invocations of one Resource; one per container, reused by warm invocations."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.clients = ClientPool()
+        self._allowed_hosts = allowed_hosts_from_env()
+        self._responder: Any = None
+        self.journal: JournalStore | EphemeralJournal
+        if config.journal:
+            self.journal = JournalStore(
+                config.journal,
+                lambda: self.clients.get("dynamodb"),
+                retention=config.retention,
+            )
+        else:
+            self.journal = EphemeralJournal()
+
+    @property
+    def responder(self) -> Any:
+        if self._responder is None:
+            from ._responder import Responder
+
+            self._responder = Responder(allowed_hosts=self._allowed_hosts)
+        return self._responder
+
+    async def close(self) -> None:
+        if self._responder is not None:
+            await self._responder.close()
+        await self.clients.close()
+
+    # -- the invocation --------------------------------------------------------------------
+
+    async def invoke(self, event: object, lambda_context: Any) -> InvocationResult:
+        """Handle one Lambda invocation.
+
+        Raises:
+            JournalError: DynamoDB is unreachable (Lambda's retry runs the operation again).
+            DeliveryError: the response PUT failed after its retries (likewise).
+        """
+        deadlines = Deadlines.for_invocation(
+            remaining_ms=lambda_context.get_remaining_time_in_millis(),
+            reserve=self.config.reserve,
+        )
+        event, token = split_handover(event)
+        failure_record = _lambda_failure_record(event)
+        if failure_record is not None:
+            event = failure_record["requestPayload"]
+        try:
+            request = _parse(event, self._allowed_hosts)
+        except RequestError as exc:
+            return await self._answer_malformed(exc, deadlines)
+        fields = {
+            "requestType": request.request_type.value,
+            "logicalResourceId": request.logical_id,
+            "cfnRequestId": request.request_id,
+            "stackId": request.stack_id,
+        }
+        with log_fields(**fields):
+            claim = await self.journal.claim(self._claim_request(request, lambda_context, token))
+            if claim.outcome is not ClaimOutcome.CLAIMED:
+                return await self._not_claimed(claim, request, deadlines)
+            op = claim.operation
+            with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
+                if failure_record is not None:
+                    condition = failure_record.get("requestContext", {}).get("condition", "?")
+                    reason = f"Lambda gave up on the operation ({condition})"
+                    log.error("answering FAILED: %s", reason)
+                    return await self._answer(
+                        request,
+                        op,
+                        _failed(request, None, reason),
+                        deadlines,
+                        OperationStatus.FAILED,
+                    )
+                return await self._run(request, claim, event, lambda_context, deadlines)
+
+    def _claim_request(
+        self, request: Request, lambda_context: Any, token: str | None
+    ) -> ClaimRequest:
+        issued = request.issued_at or time.time()
+        ends = [issued + self.config.timeout]
+        if request.service_timeout is not None:
+            ends.append(issued + request.service_timeout)
+        if request.url_expires_at is not None:
+            ends.append(request.url_expires_at)
+        end = min(ends)
+        # Answer before CloudFormation gives up: keep a margin for the PUT and its retries.
+        margin = min(_MAX_DEADLINE_MARGIN, max(0.0, (end - issued) * 0.1))
+        return ClaimRequest(
+            op_id=_op_id(request),
+            stack_id=request.stack_id,
+            logical_id=request.logical_id,
+            request_id=request.request_id,
+            resource_type=request.resource_type,
+            request_type=request.request_type.value,
+            attempt=request.attempt_digest,
+            owner=str(getattr(lambda_context, "aws_request_id", "") or secrets.token_hex(8)),
+            token=token,
+            lease=self.config.lease,
+            issued_at=issued,
+            deadline=end - margin,
+            invocation_note="claimed with hand-over token" if token else "claimed",
+        )
+
+    async def _not_claimed(
+        self, claim: Claim, request: Request, deadlines: Deadlines
+    ) -> InvocationResult:
+        op = claim.operation
+        if claim.outcome is ClaimOutcome.FINISHED and op.response and op.posted_at is None:
+            log.info("duplicate of a finished attempt: re-posting its recorded response")
+            await self._deliver(request, op.response.encode(), deadlines)
+            return InvocationResult(outcome="re-posted")
+        what = {
+            ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
+            ClaimOutcome.FINISHED: "the attempt is already answered",
+            ClaimOutcome.STALE_ATTEMPT: "a newer attempt of this request superseded it",
+        }[claim.outcome]
+        log.info("duplicate delivery ignored: %s", what)
+        return InvocationResult(outcome=claim.outcome.value)
+
+    async def _run(
+        self,
+        request: Request,
+        claim: Claim,
+        event: object,
+        lambda_context: Any,
+        base: Deadlines,
+    ) -> InvocationResult:
+        op = claim.operation
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines.for_invocation(
+            remaining_ms=lambda_context.get_remaining_time_in_millis(),
+            reserve=self.config.reserve,
+            operation_deadline_epoch=float(op.deadline),
+        )
+        if time.time() >= float(op.deadline):
+            return await self._timed_out(request, op, deadlines, None)
+        journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
+        if journal:
+            log.info("replaying %d journaled steps", len(journal))
+        execution = Execution(
+            store=self.journal,
+            op_id=_op_id(request),
+            op_attempt=int(op.attempt_no),
+            fence=int(op.fence),
+            invocation=int(op.invocations),
+            deadlines=deadlines,
+            started=loop.time(),
+            journal=journal,
+            handover_state=op.handover_state,
+        )
+        executor = Executor(execution)
+        ctx = Context(
+            request=request,
+            executor=executor,
+            clients=self.clients,
+            invocation=int(op.invocations),
+            physical_id=op.physical_id or request.physical_id,
+        )
+        handler = self._handler_for(request)
+        outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)
+        if isinstance(outcome, FenceLost):
+            log.info("stopping quietly: %s", outcome)
+            return InvocationResult(outcome="fence-lost")
+        if isinstance(outcome, HandOver | asyncio.CancelledError):
+            if deadlines.operation_bound and loop.time() >= deadlines.operation:
+                return await self._timed_out(request, op, deadlines, ctx)
+            return await self._hand_over(request, op, event, executor, deadlines, lambda_context)
+        if isinstance(outcome, BaseException):
+            return await self._answer(
+                request,
+                op,
+                _failed(request, ctx, _reason(outcome, lambda_context)),
+                deadlines,
+                OperationStatus.FAILED,
+            )
+        return await self._answer(
+            request, op, _succeeded(request, ctx, outcome), deadlines, OperationStatus.SUCCEEDED
+        )
+
+    def _handler_for(self, request: Request) -> Handler:
+        resource = self.config.resource
+        if request.request_type is RequestType.DELETE and is_failed_create_marker(
+            request.physical_id
+        ):
+            return _nothing_was_created
+        handler = resource.handler_for(request.request_type)
+        if handler is not None and (resource.resource_type in (None, request.resource_type)):
+            return handler
+        if handler is None and request.request_type is RequestType.DELETE:
+            return _nothing_was_created
+        return _refuse(resource, request)
+
+    async def _supervise(
+        self,
+        handler: Handler,
+        request: Request,
+        ctx: Context,
+        executor: Executor,
+        op: OperationModel,
+        deadlines: Deadlines,
+    ) -> Any:
+        """Run the handler until it ends or the soft deadline; return its result or the
+        exception that ended it (HandOver/CancelledError when the deadline did)."""
+
+        async def run() -> Any:
+            executor.root()
+            return await handler(request, ctx)
+
+        task = asyncio.create_task(run())
+        heartbeat = asyncio.create_task(self._heartbeat(op, task)) if self.journal.durable else None
+        lost: list[FenceLost] = []
+        try:
+            timeout = max(0.0, deadlines.soft - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                executor.x.stopping = True
+                task.cancel()
+                await asyncio.wait({task}, timeout=deadlines.remaining_hard())
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                try:
+                    await heartbeat
+                except FenceLost as exc:
+                    lost.append(exc)
+                except asyncio.CancelledError:
+                    pass
+        if lost:
+            return lost[0]
+        if not task.done():
+            log.error("the handler ignored cancellation; answering without it")
+            return asyncio.CancelledError()
+        if task.cancelled():
+            return asyncio.CancelledError()
+        error = task.exception()
+        return error if error is not None else task.result()
+
+    async def _heartbeat(self, op: OperationModel, task: asyncio.Task[Any]) -> None:
+        """Renew the lease every third of its length; cancel the handler if it is lost."""
+        assert isinstance(self.journal, JournalStore)
+        lease = self.config.lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.journal.renew_lease(_op_id_of(op), int(op.fence), time.time() + lease)
+            except FenceLost:
+                task.cancel()
+                raise
+
+    # -- endings -----------------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        request: Request,
+        op: OperationModel,
+        response: Response,
+        deadlines: Deadlines,
+        status: OperationStatus,
+    ) -> InvocationResult:
+        """The outbox: record the response, PUT it, mark it posted."""
+        body = build_body(response, request.echo)
+        # build_body answers an invalid success (oversize Data, ...) honestly as FAILED.
+        sent = json.loads(body)
+        if sent["Status"] == Status.FAILED.value and status is OperationStatus.SUCCEEDED:
+            status = OperationStatus.FAILED
+        try:
+            async with asyncio.timeout_at(deadlines.hard):
+                await self.journal.record_response(
+                    op,
+                    body=body.decode(),
+                    response_status=sent["Status"],
+                    status=status,
+                    physical_id=sent["PhysicalResourceId"],
+                    reason=sent.get("Reason"),
+                )
+        except FenceLost as exc:
+            log.info("stopping quietly: %s", exc)
+            return InvocationResult(outcome="fence-lost")
+        log.info("answering %s", sent["Status"])
+        await self._deliver(request, body, deadlines)
+        return InvocationResult(outcome=sent["Status"])
+
+    async def _deliver(self, request: Request, body: bytes, deadlines: Deadlines) -> None:
+        """PUT the recorded body. Transient failure raises (Lambda retries, and the retry
+        re-posts the same recorded response); a refusal for good is recorded."""
+        op_id = _op_id(request)
+        try:
+            await self.responder.put(request.response_url, body, deadline=deadlines.hard)
+        except (UndeliverableResponse, ResponseURLRefused) as exc:
+            log.error("response undeliverable: %s", exc)
+            await self.journal.mark_posted(op_id, request.attempt_digest, undeliverable=str(exc))
+            return
+        except DeliveryError as exc:
+            log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
+            raise
+        await self.journal.mark_posted(op_id, request.attempt_digest)
+        log.info("response posted")
+
+    async def _timed_out(
+        self, request: Request, op: OperationModel, deadlines: Deadlines, ctx: Context | None
+    ) -> InvocationResult:
+        elapsed = time.time() - float(op.issued_at)
+        reason = str(
+            OperationTimeout(
+                f"the operation did not finish within its deadline: {elapsed:.0f} s since "
+                f"CloudFormation issued the request, over {int(op.invocations)} invocation(s)"
+            )
+        )
+        log.error("answering FAILED: %s", reason)
+        return await self._answer(
+            request, op, _failed(request, ctx, reason), deadlines, OperationStatus.TIMED_OUT
+        )
+
+    async def _hand_over(
+        self,
+        request: Request,
+        op: OperationModel,
+        event: object,
+        executor: Executor,
+        deadlines: Deadlines,
+        lambda_context: Any,
+    ) -> InvocationResult:
+        ctx_state = executor.state_json()
+        if not self.journal.durable:
+            reason = (
+                "the handler ran out of time: the Lambda deadline came before it finished "
+                "(set lambda_entry(journal=...) to continue in a new invocation)"
+            )
+            return await self._answer(
+                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+            )
+        stalled = 0 if executor.x.progressed else int(op.stalled or 0) + 1
+        if stalled >= self.config.max_stalled:
+            reason = (
+                f"no progress in {stalled} invocations in a row: the work at step position "
+                f"{executor.x.current} is cut off by the deadline each time; give the function "
+                "a longer timeout or split the step"
+            )
+            log.error("answering FAILED: %s", reason)
+            return await self._answer(
+                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+            )
+        token = secrets.token_hex(16)
+        assert isinstance(self.journal, JournalStore)
+        assert isinstance(event, Mapping)
+        try:
+            async with asyncio.timeout_at(deadlines.hard):
+                await self.journal.record_handover(
+                    op,
+                    token=token,
+                    state=ctx_state,
+                    wake_at=None,
+                    stalled=stalled,
+                    note="handed over",
+                )
+                client = await self.clients.get("lambda")
+                await invoke_self(client, lambda_context.invoked_function_arn, event, token=token)
+        except FenceLost as exc:
+            log.info("stopping quietly: %s", exc)
+            return InvocationResult(outcome="fence-lost")
+        except ContinuationError as exc:
+            reason = f"could not continue in a new invocation: {exc}"
+            log.error("answering FAILED: %s", reason)
+            return await self._answer(
+                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+            )
+        log.info("handed over to a new invocation")
+        return InvocationResult(outcome="handed-over", exit_process=busy_threads() > 0)
+
+    async def _answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:
+        if exc.echo is None or exc.response_url is None:
+            log.error("malformed request, no response can be sent: %s", exc.reason)
+            return InvocationResult(outcome="malformed-unanswerable")
+        log.error("malformed request, answering FAILED: %s", exc.reason)
+        marker = "asynccfn-invalid-request"
+        body = build_body(
+            Response(status=Status.FAILED, physical_id=marker, reason=exc.reason), exc.echo
+        )
+        try:
+            await self.responder.put(exc.response_url, body, deadline=deadlines.hard)
+        except (UndeliverableResponse, ResponseURLRefused) as refused:
+            log.error("response undeliverable: %s", refused)
+            return InvocationResult(outcome="malformed-undeliverable")
+        return InvocationResult(outcome="malformed-answered")
+
+
+def _parse(event: object, allowed_hosts: frozenset[str]) -> Request:
+    from ._protocol import parse_request
+
+    return parse_request(event, allowed_hosts=allowed_hosts)
+
+
+def _op_id(request: Request) -> str:
+    return operation_id(request.stack_id, request.logical_id, request.request_id)
+
+
+def _op_id_of(op: OperationModel) -> str:
+    return op.pk.removeprefix("op#")
+
+
+def _lambda_failure_record(event: object) -> Mapping[str, Any] | None:
+    """Lambda's on-failure destination record for an event it gave up on, if this is one."""
+    if (
+        isinstance(event, Mapping)
+        and isinstance(event.get("requestContext"), Mapping)
+        and "condition" in event["requestContext"]
+        and isinstance(event.get("requestPayload"), Mapping)
+    ):
+        return event
+    return None
+
+
+def _reason(exc: BaseException, lambda_context: Any) -> str:
+    if isinstance(exc, Failed):
+        return exc.reason
+    stream = getattr(lambda_context, "log_stream_name", None)
+    where = f" (see CloudWatch log stream {stream})" if stream else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _failed(request: Request, ctx: Context | None, reason: str) -> Response:
+    return Response(
+        status=Status.FAILED,
+        physical_id=failure_physical_id(request, ctx.physical_id if ctx else None),
+        reason=reason,
+    )
+
+
+def _succeeded(request: Request, ctx: Context, result: Any) -> Response:
+    if result is None:
+        result = Success()
+    if not isinstance(result, Success):
+        return _failed(
+            request,
+            ctx,
+            f"the handler returned {type(result).__name__}; it must return asynccfn.Success "
+            "or raise",
+        )
+    physical_id = (
+        result.physical_id
+        or ctx.physical_id
+        or request.physical_id
+        or f"{request.logical_id}-{request.request_id}"
+    )
+    return Response(
+        status=Status.SUCCESS,
+        physical_id=physical_id,
+        data=result.data,
+        no_echo=result.no_echo,
+    )
+
+
+async def _nothing_was_created(request: Request, ctx: Context) -> Success:
+    """Delete of a resource whose Create failed before it existed, or with no handler."""
+    return Success(physical_id=request.physical_id)
+
+
+def _refuse(resource: Resource, request: Request) -> Handler:
+    if resource.resource_type not in (None, request.resource_type):
+        why = f"this function serves {resource.resource_type}, not {request.resource_type}"
+    else:
+        why = f"the resource has no {request.request_type.value} handler"
+
+    async def refuse(request: Request, ctx: Context) -> Success:
+        raise Failed(why)
+
+    return refuse

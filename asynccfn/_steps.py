@@ -1,0 +1,594 @@
+"""The step executor: check the journal, run live, record. It knows nothing of the user API.
+
+Every durable action (step, call, wait, sleep, now, uuid) takes a *position* in its scope at the
+moment it starts, in program order. At each position the executor first looks in the journal
+loaded for this invocation:
+
+    journaled and finished  -> give back the recorded result or error (replay), and the
+                               EventState recorded with it
+    journaled, in progress  -> continue from what was recorded (attempt, wake time)
+    not journaled           -> run live, then record before returning (results exactly once)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._deadline import Deadlines
+from ._errors import (
+    ConcurrentStepError,
+    ConfigurationError,
+    Failed,
+    HandOver,
+    NonDeterminismError,
+    PayloadTooLarge,
+    StepInterrupted,
+    WaitTimeout,
+)
+from .journal.models import StepKind, StepStatus
+from .journal.size import ITEM_CAP, STATE_CAP, item_size, json_size
+
+if TYPE_CHECKING:
+    from ._retry import RetryPolicy
+    from .journal.models import StepModel
+
+_FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
+
+
+class StepStore(Protocol):
+    """What the executor needs of a journal (the DynamoDB store, or the ephemeral one)."""
+
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel: ...
+
+    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel: ...
+
+
+class Scope:
+    """Positions for the steps of one sequential flow (the handler, or a parallel branch)."""
+
+    __slots__ = ("_children", "_seq", "path", "running")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._seq = 0
+        self._children = 0
+        self.running: str | None = None
+
+    def begin(self, name: str) -> str:
+        """The next position, for a step called ``name``.
+
+        Raises:
+            ConcurrentStepError: another step of this scope is still running.
+        """
+        if self.running is not None:
+            raise ConcurrentStepError(
+                f"step {name!r} started while step {self.running!r} is still running in the "
+                "same scope; positions would depend on timing and replay could swap results. "
+                "Run concurrent steps with ctx.parallel(...), which gives each branch its own "
+                "scope"
+            )
+        self._seq += 1
+        self.running = name
+        return f"{self.path}#{self._seq:05d}"
+
+    def end(self) -> None:
+        self.running = None
+
+    def peek(self) -> str:
+        """The position the next step of this scope will take."""
+        return f"{self.path}#{self._seq + 1:05d}"
+
+    def child(self) -> Scope:
+        self._children += 1
+        return Scope(f"{self.path}.{self._children}")
+
+
+_scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("asynccfn_scope")
+
+
+@dataclass(kw_only=True)
+class Execution:
+    """What one invocation's executor works with and learns while it runs."""
+
+    store: StepStore
+    op_id: str
+    op_attempt: int
+    fence: int
+    invocation: int
+    deadlines: Deadlines
+    started: float  # loop time the invocation started
+    journal: dict[str, StepModel]
+    handover_state: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    recorded_state: str = "{}"
+    replaying: bool = True
+    stopping: bool = False
+    progressed: bool = False  # a record was written or a durable wait spent this invocation
+    current: str | None = None  # the position live work is at (for stalled reasons)
+
+
+class Executor:
+    """Runs durable actions for one invocation of an operation."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, execution: Execution) -> None:
+        self.x = execution
+
+    def root(self) -> contextvars.Token[Scope]:
+        return _scope.set(Scope("0"))
+
+    def next_position(self) -> str:
+        """The position the next durable action of the current scope will take."""
+        return _scope.get().peek()
+
+    # -- the shapes of durable action --------------------------------------------------------
+
+    async def step(
+        self,
+        kind: StepKind,
+        name: str,
+        body: Callable[[], Awaitable[Any]],
+        *,
+        retry: RetryPolicy | None = None,
+        at_most_once: bool = False,
+        needs: float | None = None,
+        encode: Callable[[Any], Any] = lambda value: value,
+    ) -> Any:
+        """Run ``body`` once for this operation attempt; journal and return its JSON result.
+
+        ``encode`` turns the live value into what is journaled (e.g. secrets removed); the live
+        call returns the decoded journaled value unless ``encode`` is the identity, so first run
+        and replay see the same types.
+
+        Raises:
+            HandOver: the invocation must suspend before (or while waiting to retry) the step.
+            the step's own exception, live or replayed; NonDeterminismError;
+            ConcurrentStepError; StepInterrupted; PayloadTooLarge; ConfigurationError.
+        """
+        self._check_needs(needs)
+        scope = _scope.get()
+        position = scope.begin(name)
+        try:
+            previous = self._replayed(position, name)
+            if previous is not None and self._finished(previous):
+                return self._replay(previous)
+            self._go_live(position)
+            attempt = 1
+            if previous is not None and int(previous.op_attempt) == self.x.op_attempt:
+                if previous.status == StepStatus.STARTED.value:
+                    interrupted = StepInterrupted(
+                        f"at-most-once step {name!r} was interrupted in invocation "
+                        f"{previous.invocation} and will not run again"
+                    )
+                    await self._record_error(position, name, kind, previous, interrupted, 1)
+                    raise interrupted
+                if previous.status == StepStatus.RETRYING.value:
+                    attempt = int(previous.attempt) + 1
+                    await self.wait_until_epoch(float(previous.wake_at or 0))
+            while True:
+                self._check_can_start(needs)
+                if at_most_once:
+                    previous = await self._write(
+                        position, name, kind, previous, status=StepStatus.STARTED, attempt=attempt
+                    )
+                    if self._finished(previous):
+                        return self._replay(previous)
+                try:
+                    value = await body()
+                except Exception as exc:
+                    if retry is not None and retry.should_retry(exc, attempt):
+                        wake = time.time() + retry.delay(attempt)
+                        previous = await self._record_error(
+                            position, name, kind, previous, exc, attempt, retry_at=wake
+                        )
+                        if self._finished(previous):
+                            return self._replay(previous)
+                        await self.wait_until_epoch(wake)
+                        attempt += 1
+                        continue
+                    recorded = await self._record_error(
+                        position, name, kind, previous, exc, attempt
+                    )
+                    if not self._ours(recorded):
+                        return self._replay(recorded)  # lost a race: the winner's outcome stands
+                    raise
+                result = _to_json(encode(value), what=f"the result of step {name!r}")
+                recorded = await self._write(
+                    position,
+                    name,
+                    kind,
+                    previous,
+                    status=StepStatus.SUCCEEDED,
+                    attempt=attempt,
+                    result=result,
+                )
+                if not self._ours(recorded):
+                    return self._replay(recorded)
+                return value if encode is _identity else json.loads(result)
+        finally:
+            scope.end()
+
+    async def sleep(self, seconds: float, name: str) -> None:
+        """A durable sleep: the wake time is journaled once, then waited for, across
+        invocations if need be.
+
+        Raises:
+            HandOver: the wake time is past the soft deadline (after waiting up to it).
+        """
+        if seconds < 0:
+            raise ConfigurationError(f"sleep seconds must be >= 0, got {seconds}")
+        scope = _scope.get()
+        position = scope.begin(name)
+        try:
+            previous = self._replayed(position, name)
+            if previous is None:
+                self._go_live(position)
+                wake = time.time() + seconds
+                previous = await self._write(
+                    position,
+                    name,
+                    StepKind.SLEEP,
+                    None,
+                    status=StepStatus.WAITING,
+                    attempt=1,
+                    wake_at=wake,
+                )
+            self._take_state(previous)
+            await self.wait_until_epoch(float(previous.wake_at or 0))
+        finally:
+            scope.end()
+
+    async def wait_until(
+        self,
+        name: str,
+        poll: Callable[[], Awaitable[Any]],
+        *,
+        interval: float,
+        timeout: float,  # noqa: ASYNC109 - the poll horizon, not a call timeout
+        max_attempts: int | None,
+    ) -> Any:
+        """Poll until ``poll`` returns a truthy value; one journal record per wait.
+
+        Raises:
+            WaitTimeout: attempts or time ran out.
+            HandOver: the next poll is past the soft deadline.
+            the predicate's own exception.
+        """
+        if interval < 0 or timeout < 0:
+            raise ConfigurationError("wait_until interval and timeout must be >= 0")
+        scope = _scope.get()
+        position = scope.begin(name)
+        try:
+            previous = self._replayed(position, name)
+            if previous is not None and self._finished(previous):
+                return self._replay(previous)
+            self._go_live(position)
+            started = float(previous.started_at) if previous is not None else time.time()
+            attempt = int(previous.attempt) if previous is not None else 0
+            if previous is not None:
+                await self.wait_until_epoch(float(previous.wake_at or 0))
+            while True:
+                self._check_can_start(None)
+                attempt += 1
+                try:
+                    value = await poll()
+                except Exception as exc:
+                    await self._record_error(
+                        position, name, StepKind.WAIT, previous, exc, attempt, started=started
+                    )
+                    raise
+                if value:
+                    result = _to_json(value, what=f"the value of wait {name!r}")
+                    await self._write(
+                        position,
+                        name,
+                        StepKind.WAIT,
+                        previous,
+                        status=StepStatus.SUCCEEDED,
+                        attempt=attempt,
+                        result=result,
+                        started_at=started,
+                    )
+                    return json.loads(result)
+                elapsed = time.time() - started
+                if (max_attempts is not None and attempt >= max_attempts) or (
+                    elapsed + interval > timeout
+                ):
+                    timed_out = WaitTimeout(
+                        f"wait {name!r} gave up after {attempt} attempts over {elapsed:.1f} s "
+                        f"(timeout {timeout:g} s, last value {value!r})"
+                    )
+                    await self._record_error(
+                        position, name, StepKind.WAIT, previous, timed_out, attempt, started=started
+                    )
+                    raise timed_out
+                wake = time.time() + interval
+                if self.x.deadlines.epoch_to_loop(wake) > self.x.deadlines.soft:
+                    previous = await self._write(
+                        position,
+                        name,
+                        StepKind.WAIT,
+                        previous,
+                        status=StepStatus.WAITING,
+                        attempt=attempt,
+                        result=_to_json(value, what=f"the value of wait {name!r}"),
+                        wake_at=wake,
+                        started_at=started,
+                    )
+                await self.wait_until_epoch(wake)
+        finally:
+            scope.end()
+
+    async def parallel(self, *branches: Awaitable[Any]) -> list[Any]:
+        """Run each awaitable concurrently in its own child scope; results in order.
+
+        The first failure cancels the other branches; a branch failure wins over a hand-over.
+        """
+        parent = _scope.get()
+        scopes = [parent.child() for _ in branches]
+
+        async def run(branch: Awaitable[Any], scope: Scope) -> Any:
+            _scope.set(scope)
+            return await branch
+
+        tasks = [asyncio.ensure_future(run(b, s)) for b, s in zip(branches, scopes, strict=True)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [r for r in done if isinstance(r, BaseException) and not isinstance(r, HandOver)]
+        failures = [r for r in failures if not isinstance(r, asyncio.CancelledError)] or failures
+        if failures:
+            raise failures[0]
+        handovers = [r for r in done if isinstance(r, HandOver)]
+        if handovers:
+            raise handovers[0]
+        return list(done)
+
+    # -- time ------------------------------------------------------------------------------
+
+    async def wait_until_epoch(self, wake: float) -> None:
+        """Wait for a durable wake time, up to the soft deadline.
+
+        Raises:
+            HandOver: the wake time is past the soft deadline (raised once it is reached).
+        """
+        deadlines = self.x.deadlines
+        target = deadlines.epoch_to_loop(wake)
+        loop = asyncio.get_running_loop()
+        if target <= loop.time():
+            return
+        self.x.progressed = True  # time spent towards a durable wake time is progress
+        if target > deadlines.soft:
+            await asyncio.sleep(max(0.0, deadlines.soft - loop.time()))
+            raise HandOver(f"waiting until {wake:.3f}", wake_at=wake)
+        await asyncio.sleep(target - loop.time())
+
+    def _check_needs(self, needs: float | None) -> None:
+        if needs is None:
+            return
+        window = self.x.deadlines.soft - self.x.started
+        if needs < 0:
+            raise ConfigurationError(f"needs must be >= 0 seconds, got {needs}")
+        if needs > window and not self.x.deadlines.operation_bound:
+            raise ConfigurationError(
+                f"a step needs {needs:g} s but an invocation of this function has at most "
+                f"{window:.1f} s of work time; raise the function's timeout or lower needs"
+            )
+
+    def _check_can_start(self, needs: float | None) -> None:
+        deadlines = self.x.deadlines
+        if self.x.stopping or deadlines.soft_passed():
+            raise HandOver("soft deadline reached")
+        if needs is not None and deadlines.remaining() < needs:
+            raise HandOver(f"step needs {needs:g} s, {deadlines.remaining():.1f} s left")
+
+    # -- journal ---------------------------------------------------------------------------
+
+    def _replayed(self, position: str, name: str) -> StepModel | None:
+        previous = self.x.journal.get(position)
+        if previous is not None and previous.name != name:
+            raise NonDeterminismError(
+                f"non-deterministic handler: at position {position} the journal holds step "
+                f"{previous.name!r} but the handler now asks for {name!r}; steps must be called "
+                "in the same order on every run"
+            )
+        return previous
+
+    def _ours(self, step: StepModel) -> bool:
+        """Whether this invocation wrote ``step`` (fences are unique per claim)."""
+        return int(step.fence) == self.x.fence
+
+    def _finished(self, step: StepModel) -> bool:
+        if step.status == StepStatus.SUCCEEDED.value:
+            return True
+        # A failure belongs to its attempt: a retried deployment runs the step again.
+        return step.status == StepStatus.FAILED.value and int(step.op_attempt) == self.x.op_attempt
+
+    def _replay(self, step: StepModel) -> Any:
+        self._take_state(step)
+        if step.status == StepStatus.FAILED.value:
+            raise _rebuild_error(step)
+        return json.loads(step.result) if step.result is not None else None
+
+    def _take_state(self, step: StepModel) -> None:
+        if step.state is not None:
+            self._set_state(step.state)
+
+    def _set_state(self, encoded: str) -> None:
+        self.x.state.clear()
+        self.x.state.update(json.loads(encoded))
+        self.x.recorded_state = encoded
+
+    def _go_live(self, position: str) -> None:
+        self.x.current = position
+        if self.x.replaying:
+            self.x.replaying = False
+            if self.x.handover_state is not None:
+                self._set_state(self.x.handover_state)
+
+    def state_json(self) -> str:
+        encoded = _to_json(self.x.state, what="ctx.state")
+        if len(encoded.encode()) > STATE_CAP:
+            raise PayloadTooLarge(
+                f"ctx.state is {len(encoded.encode())} bytes as JSON; the journal keeps at most "
+                f"{STATE_CAP} bytes of EventState"
+            )
+        return encoded
+
+    async def _record_error(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepModel | None,
+        exc: BaseException,
+        attempt: int,
+        *,
+        retry_at: float | None = None,
+        started: float | None = None,
+    ) -> StepModel:
+        code = _aws_error_code(exc)
+        return await self._write(
+            position,
+            name,
+            kind,
+            previous,
+            status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
+            attempt=attempt,
+            error_type=_type_name(exc),
+            error_message=str(exc)[:4000],
+            error_code=code,
+            wake_at=retry_at,
+            started_at=started,
+        )
+
+    async def _write(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepModel | None,
+        *,
+        status: StepStatus,
+        attempt: int,
+        started_at: float | None = None,
+        **fields: Any,
+    ) -> StepModel:
+        for _ in range(3):
+            recorded = await self._write_once(
+                position,
+                name,
+                kind,
+                previous,
+                status=status,
+                attempt=attempt,
+                started_at=started_at,
+                **fields,
+            )
+            if self._ours(recorded) or self._finished(recorded):
+                return recorded
+            # Another invocation advanced the slot without finishing it: advance from there.
+            previous = recorded
+        return recorded
+
+    async def _write_once(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepModel | None,
+        *,
+        status: StepStatus,
+        attempt: int,
+        started_at: float | None,
+        **fields: Any,
+    ) -> StepModel:
+        now = time.time()
+        state = self.state_json()
+        step = self.x.store.new_step(
+            self.x.op_id,
+            position,
+            name=name,
+            kind=kind.value,
+            status=status.value,
+            attempt=attempt,
+            op_attempt=self.x.op_attempt,
+            started_at=started_at or (float(previous.started_at) if previous else now),
+            ended_at=now if status.value in _FINISHED else None,
+            invocation=self.x.invocation,
+            fence=self.x.fence,
+            state=state if state != self.x.recorded_state else None,
+            **fields,
+        )
+        size = item_size(step.serialize())
+        if size > ITEM_CAP:
+            raise PayloadTooLarge(
+                f"step {name!r} would journal {size} bytes (result "
+                f"{json_size(fields.get('result'))} bytes); a journal item holds at most "
+                f"{ITEM_CAP} bytes"
+            )
+        recorded = await self.x.store.write_step(step, previous=previous)
+        if recorded is step:
+            self.x.progressed = True
+            if step.state is not None:
+                self.x.recorded_state = step.state
+        self.x.journal[position] = recorded
+        return recorded
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _to_json(value: Any, *, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise Failed(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _aws_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _rebuild_error(step: StepModel) -> BaseException:
+    """The journaled failure as the same type and message, where the type can be rebuilt."""
+    type_name = step.error_type or "builtins:Exception"
+    message = step.error_message or ""
+    if step.error_code is not None:
+        from botocore.exceptions import ClientError
+
+        return ClientError(
+            {"Error": {"Code": step.error_code, "Message": message}},
+            step.name.split(":")[-1],
+        )
+    module_name, _, qualname = type_name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            return obj(message)
+    except Exception:
+        pass
+    return Failed(f"{qualname or type_name}: {message}")

@@ -1,0 +1,64 @@
+"""The journal of ``lambda_entry(journal=None)``: in memory, for one invocation only.
+
+Steps run and return as usual, but nothing survives the invocation: there is no hand-over,
+no replay after a crash and no duplicate detection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .models import OperationModel, OperationStatus, StepModel, bind, op_pk
+from .store import Claim, ClaimOutcome, ClaimRequest
+
+_MODELS = bind("asynccfn-ephemeral")
+
+
+class EphemeralJournal:
+    durable = False
+    requests = 0
+
+    async def claim(self, req: ClaimRequest) -> Claim:
+        now = time.time()
+        op = _MODELS.operation(
+            pk=op_pk(req.op_id),
+            sk="op",
+            stack_id=req.stack_id,
+            logical_id=req.logical_id,
+            request_id=req.request_id,
+            resource_type=req.resource_type,
+            request_type=req.request_type,
+            status=OperationStatus.RUNNING.value,
+            attempt=req.attempt,
+            attempt_no=1,
+            fence=1,
+            owner=req.owner,
+            invocations=1,
+            issued_at=req.issued_at,
+            created_at=now,
+            updated_at=now,
+            deadline=req.deadline,
+        )
+        return Claim(outcome=ClaimOutcome.CLAIMED, operation=op)
+
+    async def load_steps(self, op_id: str) -> dict[str, StepModel]:
+        return {}
+
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
+        return _MODELS.step(pk=op_pk(op_id), sk="step#" + position, **attrs)
+
+    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel:
+        return step
+
+    async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
+        return None
+
+    async def record_handover(self, current: OperationModel, **_: Any) -> None:
+        raise AssertionError("an ephemeral journal cannot hand over")
+
+    async def record_response(self, current: OperationModel, **_: Any) -> None:
+        return None
+
+    async def mark_posted(self, op_id: str, attempt: str, **_: Any) -> None:
+        return None

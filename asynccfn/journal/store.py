@@ -1,0 +1,442 @@
+"""The journal store: the only runtime code that speaks to DynamoDB (through aiobotocore).
+
+Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models`; pynamodb's
+own network calls are synchronous and never used here. botocore errors become asynccfn's in
+:func:`_translate`, the one place that knows them.
+
+Every write to the operation item is conditional on the writer's fence; a step slot is created
+once and then advanced only from the status and attempt the writer last saw.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._errors import FenceLost, JournalError
+from .models import (
+    MAX_EVENTS,
+    OP_SK,
+    STEP_PREFIX,
+    EventRecord,
+    Models,
+    OperationModel,
+    OperationStatus,
+    StepModel,
+    bind,
+    op_id_of,
+    op_pk,
+)
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+ClientFactory = Callable[[], Awaitable["DynamoDBClient"]]
+
+LEASE_SKEW = 2.0  # seconds of clock skew tolerated between invocations' wall clocks
+
+
+class ClaimOutcome(enum.Enum):
+    CLAIMED = "claimed"  # this invocation holds the operation now
+    LIVE_DUPLICATE = "live-duplicate"  # another invocation holds it: stop at once
+    FINISHED = "finished"  # this attempt already has its response
+    STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimRequest:
+    op_id: str
+    stack_id: str
+    logical_id: str
+    request_id: str
+    resource_type: str
+    request_type: str
+    attempt: str  # SHA-256 of the ResponseURL
+    owner: str  # the Lambda request id
+    token: str | None  # the hand-over token this invocation carries, if any
+    lease: float
+    issued_at: float
+    deadline: float
+    invocation_note: str = "claimed"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    operation: OperationModel
+    new_attempt: bool = False
+
+    @property
+    def fresh(self) -> bool:
+        """No invocation ever held this operation before: there are no steps to load."""
+        return self.outcome is ClaimOutcome.CLAIMED and int(self.operation.fence) == 1
+
+
+class JournalStore:
+    """Reads and writes one journal table.
+
+    ``client`` returns the shared aiobotocore DynamoDB client (created once per container).
+    """
+
+    __slots__ = ("_client", "_models", "requests", "retention", "table")
+    durable = True
+
+    def __init__(self, table: str, client: ClientFactory, *, retention: float) -> None:
+        self.table = table
+        self._client = client
+        self._models: Models = bind(table)
+        self.retention = retention
+        self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
+
+    # -- the operation item ------------------------------------------------------------------
+
+    async def claim(self, req: ClaimRequest) -> Claim:
+        """Take the operation for this invocation (fence + 1, short lease), or say why not.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        op = self._models.operation
+        now = time.time()
+        event = _event(now, req.invocation_note)
+        #   never claimed ─────────────────────────────┐
+        #   this attempt, RUNNING, and either          ├─> claim
+        #     the holder's lease ran out,              │
+        #     the holder handed over to this token, or │
+        #     Lambda is retrying this very invocation ─┘
+        new_operation = op.pk.does_not_exist()
+        this_attempt_running = (op.attempt == req.attempt) & (
+            op.status == OperationStatus.RUNNING.value
+        )
+        lease_expired = op.lease_until < now - LEASE_SKEW
+        same_invocation = op.owner == req.owner
+        released = lease_expired | same_invocation
+        if req.token is not None:
+            released = released | (op.handover_token == req.token)
+        condition = new_operation | (this_attempt_running & released)
+        actions = [
+            op.fence.add(1),
+            op.invocations.add(1),
+            op.owner.set(req.owner),
+            op.lease_until.set(now + req.lease),
+            op.status.set(OperationStatus.RUNNING.value),
+            op.updated_at.set(now),
+            op.handover_token.remove(),
+            op.events.set((op.events | []).append([event])),
+            *_first_write_only(op, req, now, self.retention),
+        ]
+        try:
+            item = await self._update(req.op_id, actions, condition)
+        except _Refused as refused:
+            old = refused.item
+        else:
+            return Claim(outcome=ClaimOutcome.CLAIMED, operation=item)
+        if old is None:  # deleted between the two: a new operation after all
+            return await self.claim(req)
+        if old.attempt == req.attempt:
+            if old.status == OperationStatus.RUNNING.value:
+                return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=old)
+            return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
+        if req.attempt in (old.past_attempts or []):
+            return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
+        return await self._claim_new_attempt(req, old)
+
+    async def _claim_new_attempt(self, req: ClaimRequest, old: OperationModel) -> Claim:
+        """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
+        rest, fenced on the fence we saw so that two new deliveries cannot both win."""
+        op = self._models.operation
+        now = time.time()
+        actions = [
+            op.fence.add(1),
+            op.invocations.add(1),
+            op.attempt.set(req.attempt),
+            op.attempt_no.add(1),
+            op.past_attempts.set((op.past_attempts | []).append([old.attempt])),
+            op.owner.set(req.owner),
+            op.lease_until.set(now + req.lease),
+            op.status.set(OperationStatus.RUNNING.value),
+            op.issued_at.set(req.issued_at),
+            op.deadline.set(req.deadline),
+            op.updated_at.set(now),
+            op.stalled.set(0),
+            op.events.set(_bounded(old, _event(now, "new attempt claimed"))),
+            op.handover_token.remove(),
+            op.handover_state.remove(),
+            op.wake_at.remove(),
+            op.response.remove(),
+            op.response_status.remove(),
+            op.posted_at.remove(),
+            op.reason.remove(),
+        ]
+        try:
+            item = await self._update(req.op_id, actions, op.fence == old.fence)
+        except _Refused:  # another delivery of the new attempt won: it is live now
+            return await self.claim(req)
+        return Claim(outcome=ClaimOutcome.CLAIMED, operation=item, new_attempt=True)
+
+    async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
+        """Extend the lease while this invocation runs.
+
+        Raises:
+            FenceLost: a newer invocation holds the operation.
+            JournalError: DynamoDB failed.
+        """
+        op = self._models.operation
+        await self._fenced(op_id, fence, [op.lease_until.set(lease_until)])
+
+    async def record_handover(
+        self,
+        current: OperationModel,
+        *,
+        token: str,
+        state: str | None,
+        wake_at: float | None,
+        stalled: int,
+        note: str,
+    ) -> None:
+        """Record the hand-over token (the lease stays held) before invoking the successor.
+
+        Raises:
+            FenceLost, JournalError: as :meth:`renew_lease`.
+        """
+        op = self._models.operation
+        now = time.time()
+        actions = [
+            op.handover_token.set(token),
+            op.stalled.set(stalled),
+            op.updated_at.set(now),
+            op.events.set(_bounded(current, _event(now, note, current.invocations))),
+            op.handover_state.set(state) if state is not None else op.handover_state.remove(),
+            op.wake_at.set(wake_at) if wake_at is not None else op.wake_at.remove(),
+        ]
+        await self._fenced(op_id_of(current), int(current.fence), actions)
+
+    async def record_response(
+        self,
+        current: OperationModel,
+        *,
+        body: str,
+        response_status: str,
+        status: OperationStatus,
+        physical_id: str,
+        reason: str | None,
+    ) -> None:
+        """The outbox: record the response (and release the lease) before it is PUT.
+
+        Raises:
+            FenceLost, JournalError: as :meth:`renew_lease`.
+        """
+        op = self._models.operation
+        now = time.time()
+        actions = [
+            op.response.set(body),
+            op.response_status.set(response_status),
+            op.status.set(status.value),
+            op.physical_id.set(physical_id),
+            op.updated_at.set(now),
+            op.lease_until.set(0),
+            op.handover_token.remove(),
+            op.events.set(
+                _bounded(current, _event(now, f"response {response_status}", current.invocations))
+            ),
+            op.reason.set(reason) if reason else op.reason.remove(),
+        ]
+        await self._fenced(op_id_of(current), int(current.fence), actions)
+
+    async def mark_posted(
+        self, op_id: str, attempt: str, *, undeliverable: str | None = None
+    ) -> None:
+        """Mark the recorded response delivered (or undeliverable, with why).
+
+        Conditional on the attempt, not the fence: a duplicate that re-posts a finished
+        attempt's response holds no fence. Losing the condition means a newer attempt took
+        over, and its own response is what counts: nothing to do then.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        op = self._models.operation
+        now = time.time()
+        what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
+        actions = [
+            op.posted_at.set(now),
+            op.updated_at.set(now),
+            op.events.set((op.events | []).append([_event(now, what)])),
+        ]
+        if undeliverable:
+            actions.append(op.status.set(OperationStatus.UNDELIVERABLE.value))
+            actions.append(op.reason.set(undeliverable))
+        condition = (op.attempt == attempt) & op.response.exists()
+        try:
+            await self._update(op_id, actions, condition)
+        except _Refused:
+            pass
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def load_steps(self, op_id: str) -> dict[str, StepModel]:
+        """Every step of the operation: one consistent Query, paginated.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        client = await self._client()
+        steps: dict[str, StepModel] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": op_pk(op_id)},
+                ":prefix": {"S": STEP_PREFIX},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            self.requests += 1
+            with _translated():
+                page = await client.query(**kwargs)
+            for raw in page.get("Items", []):
+                step = self._models.step.from_raw_data(raw)
+                steps[step.sk[len(STEP_PREFIX) :]] = step
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return steps
+            kwargs["ExclusiveStartKey"] = last
+
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
+        """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""
+        return self._models.step(
+            pk=op_pk(op_id),
+            sk=STEP_PREFIX + position,
+            expires_at=int(time.time() + self.retention),
+            **attrs,
+        )
+
+    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel:
+        """Create the slot, or advance it from ``previous``; return what the journal holds.
+
+        A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        model = self._models.step
+        if previous is None:
+            condition = model.sk.does_not_exist()
+        else:
+            condition = (model.attempt == previous.attempt) & (model.status == previous.status)
+        kwargs = step.get_save_kwargs_from_instance(
+            condition=condition, return_values_on_condition_failure="ALL_OLD"
+        )
+        client = await self._client()
+        self.requests += 1
+        try:
+            with _translated():
+                await client.put_item(**kwargs)
+        except _ConditionFailed as lost:
+            if lost.item is None:
+                raise JournalError(f"step slot {step.sk} vanished during a write") from None
+            return model.from_raw_data(lost.item)
+        return step
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _fenced(self, op_id: str, fence: int, actions: list[Any]) -> None:
+        op = self._models.operation
+        holder_is_us = op.fence == fence
+        try:
+            await self._update(op_id, actions, holder_is_us)
+        except _Refused as refused:
+            newer = refused.item.fence if refused.item is not None else "none"
+            raise FenceLost(
+                f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
+            ) from None
+
+    async def _update(self, op_id: str, actions: list[Any], condition: Any) -> OperationModel:
+        """UpdateItem on the operation item, returning it as written.
+
+        Raises:
+            _Refused: the condition failed; carries the item as it was (ALL_OLD).
+            JournalError: DynamoDB failed.
+        """
+        op = self._models.operation
+        kwargs = op._get_connection().get_operation_kwargs(
+            op_pk(op_id),
+            OP_SK,
+            actions=actions,
+            condition=condition,
+            return_values="ALL_NEW",
+            return_values_on_condition_failure="ALL_OLD",
+        )
+        client = await self._client()
+        self.requests += 1
+        try:
+            with _translated():
+                result = await client.update_item(**kwargs)
+        except _ConditionFailed as lost:
+            raise _Refused(op.from_raw_data(lost.item) if lost.item else None) from None
+        return op.from_raw_data(result["Attributes"])
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+class _Refused(Exception):
+    def __init__(self, item: OperationModel | None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """botocore's errors as asynccfn's: the one place that knows them."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            item: Any = exc.response.get("Item")
+            raise _ConditionFailed(item) from None
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise JournalError(f"DynamoDB {code}: {message}") from exc
+    except BotoCoreError as exc:
+        raise JournalError(f"DynamoDB unreachable: {exc}") from exc
+
+
+def _event(now: float, what: str, invocation: float | None = None) -> EventRecord:
+    return EventRecord(at=round(now, 3), what=what, invocation=invocation)  # type: ignore[no-untyped-call]
+
+
+def _bounded(current: OperationModel, event: EventRecord) -> list[EventRecord]:
+    """The recent events with ``event`` appended, oldest dropped past MAX_EVENTS."""
+    return [*(current.events or []), event][-MAX_EVENTS:]
+
+
+def _first_write_only(
+    op: type[OperationModel], req: ClaimRequest, now: float, retention: float
+) -> list[Any]:
+    """Fields set when the claim creates the operation, left alone afterwards."""
+    fixed: dict[Any, Any] = {
+        op.stack_id: req.stack_id,
+        op.logical_id: req.logical_id,
+        op.request_id: req.request_id,
+        op.resource_type: req.resource_type,
+        op.request_type: req.request_type,
+        op.attempt: req.attempt,
+        op.attempt_no: 1,
+        op.issued_at: req.issued_at,
+        op.created_at: now,
+        op.deadline: req.deadline,
+        op.stalled: 0,
+        op.expires_at: int(now + retention),
+    }
+    return [attr.set(attr | value) for attr, value in fixed.items()]

@@ -425,18 +425,18 @@ def _first_write_only(
     op: type[OperationModel], req: ClaimRequest, now: float, retention: float
 ) -> list[Any]:
     """Fields set when the claim creates the operation, left alone afterwards."""
-    fixed: dict[Any, Any] = {
-        op.stack_id: req.stack_id,
-        op.logical_id: req.logical_id,
-        op.request_id: req.request_id,
-        op.resource_type: req.resource_type,
-        op.request_type: req.request_type,
-        op.attempt: req.attempt,
-        op.attempt_no: 1,
-        op.issued_at: req.issued_at,
-        op.created_at: now,
-        op.deadline: req.deadline,
-        op.stalled: 0,
-        op.expires_at: int(now + retention),
-    }
-    return [attr.set(attr | value) for attr, value in fixed.items()]
+    fixed: list[tuple[Any, Any]] = [
+        (op.stack_id, req.stack_id),
+        (op.logical_id, req.logical_id),
+        (op.request_id, req.request_id),
+        (op.resource_type, req.resource_type),
+        (op.request_type, req.request_type),
+        (op.attempt, req.attempt),
+        (op.attempt_no, 1),
+        (op.issued_at, req.issued_at),
+        (op.created_at, now),
+        (op.deadline, req.deadline),
+        (op.stalled, 0),
+        (op.expires_at, int(now + retention)),
+    ]
+    return [attr.set(attr | value) for attr, value in fixed]

@@ -59,8 +59,10 @@ class Context:
         clients: ClientPool,
         invocation: int,
         physical_id: str | None,
+        lambda_context: Any = None,
     ) -> None:
         self.request = request
+        self.lambda_context = lambda_context  # Lambda's own context object for this invocation
         self.physical_id = physical_id
         self.invocation = invocation
         self._executor = executor

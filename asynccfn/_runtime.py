@@ -246,6 +246,7 @@ class Runtime:
             clients=self.clients,
             invocation=int(op.invocations),
             physical_id=op.physical_id or request.physical_id,
+            lambda_context=lambda_context,
         )
         handler = self._handler_for(request)
         outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)

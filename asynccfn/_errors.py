@@ -25,6 +25,11 @@ the invocation must suspend, and user code that catches ``Exception`` must not s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asynccfn._protocol import Echo
+
 
 class AsyncCfnError(Exception):
     """Root of every error asynccfn raises on purpose."""
@@ -67,11 +72,24 @@ class OperationTimeout(Failed):
 
 
 class RequestError(AsyncCfnError):
-    """The event is not a valid CloudFormation custom-resource request."""
+    """The event is not a valid CloudFormation custom-resource request.
 
-    def __init__(self, reason: str) -> None:
+    ``echo`` holds the request's identifiers when they were valid, and ``response_url`` the
+    ResponseURL when it passed the allow-list, so a FAILED response can still be posted when
+    both are present. ``reason`` never contains the URL; ``args`` holds the reason only.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        echo: Echo | None = None,
+        response_url: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.echo = echo
+        self.response_url = response_url
 
 
 class ResponseURLRefused(RequestError):
@@ -98,7 +116,7 @@ class ContinuationError(AsyncCfnError):
     """Invoking the function again for the hand-over failed after retries."""
 
 
-class HandOver(BaseException):  # noqa: N818 - a signal, not an error
+class HandOver(BaseException):
     """Suspend the operation here and continue in a new invocation.
 
     A ``BaseException`` so that ``except Exception`` in handler code does not swallow it.

@@ -1,0 +1,282 @@
+"""The durable runtime driven in-process against DynamoDB Local and moto's S3.
+
+The end-to-end tests (tests/e2e) run the same code under awslambdaric; these pin down the
+journal's protocol (fences, slots, outbox, attempts) where timing can be controlled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+import asynccfn
+from asynccfn._errors import FenceLost
+from asynccfn.journal.models import OperationStatus, operation_id
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    issued,
+    run,
+)
+
+
+@pytest.fixture
+def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
+    return create_journal_table(dynamodb_endpoint)
+
+
+def body_of(read: Any) -> dict[str, Any]:
+    raw = read()
+    assert raw is not None, "no response was posted"
+    return json.loads(raw)
+
+
+def counting_resource(calls: list[str], *, fail_step: bool = False) -> asynccfn.Resource:
+    resource = asynccfn.Resource("Custom::Bucket")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        for name in request.properties.get("Steps", []):
+
+            async def body(name: str = name) -> str:
+                calls.append(name)
+                if fail_step and name == "b":
+                    raise RuntimeError("b broke")
+                return name.upper()
+
+            await ctx.step(name, body)
+        return asynccfn.Success(physical_id="pid", data={"Calls": len(calls)})
+
+    return resource
+
+
+def test_noop_create_costs_three_requests(journal: str, presigned_response_url: Any) -> None:
+    url, read = presigned_response_url()
+    handler = asynccfn.lambda_entry(counting_resource([]), journal=journal)
+    with closing_handler(handler):
+        assert handler(event_for("create", url), FakeLambdaContext()) == {"outcome": "SUCCESS"}
+        assert handler.runtime.journal.requests == 3  # type: ignore[attr-defined]
+    assert body_of(read)["Status"] == "SUCCESS"
+
+
+def test_n_steps_cost_n_plus_three_requests(journal: str, presigned_response_url: Any) -> None:
+    url, read = presigned_response_url()
+    calls: list[str] = []
+    handler = asynccfn.lambda_entry(counting_resource(calls), journal=journal)
+    with closing_handler(handler):
+        handler(event_for("create", url, Steps=["a", "b", "c", "d"]), FakeLambdaContext())
+        assert handler.runtime.journal.requests == 4 + 3  # type: ignore[attr-defined]
+    assert calls == ["a", "b", "c", "d"]
+    assert body_of(read)["Data"] == {"Calls": 4}
+
+
+def test_invariant_8_9_duplicate_of_finished_attempt_does_nothing_twice(
+    journal: str, presigned_response_url: Any
+) -> None:
+    url, read = presigned_response_url()
+    calls: list[str] = []
+    handler = asynccfn.lambda_entry(counting_resource(calls), journal=journal)
+    event = event_for("create", url, Steps=["a", "b"])
+    with closing_handler(handler):
+        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
+        assert handler(dict(event), FakeLambdaContext())["outcome"] == "finished"
+    assert calls == ["a", "b"]
+    assert body_of(read)["Status"] == "SUCCESS"
+
+
+def test_invariant_9_concurrent_deliveries_run_the_body_once(
+    journal: str, presigned_response_url: Any
+) -> None:
+    url, read = presigned_response_url()
+    calls: list[str] = []
+    handler = asynccfn.lambda_entry(counting_resource(calls), journal=journal)
+    event = event_for("create", url, Steps=["a"])
+    runtime = handler.runtime  # type: ignore[attr-defined]
+
+    async def deliveries() -> list[Any]:
+        return await asyncio.gather(
+            *(runtime.invoke(dict(event), FakeLambdaContext()) for _ in range(10))
+        )
+
+    with closing_handler(handler):
+        outcomes = [r.outcome for r in run(deliveries())]
+    assert outcomes.count("SUCCESS") == 1, outcomes
+    assert set(outcomes) <= {"SUCCESS", "live-duplicate", "finished"}
+    assert calls == ["a"]
+    assert body_of(read)["Status"] == "SUCCESS"
+
+
+def test_invariant_9_retried_deployment_reruns_the_failed_step_and_answers_the_new_url(
+    journal: str, presigned_response_url: Any
+) -> None:
+    first_url, read_first = presigned_response_url()
+    second_url, read_second = presigned_response_url()
+    calls: list[str] = []
+    failing = asynccfn.lambda_entry(counting_resource(calls, fail_step=True), journal=journal)
+    event = event_for("create", first_url, Steps=["a", "b"])
+    with closing_handler(failing):
+        failing(event, FakeLambdaContext())
+    assert body_of(read_first)["Status"] == "FAILED"
+    assert "RuntimeError: b broke" in body_of(read_first)["Reason"]
+
+    healthy = asynccfn.lambda_entry(counting_resource(calls), journal=journal)
+    retry = {**event, "ResponseURL": second_url}
+    with closing_handler(healthy):
+        assert healthy(retry, FakeLambdaContext())["outcome"] == "SUCCESS"
+        # a late duplicate of the first attempt changes nothing
+        assert healthy(dict(event), FakeLambdaContext())["outcome"] == "stale-attempt"
+    assert calls == ["a", "b", "b"]  # a kept, b re-run
+    assert body_of(read_second)["Status"] == "SUCCESS"
+
+
+def test_invariant_2_renamed_step_fails_with_non_determinism_error(
+    journal: str, presigned_response_url: Any
+) -> None:
+    url, read = presigned_response_url()
+    resource = asynccfn.Resource()
+    names = iter(["first", "renamed"])
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await ctx.step(next(names), lambda: 1)
+        raise asynccfn.Failed("stop after the first step")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal)
+    event = event_for("create", url)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext())
+        # a new attempt replays the journal: the handler now names the position differently
+        url2, read2 = presigned_response_url()
+        handler({**event, "ResponseURL": url2}, FakeLambdaContext())
+    reason = body_of(read2)["Reason"]
+    assert "'first'" in reason and "'renamed'" in reason and "non-deterministic" in reason
+
+
+def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
+    journal: str, presigned_response_url: Any
+) -> None:
+    from asynccfn.journal.store import ClaimOutcome, ClaimRequest
+
+    url, _ = presigned_response_url()
+    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal, lease=3)
+    store = handler.runtime.journal  # type: ignore[attr-defined]
+    event = event_for("create", url)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+
+    def claim(owner: str) -> Any:
+        return store.claim(
+            ClaimRequest(
+                op_id=op_id,
+                stack_id=event["StackId"],
+                logical_id="DemoBucket",
+                request_id=event["RequestId"],
+                resource_type="Custom::Bucket",
+                request_type="Create",
+                attempt="digest",
+                owner=owner,
+                token=None,
+                lease=0.0,
+                issued_at=time.time(),
+                deadline=time.time() + 600,
+            )
+        )
+
+    with closing_handler(handler):
+        first = run(claim("first"))
+        assert first.outcome is ClaimOutcome.CLAIMED
+        time.sleep(2.1)  # the lease (0 s) plus the skew margin has passed
+        second = run(claim("second"))
+        assert second.outcome is ClaimOutcome.CLAIMED
+        assert int(second.operation.fence) == int(first.operation.fence) + 1
+        with pytest.raises(FenceLost):
+            run(
+                store.record_response(
+                    first.operation,
+                    body="{}",
+                    response_status="SUCCESS",
+                    status=OperationStatus.SUCCEEDED,
+                    physical_id="x",
+                    reason=None,
+                )
+            )
+        with pytest.raises(FenceLost):
+            run(store.renew_lease(op_id, int(first.operation.fence), time.time() + 30))
+
+
+def test_invariant_4_lost_slot_race_adopts_the_recorded_value(journal: str) -> None:
+    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal)
+    store = handler.runtime.journal  # type: ignore[attr-defined]
+
+    def step(result: str, fence: int) -> Any:
+        return store.new_step(
+            "op-race",
+            "0#00001",
+            name="s",
+            kind="step",
+            status="SUCCEEDED",
+            attempt=1,
+            op_attempt=1,
+            started_at=time.time(),
+            invocation=1,
+            fence=fence,
+            result=result,
+        )
+
+    with closing_handler(handler):
+        winner = run(store.write_step(step('"winner"', 1), previous=None))
+        loser = run(store.write_step(step('"loser"', 2), previous=None))
+    assert winner.result == '"winner"'
+    assert loser.result == '"winner"' and int(loser.fence) == 1
+
+
+def test_invariant_10_expired_operation_deadline_answers_failed_with_elapsed_time(
+    journal: str, presigned_response_url: Any
+) -> None:
+    url, read = presigned_response_url()
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        raise AssertionError("must not run past the deadline")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal, timeout=60)
+    event = event_for("create", url)
+    event["ServiceTimeout"] = 30
+    # CloudFormation issued the request 50 s ago: the operation's 30 s deadline has passed
+    event["ResponseURL"] = issued(url, seconds_ago=50)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext())
+    reason = body_of(read)["Reason"]
+    assert re.search(r"deadline: 5[0-2] s since", reason), reason
+    assert "1 invocation" in reason
+
+
+def test_invariant_10_answers_before_the_response_url_expires(
+    journal: str, presigned_response_url: Any
+) -> None:
+    url, read = presigned_response_url()
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal)
+    # issued almost two hours ago: the URL expires in 15 s
+    event = event_for("create", issued(url, seconds_ago=7200 - 15))
+    started = time.monotonic()
+    with closing_handler(handler):
+        assert handler(event, FakeLambdaContext(60))["outcome"] == "FAILED"
+    assert time.monotonic() - started < 12
+    assert "did not finish within its deadline" in body_of(read)["Reason"]

@@ -1,0 +1,97 @@
+"""Helpers shared by the runtime tests: events, Lambda context objects, journal tables."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# The project's checkout has the team's shared/ folder beside it.
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cfn"
+
+
+def fixture_event(kind: str) -> dict[str, Any]:
+    """One of the shared CloudFormation fixture events (create, update, delete)."""
+    return json.loads((FIXTURES / f"{kind}.json").read_text())
+
+
+def event_for(
+    kind: str,
+    response_url: str,
+    *,
+    request_id: str | None = None,
+    stack: str | None = None,
+    **properties: Any,
+) -> dict[str, Any]:
+    """A fixture event with a live ResponseURL, a fresh RequestId and extra properties."""
+    event = copy.deepcopy(fixture_event(kind))
+    event["ResponseURL"] = response_url
+    event["RequestId"] = request_id or str(uuid.uuid4())
+    if stack is not None:
+        event["StackId"] = (
+            f"arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/{uuid.uuid4()}"
+        )
+    event["ResourceProperties"].update(properties)
+    return event
+
+
+def issued(url: str, *, seconds_ago: float, expires_in: int = 7200) -> str:
+    """``url`` signed (as far as its query says) ``seconds_ago`` seconds ago, SigV4 style."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - seconds_ago))
+    return f"{url}&X-Amz-Date={stamp}&X-Amz-Expires={expires_in}"
+
+
+class FakeLambdaContext:
+    """The attributes Lambda's context object has, with a real deadline.
+
+    Used only by in-process runtime tests; end-to-end tests get awslambdaric's own.
+    """
+
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inprocess"
+    log_stream_name = "2026/11/22/[$LATEST]inprocess"
+    function_name = "inprocess"
+
+    def __init__(self, seconds: float = 30.0, request_id: str | None = None) -> None:
+        self.aws_request_id = request_id or str(uuid.uuid4())
+        self._deadline = time.time() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def create_journal_table(endpoint: str) -> str:
+    """A new journal table in the DynamoDB server at ``endpoint``; returns its name."""
+    from asynccfn.journal.table import create_table
+
+    name = f"journal-{uuid.uuid4().hex[:10]}"
+    create_table(name, region="us-east-1", host=endpoint)
+    return name
+
+
+@contextmanager
+def closing_handler(handler: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """Close the handler's clients on its persistent loop afterwards (no unclosed sessions)."""
+    try:
+        yield handler
+    finally:
+        from asynccfn._entry import _persistent_loop
+
+        runtime = handler.runtime  # type: ignore[attr-defined]
+        _persistent_loop().run_until_complete(runtime.close())
+
+
+def run(coro: Any) -> Any:
+    """Run ``coro`` on the entry point's persistent loop (where the handler's clients live)."""
+    from asynccfn._entry import _persistent_loop
+
+    return _persistent_loop().run_until_complete(coro)
+
+
+def sleep(seconds: float) -> None:
+    run(asyncio.sleep(seconds))

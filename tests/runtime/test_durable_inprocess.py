@@ -7,8 +7,8 @@ journal's protocol (fences, slots, outbox, attempts) where timing can be control
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,7 +142,7 @@ def test_invariant_9_retried_deployment_reruns_the_failed_step_and_answers_the_n
 def test_invariant_2_renamed_step_fails_with_non_determinism_error(
     journal: str, presigned_response_url: Any
 ) -> None:
-    url, read = presigned_response_url()
+    url, _ = presigned_response_url()
     resource = asynccfn.Resource()
     names = iter(["first", "renamed"])
 

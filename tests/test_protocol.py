@@ -204,7 +204,7 @@ def test_properties_behave_as_json() -> None:
 
 def test_deepcopy_of_properties_is_mutable() -> None:
     request = parse(event("create"))
-    mutable = copy.deepcopy(request.properties)
+    mutable: Any = copy.deepcopy(request.properties)
     mutable["Tags"].append({"Key": "x", "Value": "y"})
     mutable["BucketName"] = "changed"
     assert type(mutable) is dict
@@ -522,6 +522,7 @@ def test_no_echo_is_sent() -> None:
 
 def test_response_repr_masks_no_echo_data() -> None:
     assert "hunter2" not in repr(success(data={"Password": "hunter2"}, no_echo=True))
+    assert "hunter2" not in repr(success(data=["hunter2"], no_echo=True))
     assert "hunter2" in repr(success(data={"Password": "hunter2"}))
 
 

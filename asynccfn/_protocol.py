@@ -784,13 +784,15 @@ def _marker(echo: Echo) -> str:
     return FAILED_CREATE_MARKER_PREFIX + digest
 
 
-def failed_create_physical_id(request: Request) -> str:
+def failed_create_physical_id(request: Request | Echo) -> str:
     """The stable PhysicalResourceId a Create reports when it failed before naming one.
 
     The same request (any attempt) always gives the same marker; rollback's Delete carries it
-    back, and ``is_failed_create_marker`` recognises it so that Delete succeeds at once.
+    back, and ``is_failed_create_marker`` recognises it so that Delete succeeds at once. An
+    ``Echo`` is enough (a malformed event's ``RequestError.echo`` gives the same marker as
+    the parsed request would).
     """
-    return _marker(request.echo)
+    return _marker(request if isinstance(request, Echo) else request.echo)
 
 
 def is_failed_create_marker(physical_id: str | None) -> bool:

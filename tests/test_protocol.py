@@ -784,6 +784,10 @@ def test_failed_create_marker_is_stable_per_request() -> None:
     other = parse(event("create", RequestId="another-request"))
     assert failed_create_physical_id(other) != marker
     assert failed_create_physical_id(parse(event("create"))) == marker
+    assert failed_create_physical_id(request.echo) == marker
+    malformed = refusal(event("create", ResourceType="Bucket"))
+    assert malformed.echo is not None
+    assert failed_create_physical_id(malformed.echo) == marker
 
 
 @pytest.mark.parametrize(

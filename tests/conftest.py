@@ -16,6 +16,7 @@ from typing import NamedTuple
 import botocore.session
 import pytest
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from asynccfn.local import LOCAL_AWS_ENV, DynamoDBLocal, MotoServer
@@ -71,7 +72,11 @@ class PresignedURL(NamedTuple):
 @pytest.fixture(scope="session")
 def _moto_s3(moto_endpoint: str) -> Iterator[BaseClient]:
     s3 = botocore.session.get_session().create_client(
-        "s3", endpoint_url=moto_endpoint, region_name=LOCAL_AWS_ENV["AWS_REGION"]
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name=LOCAL_AWS_ENV["AWS_REGION"],
+        # SigV4 query auth, as CloudFormation's ResponseURLs: X-Amz-Date and X-Amz-Expires.
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
     s3.create_bucket(Bucket=RESPONSE_BUCKET)
     yield s3
@@ -82,9 +87,10 @@ def _moto_s3(moto_endpoint: str) -> Iterator[BaseClient]:
 def presigned_response_url(_moto_s3: BaseClient) -> Callable[[], PresignedURL]:
     """A factory of fresh CloudFormation-style response URLs in moto's S3.
 
-    Each call returns ``(url, read_body)``: ``url`` is a real pre-signed PUT URL for a new
-    key (moto checks neither signature nor expiry), and ``read_body()`` returns the bytes
-    stored there, or ``None`` while nothing was PUT.
+    Each call (``expires_in`` seconds, default 7200) returns ``(url, read_body)``: ``url``
+    is a real SigV4 pre-signed PUT URL for a new key, with ``X-Amz-Date`` and
+    ``X-Amz-Expires`` like CloudFormation's (moto checks neither signature nor expiry), and
+    ``read_body()`` returns the bytes stored there, or ``None`` while nothing was PUT.
     """
 
     def make(expires_in: int = 7200) -> PresignedURL:

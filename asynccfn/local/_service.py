@@ -384,8 +384,9 @@ class LambdaService:
                 message = f"Task timed out after {assignment.timeout:.2f} seconds"
                 worker.expire(_error_body("Sandbox.Timedout", assignment.request_id, message))
         end = assignment.ended.result()
+        if end.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
+            await worker.wait_closed()  # reaped before the attempt is recorded
         if end.outcome is Outcome.CRASHED and not end.body:
-            await worker.wait_closed()
             message = f"Runtime exited with error: {worker.exit_description()}"
             body = _error_body("Runtime.ExitError", assignment.request_id, message)
             end = AttemptEnd(outcome=Outcome.CRASHED, body=body)

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import http.client
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -326,10 +327,13 @@ class MotoServer:
     """moto's threaded server on a free loopback port (S3 pre-signed URLs, a light DynamoDB).
 
     moto keeps its state in this process, so every ``MotoServer`` in one process shares it.
+    ``quiet`` keeps werkzeug's line per request out of the log (it raises the ``werkzeug``
+    logger to WARNING).
     """
 
-    def __init__(self, *, port: int = 0) -> None:
+    def __init__(self, *, port: int = 0, quiet: bool = True) -> None:
         self._requested_port = port
+        self._quiet = quiet
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
 
@@ -353,6 +357,8 @@ class MotoServer:
             raise LocalServerError(
                 "moto's server is not installed: pip install 'asynccfn[local]'"
             ) from exc
+        if self._quiet:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._requested_port, verbose=False)
         server.start()
         self._server = server

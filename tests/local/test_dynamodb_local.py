@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -100,6 +101,10 @@ def test_moto_server_stores_what_a_presigned_url_receives(
 ) -> None:
     url, read_body = presigned_response_url()
     assert read_body() is None
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["7200"]
+    assert "X-Amz-Date" in query
 
     async def put() -> int:
         async with aiohttp.ClientSession() as http:

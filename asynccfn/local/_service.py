@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
@@ -20,6 +19,7 @@ from aiohttp import web
 from asynccfn.local._env import LOOPBACK, LocalServerError, bound_socket
 from asynccfn.local._functions import FunctionConfig, RecursiveLoop, function_arn
 from asynccfn.local._invoke_api import InvokeError, InvokeFault, InvokeRequest, invoke_app
+from asynccfn.local._ledger import Ledger
 from asynccfn.local._lineage import MAX_HOPS, Lineage
 from asynccfn.local._records import (
     ApiCall,
@@ -44,7 +44,6 @@ class _Function:
     config: FunctionConfig
     workers: list[Worker] = field(default_factory=list)
     available: asyncio.Event = field(default_factory=asyncio.Event)  # a worker may be free
-    output: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -58,12 +57,6 @@ class _Event:
     lineage: Lineage
     received: float
     client_context: str | None
-
-
-@dataclass(eq=False, kw_only=True)
-class _PlannedFault:
-    fault: InvokeFault
-    remaining: int | None  # None: every call
 
 
 class LambdaService:
@@ -91,10 +84,7 @@ class LambdaService:
         self._max_hops = max_hops
         self._functions: dict[str, _Function] = {}
         self._workers_by_port: dict[int, Worker] = {}
-        self._lock = threading.Lock()  # guards what other threads read: records, output, faults
-        self._records: list[InvocationRecord] = []
-        self._api_calls: list[ApiCall] = []
-        self._faults: dict[str | None, list[_PlannedFault]] = {}
+        self._ledger = Ledger()  # what other threads read: records, output, faults
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -174,6 +164,7 @@ class LambdaService:
         if config.name in self._functions:
             raise ValueError(f"function {config.name!r} already exists")
         self._functions[config.name] = _Function(config)
+        self._ledger.add_function(config.name)
 
     def has_function(self, function: str) -> bool:
         """Whether ``function`` is registered. Raises nothing."""
@@ -324,9 +315,8 @@ class LambdaService:
             timeout=fn.config.timeout,
             client_context=event.client_context,
         )
-        worker.assign(assignment)
         try:
-            end = await self._await_end(worker, assignment)
+            end = await worker.run(assignment, init_timeout=self._init_timeout)
         finally:
             fn.available.set()
         self._add_record(event, attempt, started, time.time(), end.outcome, end.body, worker.pid)
@@ -368,30 +358,6 @@ class LambdaService:
             worker.kill()
         return worker
 
-    async def _await_end(self, worker: Worker, assignment: Assignment) -> AttemptEnd:
-        """Wait for the attempt to end; enforce the init timeout and the deadline."""
-        starting: set[asyncio.Future[Any]] = {assignment.delivered, assignment.ended}
-        await asyncio.wait(
-            starting, timeout=self._init_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not assignment.ended.done() and not assignment.delivered.done():
-            message = f"Init timed out after {self._init_timeout:.2f} seconds"
-            worker.expire(_error_body("Runtime.InitTimeout", assignment.request_id, message))
-        elif not assignment.ended.done():
-            remaining = assignment.delivered.result() - time.time()
-            await asyncio.wait({assignment.ended}, timeout=max(0.0, remaining))
-            if not assignment.ended.done():
-                message = f"Task timed out after {assignment.timeout:.2f} seconds"
-                worker.expire(_error_body("Sandbox.Timedout", assignment.request_id, message))
-        end = assignment.ended.result()
-        if end.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
-            await worker.wait_closed()  # reaped before the attempt is recorded
-        if end.outcome is Outcome.CRASHED and not end.body:
-            message = f"Runtime exited with error: {worker.exit_description()}"
-            body = _error_body("Runtime.ExitError", assignment.request_id, message)
-            end = AttemptEnd(outcome=Outcome.CRASHED, body=body)
-        return end
-
     def _on_worker_exit(self, worker: Worker) -> None:
         fn = self._functions.get(worker.config.name)
         if fn is not None and worker in fn.workers:
@@ -402,8 +368,7 @@ class LambdaService:
 
     def _on_output(self, worker: Worker, stream: str, line: str) -> None:
         name = worker.config.name
-        with self._lock:
-            self._functions[name].output.append(line)
+        self._ledger.add_output(name, line)
         if self._echo:
             print(f"[{name} {worker.pid}] {line}", file=sys.stderr, flush=True)
 
@@ -435,8 +400,7 @@ class LambdaService:
             hops=event.lineage.hops,
             worker_pid=worker_pid,
         )
-        with self._lock:
-            self._records.append(record)
+        self._ledger.add_record(record)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         if self._stopping:
@@ -485,21 +449,24 @@ class LambdaService:
 
     def records(self, function: str | None = None) -> list[InvocationRecord]:
         """Invocation records so far, oldest first, optionally of one function. Thread-safe."""
-        with self._lock:
-            return [r for r in self._records if function is None or r.function == function]
+        return self._ledger.records(function)
 
     def logs(self, function: str) -> list[str]:
         """Every line the function's workers printed (stdout and stderr). Thread-safe.
 
         Raises ``KeyError`` for an unknown function.
         """
-        with self._lock:
-            return list(self._functions[function].output)
+        return self._ledger.output(function)
 
     def api_calls(self, function: str | None = None) -> list[ApiCall]:
         """Invoke API calls received over HTTP, oldest first. Thread-safe."""
-        with self._lock:
-            return [c for c in self._api_calls if function is None or c.function == function]
+        return self._ledger.api_calls(function)
+
+    def note_api_call(self, function: str, invocation_type: str, status: int) -> None:
+        """Remember one Invoke API call. Thread-safe."""
+        at = time.time()
+        call = ApiCall(function=function, invocation_type=invocation_type, status=status, at=at)
+        self._ledger.add_api_call(call)
 
     def invoke_faults(
         self,
@@ -520,47 +487,16 @@ class LambdaService:
         if status < 400 or (times is not None and times < 1):
             raise ValueError(f"invalid fault: status {status}, times {times}")
         fault = InvokeFault(status=status, error_type=error_type, message=message)
-        with self._lock:
-            self._faults.setdefault(function, []).append(
-                _PlannedFault(fault=fault, remaining=times)
-            )
+        self._ledger.plan_fault(function, fault, times)
 
     def clear_invoke_faults(self, function: str | None = None) -> None:
         """Forget planned faults: of ``function``, or all of them. Thread-safe."""
-        with self._lock:
-            if function is None:
-                self._faults.clear()
-            else:
-                self._faults.pop(function, None)
+        self._ledger.clear_faults(function)
 
     def take_fault(self, function: str) -> InvokeFault | None:
         """Use up one planned fault for a call to ``function``, if any. Thread-safe."""
-        with self._lock:
-            for key in (function, None):
-                plans = self._faults.get(key)
-                if not plans:
-                    continue
-                plan = plans[0]
-                if plan.remaining is not None:
-                    plan.remaining -= 1
-                    if plan.remaining == 0:
-                        plans.pop(0)
-                return plan.fault
-        return None
-
-    def note_api_call(self, function: str, invocation_type: str, status: int) -> None:
-        """Remember one Invoke API call. Thread-safe."""
-        call = ApiCall(
-            function=function, invocation_type=invocation_type, status=status, at=time.time()
-        )
-        with self._lock:
-            self._api_calls.append(call)
+        return self._ledger.take_fault(function)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers of every function."""
         return [w.pid for fn in self._functions.values() for w in fn.workers if w.pid is not None]
-
-
-def _error_body(error_type: str, request_id: str, message: str) -> bytes:
-    text = f"RequestId: {request_id} Error: {message}"
-    return json.dumps({"errorType": error_type, "errorMessage": text}).encode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +33,14 @@ from asynccfn.local._env import LOCAL_AWS_ENV, LOOPBACK, REGION, bound_socket
 from asynccfn.local._functions import FunctionConfig
 from asynccfn.local._records import Outcome
 
-__all__ = ["Assignment", "AttemptEnd", "Worker", "WorkerState", "worker_environment"]
+__all__ = [
+    "Assignment",
+    "AttemptEnd",
+    "Worker",
+    "WorkerState",
+    "error_body",
+    "worker_environment",
+]
 
 _LINE_LIMIT = 1024 * 1024
 _KEPT_FROM_PARENT = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
@@ -77,6 +86,12 @@ class Assignment:
             return False
         self.ended.set_result(AttemptEnd(outcome=outcome, body=body))
         return True
+
+
+def error_body(error_type: str, request_id: str, message: str) -> bytes:
+    """An error object in the shape Lambda reports its own failures. Raises nothing."""
+    text = f"RequestId: {request_id} Error: {message}"
+    return json.dumps({"errorType": error_type, "errorMessage": text}).encode()
 
 
 def worker_environment(
@@ -237,6 +252,35 @@ class Worker:
         if assignment is not None:
             assignment.end(Outcome.TIMEOUT, body)
         self.kill()
+
+    async def run(self, assignment: Assignment, *, init_timeout: float) -> AttemptEnd:
+        """Hand the worker ``assignment`` and wait until it ends; enforce its deadline.
+
+        A worker that does not take the invocation within ``init_timeout`` seconds of its
+        start, or that is still running at the deadline, is killed and the attempt ends as a
+        timeout; a process that dies ends it as a crash. Returns once a killed or dead
+        process is reaped. Raises nothing of its own.
+        """
+        self.assign(assignment)
+        starting: set[asyncio.Future[Any]] = {assignment.delivered, assignment.ended}
+        await asyncio.wait(starting, timeout=init_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not assignment.ended.done() and not assignment.delivered.done():
+            message = f"Init timed out after {init_timeout:.2f} seconds"
+            self.expire(error_body("Runtime.InitTimeout", assignment.request_id, message))
+        elif not assignment.ended.done():
+            remaining = assignment.delivered.result() - time.time()
+            await asyncio.wait({assignment.ended}, timeout=max(0.0, remaining))
+            if not assignment.ended.done():
+                message = f"Task timed out after {assignment.timeout:.2f} seconds"
+                self.expire(error_body("Sandbox.Timedout", assignment.request_id, message))
+        end = assignment.ended.result()
+        if end.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
+            await self.wait_closed()
+        if end.outcome is Outcome.CRASHED and not end.body:
+            message = f"Runtime exited with error: {self.exit_description()}"
+            body = error_body("Runtime.ExitError", assignment.request_id, message)
+            end = AttemptEnd(outcome=Outcome.CRASHED, body=body)
+        return end
 
     def kill(self) -> None:
         """SIGKILL the worker's whole process group. Raises nothing."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import sys
 import threading
 from collections.abc import Coroutine
@@ -60,6 +61,7 @@ class LambdaServiceThread:
                 target=self._run_loop, args=(self._loop,), name="asynccfn-lambda", daemon=True
             )
             self._thread.start()
+            atexit.register(self.stop)  # no worker outlives this process when stop() was skipped
         return self._call(self.service.start())
 
     @staticmethod
@@ -162,6 +164,7 @@ class LambdaServiceThread:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        atexit.unregister(self.stop)
         try:
             self._call(self.service.stop())
         finally:

@@ -17,6 +17,7 @@ URLs) and the local runner may use it as a light DynamoDB.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import http.client
@@ -25,6 +26,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -226,6 +228,7 @@ class DynamoDBLocal:
                 raise
             else:
                 break
+        atexit.register(self.stop)  # no JVM outlives this process when stop() was skipped
         return self.endpoint_url
 
     def _launch(self, java: str, jar_dir: Path, port: int) -> None:
@@ -241,10 +244,12 @@ class DynamoDBLocal:
             "-port",
             str(port),
         ]
+        # java runs under a watchdog that ends it when our end of the watchdog's stdin
+        # closes: at stop(), or when this process dies without stopping it.
         self._process = subprocess.Popen(
-            command,
+            [sys.executable, "-c", _WATCHDOG, *command],
             cwd=jar_dir,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=self._output,
             stderr=subprocess.STDOUT,
         )
@@ -273,6 +278,7 @@ class DynamoDBLocal:
 
     def stop(self) -> None:
         """Terminate DynamoDB Local and reap it; a no-op when it is not running. Raises nothing."""
+        atexit.unregister(self.stop)
         self._port = None
         self._discard()
 
@@ -313,14 +319,27 @@ def _answers_http(port: int) -> bool:
     return True  # any HTTP answer, even 400, means the server is up
 
 
+_WATCHDOG = """
+import subprocess, sys, threading
+server = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+def end_at_eof():
+    sys.stdin.buffer.read()
+    server.terminate()
+threading.Thread(target=end_at_eof, daemon=True).start()
+sys.exit(server.wait())
+"""
+
+
 def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
+    """End the watchdog and its server: close its stdin, then wait, then insist."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()  # the server may survive this; it had 15 s to stop
+        process.wait()
 
 
 class MotoServer:

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from asynccfn.local._functions import FunctionConfig, RecursiveLoop, function_ar
 from asynccfn.local._invoke_api import InvokeError, InvokeFault, InvokeRequest, invoke_app
 from asynccfn.local._ledger import Ledger
 from asynccfn.local._lineage import MAX_HOPS, Lineage
+from asynccfn.local._pool import WorkerPool
 from asynccfn.local._records import (
     ApiCall,
     FailureCondition,
@@ -32,25 +33,18 @@ from asynccfn.local._records import (
     on_failure_record,
 )
 from asynccfn.local._runtime_api import runtime_app
-from asynccfn.local._workers import Assignment, AttemptEnd, Worker, WorkerState
+from asynccfn.local._workers import Assignment, AttemptEnd, Worker
 
 __all__ = ["LambdaService"]
 
 _log = logging.getLogger("asynccfn.local")
 
 
-@dataclass(eq=False)
-class _Function:
-    config: FunctionConfig
-    workers: list[Worker] = field(default_factory=list)
-    available: asyncio.Event = field(default_factory=asyncio.Event)  # a worker may be free
-
-
 @dataclass(eq=False, kw_only=True)
 class _Event:
     """One invocation request, through all its attempts."""
 
-    function: _Function
+    config: FunctionConfig
     request_id: str
     payload: bytes
     invocation_type: InvocationType
@@ -82,8 +76,8 @@ class LambdaService:
         self._init_timeout = init_timeout
         self._echo = echo
         self._max_hops = max_hops
-        self._functions: dict[str, _Function] = {}
-        self._workers_by_port: dict[int, Worker] = {}
+        self._functions: dict[str, FunctionConfig] = {}
+        self._pool: WorkerPool | None = None
         self._ledger = Ledger()  # what other threads read: records, output, faults
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
@@ -105,7 +99,7 @@ class LambdaService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._runtime_runner = web.AppRunner(
-            runtime_app(self._workers_by_port.get), access_log=None, shutdown_timeout=1.0
+            runtime_app(self._worker_on_port), access_log=None, shutdown_timeout=1.0
         )
         await self._runtime_runner.setup()
         self._invoke_runner = web.AppRunner(invoke_app(self), access_log=None, shutdown_timeout=1.0)
@@ -119,7 +113,18 @@ class LambdaService:
             site = web.SockSite(self._invoke_runner, sock)
         await site.start()
         self._endpoint = f"http://{LOOPBACK}:{port}"
+        self._pool = WorkerPool(
+            self._runtime_runner,
+            python=self._python,
+            lambda_endpoint=self._endpoint,
+            on_output=self._on_output,
+        )
+        for config in self._functions.values():
+            self._pool.add_function(config)
         return self._endpoint
+
+    def _worker_on_port(self, port: int) -> Worker | None:
+        return self._pool.on_port(port) if self._pool is not None else None
 
     @property
     def endpoint_url(self) -> str:
@@ -138,24 +143,15 @@ class LambdaService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._kill_workers()
+        if self._pool is not None:
+            await self._pool.close()
         if self._invoke_runner is not None:
             await self._invoke_runner.cleanup()
-        await self._kill_workers()  # any started by a request that was in flight
+        if self._pool is not None:
+            await self._pool.close()  # any started by a request that was in flight
         if self._runtime_runner is not None:
             await self._runtime_runner.cleanup()
         self._endpoint = None
-
-    async def _kill_workers(self) -> None:
-        for _ in range(500):
-            workers = [w for fn in self._functions.values() for w in fn.workers]
-            if not workers:
-                return
-            for worker in workers:
-                worker.kill()
-            await asyncio.gather(*(w.wait_closed() for w in workers), return_exceptions=True)
-            await asyncio.sleep(0.01)  # a worker may still be between its port and its process
-        _log.error("some local Lambda workers did not stop: %s", self.worker_pids())
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -163,8 +159,10 @@ class LambdaService:
         """Register a function. Raises ``ValueError`` if one of that name exists."""
         if config.name in self._functions:
             raise ValueError(f"function {config.name!r} already exists")
-        self._functions[config.name] = _Function(config)
+        self._functions[config.name] = config
         self._ledger.add_function(config.name)
+        if self._pool is not None:
+            self._pool.add_function(config)
 
     def has_function(self, function: str) -> bool:
         """Whether ``function`` is registered. Raises nothing."""
@@ -172,7 +170,7 @@ class LambdaService:
 
     def function(self, name: str) -> FunctionConfig:
         """The configuration of ``name``. Raises ``KeyError`` for an unknown function."""
-        return self._functions[name].config
+        return self._functions[name]
 
     # -- invoking -----------------------------------------------------------------------------
 
@@ -207,15 +205,15 @@ class LambdaService:
         Raises ``InvokeError`` for an unknown function or a cut synchronous recursive call,
         ``LocalServerError`` once the service is stopping.
         """
-        fn = self._functions.get(request.function)
-        if fn is None:
+        config = self._functions.get(request.function)
+        if config is None:
             message = f"Function not found: {function_arn(request.function)}"
             raise InvokeError(404, "ResourceNotFoundException", message)
         request_id = str(uuid.uuid4())
         if request.invocation_type is InvocationType.DRY_RUN:
             return InvokeResult(status=204, request_id=request_id)
         event = _Event(
-            function=fn,
+            config=config,
             request_id=request_id,
             payload=request.payload,
             invocation_type=request.invocation_type,
@@ -224,7 +222,7 @@ class LambdaService:
             client_context=request.client_context,
         )
         looping = event.lineage.hops > self._max_hops
-        if looping and fn.config.recursive_loop is RecursiveLoop.TERMINATE:
+        if looping and config.recursive_loop is RecursiveLoop.TERMINATE:
             return self._cut(event)
         if event.invocation_type is InvocationType.EVENT:
             self._spawn(self._run_event(event))
@@ -246,14 +244,14 @@ class LambdaService:
             raise InvokeError(
                 400,
                 "RecursiveInvocationException",
-                f"{event.function.config.name} was stopped in a recursive loop",
+                f"{event.config.name} was stopped in a recursive loop",
             )
         self._spawn(self._send_on_failure(event, FailureCondition.RECURSIVE_INVOCATION, 0, None))
         return InvokeResult(status=202, request_id=event.request_id)
 
     async def _run_event(self, event: _Event) -> None:
         """Lambda's asynchronous invocation: attempts, retries, event age, on-failure."""
-        config = event.function.config
+        config = event.config
         attempts = 0
         last: AttemptEnd | None = None
         while True:
@@ -279,7 +277,7 @@ class LambdaService:
         attempts: int,
         last: AttemptEnd | None,
     ) -> None:
-        config = event.function.config
+        config = event.config
         if config.on_failure is None:
             return
         record = on_failure_record(
@@ -304,67 +302,25 @@ class LambdaService:
     # -- one attempt --------------------------------------------------------------------------
 
     async def _attempt(self, event: _Event, attempt: int) -> AttemptEnd:
-        fn = event.function
+        if self._pool is None:
+            raise LocalServerError("the Lambda service is not running: call start() first")
+        config = event.config
         started = time.time()
-        worker = await self._acquire(fn)
+        worker = await self._pool.acquire(config)
         assignment = Assignment(
             request_id=event.request_id,
             payload=event.payload,
-            trace_header=event.lineage.header(fn.config.name),
-            function_arn=fn.config.arn,
-            timeout=fn.config.timeout,
+            trace_header=event.lineage.header(config.name),
+            function_arn=config.arn,
+            timeout=config.timeout,
             client_context=event.client_context,
         )
         try:
             end = await worker.run(assignment, init_timeout=self._init_timeout)
         finally:
-            fn.available.set()
+            self._pool.release(config)
         self._add_record(event, attempt, started, time.time(), end.outcome, end.body, worker.pid)
         return end
-
-    async def _acquire(self, fn: _Function) -> Worker:
-        """An idle worker of ``fn``, a new one if below its concurrency, or wait for one."""
-        while True:
-            if self._stopping:
-                raise LocalServerError("the local Lambda service is stopping")
-            for worker in fn.workers:
-                if worker.state is WorkerState.IDLE:
-                    worker.state = WorkerState.BUSY
-                    return worker
-            if len(fn.workers) < fn.config.concurrency:
-                return await self._start_worker(fn)
-            fn.available.clear()
-            await fn.available.wait()
-
-    async def _start_worker(self, fn: _Function) -> Worker:
-        worker = Worker(
-            fn.config,
-            python=self._python,
-            lambda_endpoint=self.endpoint_url,
-            on_output=self._on_output,
-            on_exit=self._on_worker_exit,
-        )
-        fn.workers.append(worker)  # counts against concurrency while it starts
-        assert self._runtime_runner is not None
-        try:
-            await worker.start(self._runtime_runner)
-        except BaseException:
-            fn.workers.remove(worker)
-            fn.available.set()
-            raise
-        assert worker.port is not None
-        self._workers_by_port[worker.port] = worker
-        if self._stopping:
-            worker.kill()
-        return worker
-
-    def _on_worker_exit(self, worker: Worker) -> None:
-        fn = self._functions.get(worker.config.name)
-        if fn is not None and worker in fn.workers:
-            fn.workers.remove(worker)
-            fn.available.set()
-        if worker.port is not None:
-            self._workers_by_port.pop(worker.port, None)
 
     def _on_output(self, worker: Worker, stream: str, line: str) -> None:
         name = worker.config.name
@@ -387,7 +343,7 @@ class LambdaService:
         decoded = decode_payload(body)
         failed = outcome is not Outcome.SUCCESS
         record = InvocationRecord(
-            function=event.function.config.name,
+            function=event.config.name,
             request_id=event.request_id,
             attempt=attempt,
             invocation_type=event.invocation_type,
@@ -499,4 +455,4 @@ class LambdaService:
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers of every function."""
-        return [w.pid for fn in self._functions.values() for w in fn.workers if w.pid is not None]
+        return self._pool.pids() if self._pool is not None else []

@@ -19,6 +19,7 @@ from asynccfn.local.lambda_service import (
     MAX_HOPS,
     FunctionConfig,
     InvokeError,
+    LambdaService,
     LambdaServiceThread,
     Outcome,
 )
@@ -372,3 +373,36 @@ def test_warm_workers_are_reused_and_stop_leaves_no_process(code: Path) -> None:
     assert len(pids) == 2
     assert not [pid for pid in pids if is_running(pid)]
     assert service.service.idle
+
+
+def test_the_async_service_runs_on_the_callers_loop(code: Path) -> None:
+    async def scenario() -> tuple[Any, list[int]]:
+        service = LambdaService()
+        service.add_function(function(code, "echo", "echo"))  # before start() is fine
+        await service.start()
+        try:
+            result = await service.invoke("echo", {"async": True})
+            await service.invoke("echo", {"queued": True}, invocation_type="Event")
+            async with asyncio.timeout(30):
+                await service.wait_idle()
+            pids = service.worker_pids()
+        finally:
+            await service.stop()
+        return result.payload["event"], pids
+
+    event, pids = asyncio.run(scenario())
+    assert event == {"async": True}
+    assert pids and not [pid for pid in pids if is_running(pid)]
+
+
+def test_an_event_payload_over_the_async_limit_is_refused(
+    lambda_service: LambdaServiceThread, code: Path
+) -> None:
+    lambda_service.add_function(function(code, "echo", "echo"))
+    big = json.dumps({"blob": "x" * (256 * 1024)})
+    with pytest.raises(ClientError) as caught:
+        invoke_over_http(
+            lambda_service.endpoint_url, FunctionName="echo", InvocationType="Event", Payload=big
+        )
+    assert caught.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert lambda_service.records() == []

@@ -24,13 +24,14 @@ from ._errors import ConfigurationError
 # Kept back after the hard deadline: the runtime client still has to report the result.
 _RUNTIME_MARGIN = 0.1
 _MAX_RESERVE = 10.0
-_MIN_RESERVE = 0.4
+_MIN_RESERVE = 0.8
 
 
 def default_reserve(remaining: float) -> float:
     """The reserve for an invocation with ``remaining`` seconds: 10 s on Lambda's usual
-    timeouts, a fifth of the time for very short ones, never below 0.4 s."""
-    return min(_MAX_RESERVE, max(_MIN_RESERVE, remaining * 0.2))
+    timeouts, less for short ones, never below 0.8 s (a journal write, an invoke, and a
+    response PUT with a retry must fit in it)."""
+    return min(_MAX_RESERVE, max(_MIN_RESERVE, remaining * 0.3))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

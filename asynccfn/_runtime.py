@@ -35,10 +35,12 @@ from ._continuation import invoke_self, split_handover
 from ._deadline import Deadlines
 from ._errors import (
     ContinuationError,
+    Continued,
     DeliveryError,
     Failed,
     FenceLost,
     HandOver,
+    JournalError,
     OperationTimeout,
     RequestError,
     ResponseURLRefused,
@@ -52,6 +54,7 @@ from ._protocol import (
     Status,
     allowed_hosts_from_env,
     build_body,
+    failed_create_physical_id,
     failure_physical_id,
     is_failed_create_marker,
 )
@@ -95,6 +98,7 @@ class Runtime:
         self.clients = ClientPool()
         self._allowed_hosts = allowed_hosts_from_env()
         self._responder: Any = None
+        self._warming: asyncio.Future[None] | None = None
         self.journal: JournalStore | EphemeralJournal
         if config.journal:
             self.journal = JournalStore(
@@ -105,6 +109,12 @@ class Runtime:
         else:
             self.journal = EphemeralJournal()
 
+    async def _warm_lambda_client(self) -> None:
+        try:
+            await self.clients.get("lambda")
+        except Exception as exc:  # the hand-over will meet (and report) the same problem
+            log.warning("could not prepare the Lambda client: %s", exc)
+
     @property
     def responder(self) -> Any:
         if self._responder is None:
@@ -114,6 +124,8 @@ class Runtime:
         return self._responder
 
     async def close(self) -> None:
+        if self._warming is not None:
+            await self._warming
         if self._responder is not None:
             await self._responder.close()
         await self.clients.close()
@@ -223,8 +235,19 @@ class Runtime:
             reserve=self.config.reserve,
             operation_deadline_epoch=float(op.deadline),
         )
+        print(
+            "DEBUG",
+            time.time(),
+            op.deadline,
+            op.issued_at,
+            request.issued_at,
+            request.service_timeout,
+        )
         if time.time() >= float(op.deadline):
             return await self._timed_out(request, op, deadlines, None)
+        if self.journal.durable and self._warming is None:
+            # A hand-over happens inside the reserve: have its client ready before then.
+            self._warming = asyncio.ensure_future(self._warm_lambda_client())
         journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
         if journal:
             log.info("replaying %d journaled steps", len(journal))
@@ -238,6 +261,7 @@ class Runtime:
             started=loop.time(),
             journal=journal,
             handover_state=op.handover_state,
+            handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
         )
         executor = Executor(execution)
         ctx = Context(
@@ -253,10 +277,17 @@ class Runtime:
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
+        if isinstance(outcome, Continued):
+            # The handler invoked the function again itself, its state in the payload (the
+            # journal-less cfn-lambda-handler layer): that invocation answers.
+            log.info("continued in a new invocation by the handler")
+            return InvocationResult(outcome="continued", exit_process=busy_threads() > 0)
         if isinstance(outcome, HandOver | asyncio.CancelledError):
             if deadlines.operation_bound and loop.time() >= deadlines.operation:
                 return await self._timed_out(request, op, deadlines, ctx)
-            return await self._hand_over(request, op, event, executor, deadlines, lambda_context)
+            return await self._hand_over(
+                request, op, event, executor, ctx, deadlines, lambda_context
+            )
         if isinstance(outcome, BaseException):
             return await self._answer(
                 request,
@@ -350,7 +381,11 @@ class Runtime:
         status: OperationStatus,
     ) -> InvocationResult:
         """The outbox: record the response, PUT it, mark it posted."""
-        body = build_body(response, request.echo)
+        body = build_body(
+            response,
+            request.echo,
+            fallback_physical_id=failure_physical_id(request, op.physical_id),
+        )
         # build_body answers an invalid success (oversize Data, ...) honestly as FAILED.
         sent = json.loads(body)
         if sent["Status"] == Status.FAILED.value and status is OperationStatus.SUCCEEDED:
@@ -368,6 +403,8 @@ class Runtime:
         except FenceLost as exc:
             log.info("stopping quietly: %s", exc)
             return InvocationResult(outcome="fence-lost")
+        except TimeoutError:
+            raise JournalError("recording the response outlasted the invocation") from None
         log.info("answering %s", sent["Status"])
         await self._deliver(request, body, deadlines)
         return InvocationResult(outcome=sent["Status"])
@@ -409,10 +446,12 @@ class Runtime:
         op: OperationModel,
         event: object,
         executor: Executor,
+        ctx: Context,
         deadlines: Deadlines,
         lambda_context: Any,
     ) -> InvocationResult:
         ctx_state = executor.state_json()
+        ctx_physical_id = ctx.physical_id
         if not self.journal.durable:
             reason = (
                 "the handler ran out of time: the Lambda deadline came before it finished "
@@ -433,6 +472,7 @@ class Runtime:
                 request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
             )
         token = secrets.token_hex(16)
+        loop = asyncio.get_running_loop()
         assert isinstance(self.journal, JournalStore)
         assert isinstance(event, Mapping)
         try:
@@ -441,15 +481,27 @@ class Runtime:
                     op,
                     token=token,
                     state=ctx_state,
+                    positions=sorted(executor.x.interrupted_at),
+                    physical_id=ctx_physical_id,
                     wake_at=None,
                     stalled=stalled,
                     note="handed over",
                 )
-                client = await self.clients.get("lambda")
-                await invoke_self(client, lambda_context.invoked_function_arn, event, token=token)
+            # Half of what is left for the invoke and its retries, the rest to answer FAILED.
+            invoke_by = loop.time() + deadlines.remaining_hard() / 2
+            try:
+                async with asyncio.timeout_at(invoke_by):
+                    client = await self.clients.get("lambda")
+                    await invoke_self(
+                        client, lambda_context.invoked_function_arn, event, token=token
+                    )
+            except TimeoutError:
+                raise ContinuationError("Lambda did not accept the invocation in time") from None
         except FenceLost as exc:
             log.info("stopping quietly: %s", exc)
             return InvocationResult(outcome="fence-lost")
+        except TimeoutError:
+            raise JournalError("recording the hand-over outlasted the invocation") from None
         except ContinuationError as exc:
             reason = f"could not continue in a new invocation: {exc}"
             log.error("answering FAILED: %s", reason)
@@ -464,7 +516,8 @@ class Runtime:
             log.error("malformed request, no response can be sent: %s", exc.reason)
             return InvocationResult(outcome="malformed-unanswerable")
         log.error("malformed request, answering FAILED: %s", exc.reason)
-        marker = "asynccfn-invalid-request"
+        # The failed-create marker: rollback's Delete of it then succeeds without user code.
+        marker = failed_create_physical_id(exc.echo)
         body = build_body(
             Response(status=Status.FAILED, physical_id=marker, reason=exc.reason), exc.echo
         )

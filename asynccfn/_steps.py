@@ -13,11 +13,12 @@ loaded for this invocation:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,7 +106,9 @@ class Execution:
     deadlines: Deadlines
     started: float  # loop time the invocation started
     journal: dict[str, StepModel]
-    handover_state: str | None = None
+    handover_state: str | None = None  # EventState at the last hand-over ...
+    handover_at: frozenset[str] = frozenset()  # ... taken at these positions (see _go_live)
+    interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
     state: dict[str, Any] = field(default_factory=dict)
     recorded_state: str = "{}"
     replaying: bool = True
@@ -121,6 +124,19 @@ class Executor:
 
     def __init__(self, execution: Execution) -> None:
         self.x = execution
+
+    @contextlib.contextmanager
+    def _action(self, name: str) -> Iterator[str]:
+        """Take the next position of the current scope for the duration of one action."""
+        scope = _scope.get()
+        position = scope.begin(name)
+        try:
+            yield position
+        except (HandOver, asyncio.CancelledError):
+            self.x.interrupted_at.add(position)
+            raise
+        finally:
+            scope.end()
 
     def root(self) -> contextvars.Token[Scope]:
         return _scope.set(Scope("0"))
@@ -154,9 +170,7 @@ class Executor:
             ConcurrentStepError; StepInterrupted; PayloadTooLarge; ConfigurationError.
         """
         self._check_needs(needs)
-        scope = _scope.get()
-        position = scope.begin(name)
-        try:
+        with self._action(name) as position:
             previous = self._replayed(position, name)
             if previous is not None and self._finished(previous):
                 return self._replay(previous)
@@ -213,8 +227,6 @@ class Executor:
                 if not self._ours(recorded):
                     return self._replay(recorded)
                 return value if encode is _identity else json.loads(result)
-        finally:
-            scope.end()
 
     async def sleep(self, seconds: float, name: str) -> None:
         """A durable sleep: the wake time is journaled once, then waited for, across
@@ -225,12 +237,13 @@ class Executor:
         """
         if seconds < 0:
             raise ConfigurationError(f"sleep seconds must be >= 0, got {seconds}")
-        scope = _scope.get()
-        position = scope.begin(name)
-        try:
+        with self._action(name) as position:
             previous = self._replayed(position, name)
-            if previous is None:
+            if previous is not None:
+                self._take_state(previous)
+            if previous is None or float(previous.wake_at or 0) > time.time():
                 self._go_live(position)
+            if previous is None:
                 wake = time.time() + seconds
                 previous = await self._write(
                     position,
@@ -241,10 +254,7 @@ class Executor:
                     attempt=1,
                     wake_at=wake,
                 )
-            self._take_state(previous)
             await self.wait_until_epoch(float(previous.wake_at or 0))
-        finally:
-            scope.end()
 
     async def wait_until(
         self,
@@ -264,9 +274,7 @@ class Executor:
         """
         if interval < 0 or timeout < 0:
             raise ConfigurationError("wait_until interval and timeout must be >= 0")
-        scope = _scope.get()
-        position = scope.begin(name)
-        try:
+        with self._action(name) as position:
             previous = self._replayed(position, name)
             if previous is not None and self._finished(previous):
                 return self._replay(previous)
@@ -324,8 +332,6 @@ class Executor:
                         started_at=started,
                     )
                 await self.wait_until_epoch(wake)
-        finally:
-            scope.end()
 
     async def parallel(self, *branches: Awaitable[Any]) -> list[Any]:
         """Run each awaitable concurrently in its own child scope; results in order.
@@ -431,11 +437,15 @@ class Executor:
         self.x.recorded_state = encoded
 
     def _go_live(self, position: str) -> None:
+        """Replay is over at ``position``. If the last hand-over happened here, the EventState
+        it recorded (mutations after the last journaled step) takes over: code between that
+        step and this position ran to here before the hand-over and has run again in replay,
+        so the recorded state is exactly what it left. Elsewhere replay's own state stands."""
         self.x.current = position
-        if self.x.replaying:
-            self.x.replaying = False
-            if self.x.handover_state is not None:
-                self._set_state(self.x.handover_state)
+        self.x.replaying = False
+        if self.x.handover_state is not None and position in self.x.handover_at:
+            self._set_state(self.x.handover_state)
+            self.x.handover_state = None
 
     def state_json(self) -> str:
         encoded = _to_json(self.x.state, what="ctx.state")

@@ -44,7 +44,11 @@ def event_for(
 def issued(url: str, *, seconds_ago: float, expires_in: int = 7200) -> str:
     """``url`` signed (as far as its query says) ``seconds_ago`` seconds ago, SigV4 style."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - seconds_ago))
-    return f"{url}&X-Amz-Date={stamp}&X-Amz-Expires={expires_in}"
+    base, _, query = url.partition("?")
+    kept = [
+        p for p in query.split("&") if not p.lower().startswith(("x-amz-date=", "x-amz-expires="))
+    ]
+    return f"{base}?{'&'.join([*kept, f'X-Amz-Date={stamp}', f'X-Amz-Expires={expires_in}'])}"
 
 
 class FakeLambdaContext:

@@ -117,6 +117,7 @@ class OperationModel(_JournalModel):
     lease_until = NumberAttribute(null=True)
     handover_token = UnicodeAttribute(null=True)
     handover_state = UnicodeAttribute(null=True)  # EventState JSON after the last step
+    handover_at = UnicodeAttribute(null=True)  # the positions in progress at the hand-over
     wake_at = NumberAttribute(null=True)
     stalled = NumberAttribute(null=True)  # invocations in a row that made no progress
     invocations = NumberAttribute()

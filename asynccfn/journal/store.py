@@ -166,6 +166,8 @@ class JournalStore:
             op.events.set(_bounded(old, _event(now, "new attempt claimed"))),
             op.handover_token.remove(),
             op.handover_state.remove(),
+            op.handover_at.remove(),
+            op.physical_id.remove(),
             op.wake_at.remove(),
             op.response.remove(),
             op.response_status.remove(),
@@ -194,6 +196,8 @@ class JournalStore:
         *,
         token: str,
         state: str | None,
+        positions: list[str],
+        physical_id: str | None,
         wake_at: float | None,
         stalled: int,
         note: str,
@@ -211,6 +215,8 @@ class JournalStore:
             op.updated_at.set(now),
             op.events.set(_bounded(current, _event(now, note, current.invocations))),
             op.handover_state.set(state) if state is not None else op.handover_state.remove(),
+            op.handover_at.set(",".join(positions)) if positions else op.handover_at.remove(),
+            op.physical_id.set(physical_id) if physical_id else op.physical_id.remove(),
             op.wake_at.set(wake_at) if wake_at is not None else op.wake_at.remove(),
         ]
         await self._fenced(op_id_of(current), int(current.fence), actions)

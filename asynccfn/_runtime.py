@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import _faults
 from ._clients import ClientPool
 from ._context import Context
 from ._continuation import invoke_self, split_handover
@@ -162,6 +163,8 @@ class Runtime:
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
+            if _faults.ACTIVE:
+                _faults.crash_point("after-claim")
             with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
                 if failure_record is not None:
                     condition = failure_record.get("requestContext", {}).get("condition", "?")
@@ -251,6 +254,8 @@ class Runtime:
         journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
         if journal:
             log.info("replaying %d journaled steps", len(journal))
+        if _faults.ACTIVE:
+            _faults.crash_point("after-replay-load")
         execution = Execution(
             store=self.journal,
             op_id=_op_id(request),
@@ -406,6 +411,8 @@ class Runtime:
         except TimeoutError:
             raise JournalError("recording the response outlasted the invocation") from None
         log.info("answering %s", sent["Status"])
+        if _faults.ACTIVE:
+            _faults.crash_point("after-response-recorded")
         await self._deliver(request, body, deadlines)
         return InvocationResult(outcome=sent["Status"])
 
@@ -422,7 +429,11 @@ class Runtime:
         except DeliveryError as exc:
             log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
             raise
+        if _faults.ACTIVE:
+            _faults.crash_point("after-response-put")
         await self.journal.mark_posted(op_id, request.attempt_digest)
+        if _faults.ACTIVE:
+            _faults.crash_point("after-response-marked")
         log.info("response posted")
 
     async def _timed_out(
@@ -487,6 +498,8 @@ class Runtime:
                     stalled=stalled,
                     note="handed over",
                 )
+            if _faults.ACTIVE:
+                _faults.crash_point("after-handover-recorded")
             # Half of what is left for the invoke and its retries, the rest to answer FAILED.
             invoke_by = loop.time() + deadlines.remaining_hard() / 2
             try:
@@ -508,6 +521,8 @@ class Runtime:
             return await self._answer(
                 request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
             )
+        if _faults.ACTIVE:
+            _faults.crash_point("after-handover-invoked")
         log.info("handed over to a new invocation")
         return InvocationResult(outcome="handed-over", exit_process=busy_threads() > 0)
 

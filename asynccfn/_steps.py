@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _faults
 from ._deadline import Deadlines
 from ._errors import (
     ConcurrentStepError,
@@ -549,6 +550,8 @@ class Executor:
                 f"{ITEM_CAP} bytes"
             )
         recorded = await self.x.store.write_step(step, previous=previous)
+        if _faults.ACTIVE:
+            _faults.crash_point("after-step-recorded")
         if recorded is step:
             self.x.progressed = True
             if step.state is not None:

@@ -73,6 +73,8 @@ class FunctionConfig:
             raise ConfigurationError(f"retry_delays must be non-negative: {self.retry_delays!r}")
         if not self.max_event_age > 0:
             raise ConfigurationError(f"max_event_age must be positive: {self.max_event_age!r}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.environment.items()):
+            raise ConfigurationError(f"environment must map str to str: {self.environment!r}")
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1: {self.concurrency!r}")
         # Store immutable copies so that a frozen config stays frozen.

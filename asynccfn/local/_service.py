@@ -438,7 +438,8 @@ class LambdaService:
         ``function=None`` applies to every function. Faults planned for one function are
         used in order, before those for every function. ``error_type`` defaults to the
         exception Lambda uses for the status (429 ``TooManyRequestsException``, 5xx
-        ``ServiceException``). Thread-safe; raises ``ValueError`` for a non-error status.
+        ``ServiceException``). botocore retries 429 and 5xx by itself, so each of its
+        attempts uses up one fault. Thread-safe; raises ``ValueError`` for a non-error status.
         """
         if status < 400 or (times is not None and times < 1):
             raise ValueError(f"invalid fault: status {status}, times {times}")

@@ -70,13 +70,14 @@ def prepare_call(
     return PreparedCall(request=filled, output_shape=operation.output_shape)
 
 
-def call_encoder(prepared: PreparedCall) -> Callable[[Any], Any]:
-    """How a response is journaled: JSON-safe, without ResponseMetadata or sensitive members."""
+def call_encoder(prepared: PreparedCall, *, redact: bool = True) -> Callable[[Any], Any]:
+    """A response as JSON-safe data without ResponseMetadata: how it is journaled (sensitive
+    members as None) or, with ``redact=False``, how the live call sees it."""
 
     def encode(response: Any) -> Any:
         if isinstance(response, Mapping):
             response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-        return _jsonable(response, prepared.output_shape)
+        return _jsonable(response, prepared.output_shape, redact)
 
     return encode
 
@@ -92,20 +93,18 @@ def _operation_model(method: Callable[..., Any]) -> Any:
     return meta.service_model.operation_model(api_name)
 
 
-def _jsonable(value: Any, shape: Any) -> Any:
-    if shape is not None and getattr(shape, "serialization", {}).get("sensitive"):
-        return None
-    if shape is not None and shape.metadata.get("sensitive"):
+def _jsonable(value: Any, shape: Any, redact: bool) -> Any:
+    if redact and shape is not None and shape.metadata.get("sensitive"):
         return None
     if isinstance(value, Mapping):
         members = getattr(shape, "members", None) or {}
         value_shape = getattr(shape, "value", None)
         return {
-            str(k): _jsonable(v, members.get(k) if members else value_shape)
+            str(k): _jsonable(v, members.get(k) if members else value_shape, redact)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_jsonable(v, getattr(shape, "member", None)) for v in value]
+        return [_jsonable(v, getattr(shape, "member", None), redact) for v in value]
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, bytes | bytearray):

@@ -124,8 +124,8 @@ class Context:
         """One AWS API call as a step named by its IAM action (``"s3:CreateBucket"``).
 
         Throttling and 5xx are retried over two minutes with durable delays; members the
-        service model marks ``sensitive`` are not journaled (replay returns the response
-        without them); ``idempotencyToken`` members are derived from the operation and the
+        service model marks ``sensitive`` are not journaled: the live call returns them,
+        replay returns None in their place; ``idempotencyToken`` members are derived from the operation and the
         step's position, so a re-run after a crash cannot create a second resource.
 
         Raises:
@@ -148,6 +148,7 @@ class Context:
             body,
             retry=retry,
             encode=call_encoder(prepared),
+            live=call_encoder(prepared, redact=False),
         )
 
     async def wait_until(

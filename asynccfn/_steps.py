@@ -157,13 +157,14 @@ class Executor:
         retry: RetryPolicy | None = None,
         at_most_once: bool = False,
         needs: float | None = None,
-        encode: Callable[[Any], Any] = lambda value: value,
+        encode: Callable[[Any], Any] | None = None,
+        live: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Run ``body`` once for this operation attempt; journal and return its JSON result.
 
-        ``encode`` turns the live value into what is journaled (e.g. secrets removed); the live
-        call returns the decoded journaled value unless ``encode`` is the identity, so first run
-        and replay see the same types.
+        ``encode`` turns the live value into what is journaled (e.g. secrets removed). The live
+        run returns the journaled value decoded, so first run and replay see the same types,
+        unless ``live`` gives the live run its own view of the value.
 
         Raises:
             HandOver: the invocation must suspend before (or while waiting to retry) the step.
@@ -215,7 +216,8 @@ class Executor:
                     if not self._ours(recorded):
                         return self._replay(recorded)  # lost a race: the winner's outcome stands
                     raise
-                result = _to_json(encode(value), what=f"the result of step {name!r}")
+                journaled = encode(value) if encode is not None else value
+                result = _to_json(journaled, what=f"the result of step {name!r}")
                 recorded = await self._write(
                     position,
                     name,
@@ -227,7 +229,7 @@ class Executor:
                 )
                 if not self._ours(recorded):
                     return self._replay(recorded)
-                return value if encode is _identity else json.loads(result)
+                return live(value) if live is not None else json.loads(result)
 
     async def sleep(self, seconds: float, name: str) -> None:
         """A durable sleep: the wake time is journaled once, then waited for, across
@@ -558,10 +560,6 @@ class Executor:
                 self.x.recorded_state = step.state
         self.x.journal[position] = recorded
         return recorded
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _to_json(value: Any, *, what: str) -> str:

@@ -123,10 +123,11 @@ class Context:
     ) -> Any:
         """One AWS API call as a step named by its IAM action (``"s3:CreateBucket"``).
 
-        Throttling and 5xx are retried over two minutes with durable delays; members the
+        Throttling and 5xx are retried over two minutes with durable delays. Members the
         service model marks ``sensitive`` are not journaled: the live call returns them,
-        replay returns None in their place; ``idempotencyToken`` members are derived from the operation and the
-        step's position, so a re-run after a crash cannot create a second resource.
+        replay returns None in their place. ``idempotencyToken`` members are derived from the
+        operation and the step's position, so a re-run after a crash cannot create a second
+        resource.
 
         Raises:
             botocore's ClientError (rebuilt from the journal on replay), and as :meth:`step`.

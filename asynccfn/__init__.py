@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._protocol import Request, RequestType
 from ._resource import Resource
+from ._responder import DeliveryPolicy
 from ._result import Success
 from ._retry import RetryPolicy
 
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "Context",
     "ContinuationError",
+    "DeliveryPolicy",
     "DeliveryError",
     "Failed",
     "FenceLost",

@@ -16,6 +16,7 @@ from typing import Any
 from . import _logging
 from ._errors import ConfigurationError
 from ._resource import Resource
+from ._responder import DeliveryPolicy
 from ._runtime import InvocationResult, Runtime, RuntimeConfig
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
@@ -70,6 +71,7 @@ def lambda_entry(
     timeout: float = 3600.0,
     lease: float = 30.0,
     retention: float = 30 * DAY,
+    delivery: DeliveryPolicy | None = None,
 ) -> Callable[[Any, Any], dict[str, str]]:
     """Turn ``resource`` into a Lambda handler.
 
@@ -77,7 +79,8 @@ def lambda_entry(
     variable; with neither, handlers run without durability); ``reserve`` is the seconds kept
     back before the Lambda deadline (default: 10 s, less for short timeouts); ``timeout`` caps
     the whole operation across invocations; ``lease`` is the claim's lease length and
-    ``retention`` how long journal items live (seconds).
+    ``retention`` how long journal items live (seconds); ``delivery`` how the response PUT
+    retries (default: 6 attempts with jittered backoff from 0.5 s up to 8 s).
 
     Raises:
         ConfigurationError: an argument is out of range.
@@ -100,5 +103,6 @@ def lambda_entry(
         timeout=timeout,
         lease=lease,
         retention=retention,
+        delivery=delivery,
     )
     return LambdaHandler(Runtime(config))

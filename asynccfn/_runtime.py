@@ -60,6 +60,7 @@ from ._protocol import (
     is_failed_create_marker,
 )
 from ._resource import Handler, Resource
+from ._responder import DeliveryPolicy
 from ._result import Success
 from ._steps import Execution, Executor
 from ._threads import busy_threads
@@ -80,6 +81,7 @@ class RuntimeConfig:
     timeout: float
     lease: float
     retention: float
+    delivery: DeliveryPolicy | None = None
     max_stalled: int = 5
 
 
@@ -119,9 +121,10 @@ class Runtime:
     @property
     def responder(self) -> Any:
         if self._responder is None:
-            from ._responder import Responder
+            from ._responder import Responder  # aiohttp: imported on first use
 
-            self._responder = Responder(allowed_hosts=self._allowed_hosts)
+            policy = self.config.delivery or DeliveryPolicy()
+            self._responder = Responder(allowed_hosts=self._allowed_hosts, policy=policy)
         return self._responder
 
     async def close(self) -> None:

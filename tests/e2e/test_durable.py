@@ -150,3 +150,23 @@ def test_invariant_6_worker_thread_does_not_run_on_in_a_later_invocation(
     deployment.service.wait_idle()
     assert deployment.ran("thread-start") == 1
     assert deployment.ran("thread-end") == 0  # its process ended with the hand-over
+
+
+def test_invariant_3_at_most_once_step_cut_off_by_a_crash_is_not_run_again(
+    deployment: Deployment,
+) -> None:
+    fn = deployment.deploy("steps", "steps_handler", timeout=10)
+    response = deployment.send(fn, Steps=3, Seconds=0.1, CrashAt=2, AtMostOnce=True).response(
+        timeout=60
+    )
+    assert response["Status"] == "FAILED"
+    assert "at-most-once step 'step-2' was interrupted" in response["Reason"]
+    assert deployment.ran("start 2") == 1 and deployment.ran("start 3") == 0
+
+
+def test_invariant_7_no_progress_in_a_row_fails_the_operation(deployment: Deployment) -> None:
+    fn = deployment.deploy("steps", "steps_handler", timeout=2.0)
+    response = deployment.send(fn, Steps=1, Seconds=5).response(timeout=90)
+    assert response["Status"] == "FAILED"
+    assert "no progress in 5 invocations in a row" in response["Reason"]
+    assert deployment.ran("end 1") == 0

@@ -90,6 +90,7 @@ async def create_steps(request: asynccfn.Request, ctx: asynccfn.Context) -> asyn
     seconds = float(props.get("Seconds", 1.0))
     needs = float(props["Needs"]) if "Needs" in props else None
     crash_at = int(props.get("CrashAt", 0))
+    at_most_once = bool(props.get("AtMostOnce"))
     ctx.state.setdefault("done", 0)
     for i in range(1, count + 1):
 
@@ -101,7 +102,7 @@ async def create_steps(request: asynccfn.Request, ctx: asynccfn.Context) -> asyn
             note(f"end {i}", ctx)
             return i * 10
 
-        await ctx.step(f"step-{i}", body, needs=needs)
+        await ctx.step(f"step-{i}", body, needs=needs, at_most_once=at_most_once)
         ctx.state["done"] += 1  # replay must not double-count this
     return asynccfn.Success(physical_id="steps", data={"Done": str(ctx.state["done"])})
 

@@ -71,6 +71,7 @@ from .journal.store import Claim, ClaimOutcome, ClaimRequest, JournalStore
 log = logging.getLogger("asynccfn.runtime")
 
 _MAX_DEADLINE_MARGIN = 10.0
+_ANSWER_TIME = 0.3  # seconds kept for recording and PUTting a FAILED answer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -143,6 +144,7 @@ class Runtime:
             JournalError: DynamoDB is unreachable (Lambda's retry runs the operation again).
             DeliveryError: the response PUT failed after its retries (likewise).
         """
+        started = asyncio.get_running_loop().time()
         deadlines = Deadlines.for_invocation(
             remaining_ms=lambda_context.get_remaining_time_in_millis(),
             reserve=self.config.reserve,
@@ -180,7 +182,7 @@ class Runtime:
                         deadlines,
                         OperationStatus.FAILED,
                     )
-                return await self._run(request, claim, event, lambda_context, deadlines)
+                return await self._run(request, claim, event, lambda_context, started)
 
     def _claim_request(
         self, request: Request, lambda_context: Any, token: str | None
@@ -232,7 +234,7 @@ class Runtime:
         claim: Claim,
         event: object,
         lambda_context: Any,
-        base: Deadlines,
+        started: float,
     ) -> InvocationResult:
         op = claim.operation
         loop = asyncio.get_running_loop()
@@ -266,7 +268,9 @@ class Runtime:
             fence=int(op.fence),
             invocation=int(op.invocations),
             deadlines=deadlines,
-            started=loop.time(),
+            # When the invocation began, not now: what claiming and loading the journal took
+            # (a cold client) must not make a satisfiable ``needs`` look impossible.
+            started=started,
             journal=journal,
             handover_state=op.handover_state,
             handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
@@ -486,7 +490,6 @@ class Runtime:
                 request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
             )
         token = secrets.token_hex(16)
-        loop = asyncio.get_running_loop()
         assert isinstance(self.journal, JournalStore)
         assert isinstance(event, Mapping)
         try:
@@ -503,8 +506,11 @@ class Runtime:
                 )
             if _faults.ACTIVE:
                 _faults.crash_point("after-handover-recorded")
-            # Half of what is left for the invoke and its retries, the rest to answer FAILED.
-            invoke_by = loop.time() + deadlines.remaining_hard() / 2
+            # The invoke and its retries may use what is left, less the time a FAILED answer
+            # needs should Lambda refuse (a journal write and a PUT).
+            invoke_by = deadlines.hard - min(_ANSWER_TIME, deadlines.remaining_hard() / 2)
+            if self._warming is not None:
+                await self._warming
             try:
                 async with asyncio.timeout_at(invoke_by):
                     client = await self.clients.get("lambda")

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import _faults
+from . import _faults, _forced_handover
 from ._deadline import Deadlines
 from ._errors import (
     ConcurrentStepError,
@@ -197,6 +197,7 @@ class Executor:
                     )
                     if self._finished(previous):
                         return self._replay(previous)
+                started = time.time()
                 try:
                     value = await body()
                 except Exception as exc:
@@ -211,7 +212,7 @@ class Executor:
                         attempt += 1
                         continue
                     recorded = await self._record_error(
-                        position, name, kind, previous, exc, attempt
+                        position, name, kind, previous, exc, attempt, started=started
                     )
                     if not self._ours(recorded):
                         return self._replay(recorded)  # lost a race: the winner's outcome stands
@@ -226,6 +227,7 @@ class Executor:
                     status=StepStatus.SUCCEEDED,
                     attempt=attempt,
                     result=result,
+                    started_at=started,
                 )
                 if not self._ours(recorded):
                     return self._replay(recorded)
@@ -558,6 +560,8 @@ class Executor:
             self.x.progressed = True
             if step.state is not None:
                 self.x.recorded_state = step.state
+            if _forced_handover.ACTIVE and status.value in _FINISHED:
+                self.x.stopping = True  # the testing seam: the next action hands over
         self.x.journal[position] = recorded
         return recorded
 

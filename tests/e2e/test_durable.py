@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.e2e.conftest import Deployment
+
+# Lambda timeouts of 2-3 s make these sensitive to a starved CPU: keep them on one worker.
+pytestmark = pytest.mark.xdist_group("short-lambda-timeouts")
 
 
 def handed_over(deployment: Deployment, fn: str) -> int:

@@ -391,16 +391,10 @@ def test_no_credentials(dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch)
         journal.list_operations()
 
 
-# -- found in the runtime ----------------------------------------------------------------------
+# -- the runtime's step timing, as the journal shows it -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (runtime, asynccfn/_steps.py Executor._write_once): a step's started_at is "
-    "the time of its first journal write, which for a plain step is when it ended, so every "
-    "journaled step lasts 0 s",
-)
-def test_bug_a_step_journals_when_it_started(
+def test_a_step_journals_when_it_started(
     dynamodb_endpoint: str,
     moto_endpoint: str,
     presigned_response_url: Any,

@@ -1,0 +1,96 @@
+"""lambda_entry and Resource: configuration, import-time independence from AWS, deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import asynccfn
+from asynccfn._deadline import default_reserve
+
+
+def test_import_and_entry_need_no_aws_client_or_region() -> None:
+    script = (
+        "import asynccfn, sys\n"
+        "r = asynccfn.Resource()\n"
+        "h = asynccfn.lambda_entry(r, journal='t')\n"
+        "heavy = [m for m in ('aiohttp', 'aiobotocore.session') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"  # the HTTP stacks load on first use, not at import
+
+
+def test_reserve_suits_lambda_and_shrinks_for_short_timeouts() -> None:
+    assert default_reserve(900) == 10
+    assert default_reserve(30) == 9
+    assert default_reserve(2.5) == 0.8
+    assert default_reserve(1) == 0.8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"lease": 1}, "lease"),
+        ({"retention": 60}, "retention"),
+        ({"reserve": -1}, "reserve"),
+    ],
+)
+def test_lambda_entry_refuses_bad_arguments(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(asynccfn.ConfigurationError, match=message):
+        asynccfn.lambda_entry(asynccfn.Resource(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_lambda_entry_needs_a_resource() -> None:
+    with pytest.raises(asynccfn.ConfigurationError, match="Resource"):
+        asynccfn.lambda_entry(lambda event, context: None)  # type: ignore[arg-type]
+
+
+def test_resource_handlers_must_be_coroutines_and_set_once() -> None:
+    resource = asynccfn.Resource("Custom::Thing")
+
+    def not_async(request: asynccfn.Request, ctx: asynccfn.Context) -> None: ...
+
+    with pytest.raises(asynccfn.ConfigurationError, match="async def"):
+        resource.create(not_async)
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> None: ...
+
+    with pytest.raises(asynccfn.ConfigurationError, match="already has a Create handler"):
+        resource.create(create)
+
+
+def test_retry_policy_validates_and_backs_off() -> None:
+    with pytest.raises(asynccfn.ConfigurationError):
+        asynccfn.RetryPolicy(max_attempts=0)
+    policy = asynccfn.RetryPolicy(initial_delay=1, backoff=2, max_delay=3, jitter=0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [1, 2, 3, 3]
+    assert policy.should_retry(ValueError(), 1) and not policy.should_retry(ValueError(), 3)
+
+
+def test_log_records_are_json_lines_carrying_the_operation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from asynccfn import _logging
+
+    _logging.configure()
+    with _logging.log_fields(requestType="Create", logicalResourceId="L", cfnRequestId="R"):
+        with _logging.log_fields(invocation=2):
+            _logging.logger.info("hello %s", "world")
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["message"] == "hello world" and line["level"] == "INFO"
+    assert (line["requestType"], line["logicalResourceId"], line["cfnRequestId"]) == (
+        "Create",
+        "L",
+        "R",
+    )
+    assert line["invocation"] == 2

@@ -51,11 +51,12 @@ class LambdaHandler:
         result: InvocationResult = _persistent_loop().run_until_complete(
             self.runtime.invoke(event, context)
         )
-        if result.exit_process:
-            # A step's worker thread is still running and cannot be stopped: end the process
-            # so it cannot resume inside a later invocation of this container (invariant 6).
+        if result.exit_process or self.runtime.work_outlives_invocation():
+            # Work that cannot be stopped is still running: end the process so it cannot
+            # resume inside a later invocation of this container (invariant 6). The journal
+            # makes Lambda's retry of this invocation harmless.
             logging.getLogger("asynccfn.runtime").warning(
-                "a worker thread outlived the invocation; ending the process after hand-over"
+                "work that cannot be cancelled outlived the invocation; ending the process"
             )
             logging.shutdown()
             sys.stdout.flush()

@@ -103,6 +103,7 @@ class Runtime:
         self._allowed_hosts = allowed_hosts_from_env()
         self._responder: Any = None
         self._warming: asyncio.Future[None] | None = None
+        self._stray: asyncio.Task[Any] | None = None
         self.journal: JournalStore | EphemeralJournal
         if config.journal:
             self.journal = JournalStore(
@@ -127,6 +128,12 @@ class Runtime:
             policy = self.config.delivery or DeliveryPolicy()
             self._responder = Responder(allowed_hosts=self._allowed_hosts, policy=policy)
         return self._responder
+
+    def work_outlives_invocation(self) -> bool:
+        """Whether a step's worker thread, or a handler that ignored cancellation, is still
+        running although the durable invocation is over (DESIGN.md invariant 6)."""
+        stray = self._stray is not None and not self._stray.done()
+        return self.journal.durable and (busy_threads() > 0 or stray)
 
     async def close(self) -> None:
         if self._warming is not None:
@@ -364,6 +371,7 @@ class Runtime:
             return lost[0]
         if not task.done():
             log.error("the handler ignored cancellation; answering without it")
+            self._stray = task
             return asyncio.CancelledError()
         if task.cancelled():
             return asyncio.CancelledError()
@@ -533,7 +541,7 @@ class Runtime:
         if _faults.ACTIVE:
             _faults.crash_point("after-handover-invoked")
         log.info("handed over to a new invocation")
-        return InvocationResult(outcome="handed-over", exit_process=busy_threads() > 0)
+        return InvocationResult(outcome="handed-over")
 
     async def _answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:
         if exc.echo is None or exc.response_url is None:

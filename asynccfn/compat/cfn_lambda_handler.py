@@ -92,6 +92,9 @@ _incoming: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 
 
+_NO_STATE: Any = object()
+
+
 class CfnLambdaExecutionTimeout(Exception):
     """Raise from a function to continue the operation in a new invocation: the ``poll``
     function then gets ``state`` (a JSON value; default ``{}``) as ``event["EventState"]``.
@@ -99,8 +102,8 @@ class CfnLambdaExecutionTimeout(Exception):
     An ``Exception``, as in cfn-lambda-handler, so that code written for it behaves the same.
     """
 
-    def __init__(self, state: Any = None) -> None:
-        self.state: Any = {} if state is None else state
+    def __init__(self, state: Any = _NO_STATE) -> None:
+        self.state: Any = {} if state is _NO_STATE else state
         super().__init__(self.state)
 
 

@@ -298,7 +298,7 @@ def counting_handler(calls: list[tuple[str, Any]], *, journal: str | None) -> Ha
 
 
 def scan(endpoint: str, table: str) -> str:
-    client = botocore.session.get_session().create_client(
+    client: Any = botocore.session.get_session().create_client(
         "dynamodb", endpoint_url=endpoint, region_name=LOCAL_AWS_ENV["AWS_REGION"]
     )
     try:
@@ -435,6 +435,7 @@ def test_decorators_return_the_function_and_refuse_a_second_one(responses: None)
 
 def test_execution_timeout_keeps_its_state() -> None:
     assert CfnLambdaExecutionTimeout().state == {}
+    assert CfnLambdaExecutionTimeout(None).state is None
     assert CfnLambdaExecutionTimeout([1, 2]).state == [1, 2]
     assert CfnLambdaExecutionTimeout({"a": 1}).args == ({"a": 1},)
     assert isinstance(CfnLambdaExecutionTimeout(), Exception)

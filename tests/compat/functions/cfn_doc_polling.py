@@ -8,9 +8,10 @@
   0.5 s sleep instead of 10.
 
 ``check_complete``, which the example leaves to the reader, is defined after it: the resource
-it polls is ready ``ReadyAfter`` seconds after the operation began. It returns the new state,
-a dict (so that it is JSON) with the ``complete`` attribute the example reads, and notes what
-each call saw in ``$COMPAT_RUN_DIR/polls.log`` for the tests.
+it polls is ready at the ``ReadyAtCheck``-th invocation that checks it (counted in the state,
+so the operation needs that many invocations whatever the machine's speed). It returns the new
+state, a dict (so that it is JSON) with the ``complete`` attribute the example reads, and notes
+what each call saw in ``$COMPAT_RUN_DIR/polls.log`` for the tests.
 
 The example keeps the documentation's layout (two-space indents, long comments): formatting
 and these lint rules are off for it.
@@ -69,10 +70,10 @@ class Progress(dict):
 
 
 def check_complete(event):
-    elapsed = time.time() - event["CreationTime"]
+    checks = (event.get("EventState") or {}).get("Checks", 0) + 1
     progress = Progress(
-        Checks=(event.get("EventState") or {}).get("Checks", 0) + 1,
-        Complete=elapsed >= float(event["ResourceProperties"]["ReadyAfter"]),
+        Checks=checks,
+        Complete=checks >= int(event["ResourceProperties"]["ReadyAtCheck"]),
     )
     seen = {
         "EventStatus": event.get("EventStatus"),

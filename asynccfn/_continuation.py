@@ -31,9 +31,21 @@ async def invoke_self(
     Raises:
         ContinuationError: Lambda did not accept the invocation.
     """
+    await invoke_event(client, function_arn, {**event, HANDOVER_KEY: {"token": token}})
+
+
+async def invoke_event(client: Any, function_arn: str, event: Mapping[str, Any]) -> None:
+    """Invoke ``function_arn`` asynchronously with ``event`` as it is (a JSON object).
+
+    ``invoke_self`` uses it for the hand-over; the journal-less cfn-lambda-handler layer uses
+    it directly, its state carried in the event. botocore's retry mode retries 429 and 5xx.
+
+    Raises:
+        ContinuationError: Lambda did not accept the invocation.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    payload = json.dumps({**event, HANDOVER_KEY: {"token": token}}).encode()
+    payload = json.dumps(event).encode()
     try:
         answer = await client.invoke(
             FunctionName=function_arn, InvocationType="Event", Payload=payload

@@ -21,6 +21,8 @@
 
 ``HandOver`` derives from ``BaseException``, not from this tree: it is the runtime's signal that
 the invocation must suspend, and user code that catches ``Exception`` must not swallow it.
+``Continued`` likewise: the handler itself invoked the function again (no journal), so the
+invocation ends without an answer.
 """
 
 from __future__ import annotations
@@ -126,3 +128,12 @@ class HandOver(BaseException):
         super().__init__(why)
         self.why = why
         self.wake_at = wake_at
+
+
+class Continued(BaseException):
+    """The handler already invoked the function again, its state in the payload: end this
+    invocation without answering (the next one answers).
+
+    Only the journal-less cfn-lambda-handler compatibility layer raises it; durable handlers
+    hand over with ``HandOver``. A ``BaseException`` for the same reason as ``HandOver``.
+    """

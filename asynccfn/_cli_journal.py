@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import json
 import re
 import time
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     )
 
 _CLAIM_NOTES = ("claimed", "new attempt claimed")
+_CLAIM_EXPECTED_WITHIN = 30.0  # seconds after a hand-over: Lambda starts async events fast
 _SINCE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -229,9 +231,18 @@ def diagnose(op: OperationRecord, now: datetime.datetime) -> str | None:
         return None
     held = op.lease_until is not None and op.lease_until > now
     if op.handover_pending:
+        handed = [e.at for e in op.events if e.what.startswith("handed over")]
+        at = f" at {_clock(handed[-1])}" if handed else ""
+        if not handed or (now - handed[-1]).total_seconds() < _CLAIM_EXPECTED_WITHIN:
+            return (
+                f"handed over by invocation {op.invocations}{at}; the next invocation "
+                "should claim it within seconds"
+            )
         return (
-            f"handed over by invocation {op.invocations}; waiting for the next invocation to "
-            "claim it (if none does, see the function's async invoke errors)"
+            f"handed over by invocation {op.invocations}{at} ({_relative(handed[-1], now)}) "
+            "and not claimed since: Lambda has not run the continuation. Check the "
+            "function's AsyncEventsDropped metric and on-failure destination, and that its "
+            "RecursiveLoop is Allow"
         )
     waking = ""
     if op.wake_at is not None and op.wake_at > now:
@@ -271,7 +282,8 @@ def response_lines(response: ResponseRecord, console: Console) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
-    """One line (and its detail lines) of the timeline; ``key`` tells new from seen."""
+    """One line (and its detail lines) of the timeline; ``key`` tells new from seen, ``order``
+    ranks entries of the same time (a claim, then steps, then other events)."""
 
     key: tuple[Any, ...]
     order: tuple[Any, ...]
@@ -290,13 +302,25 @@ class Entry:
 
 
 def timeline(detail: OperationDetail) -> list[Entry]:
-    """Invocation by invocation: its claim, the steps it last wrote (in program order), then
-    what it ended with (hand-over, response, posted)."""
+    """What happened, in time order: each invocation's claim, the steps (at the time each
+    started, in program order), hand-overs, the response. A step still in progress across
+    invocations (a poll, a retry) shows its latest state where it started."""
     op = detail.operation
-    entries = [_event_entry(e) for e in op.events]
+    events = [_event_entry(e) for e in op.events]
+    claims = [(e.at, e.invocation) for e in op.events if e.what.startswith(_CLAIM_NOTES)]
     name_width = max((len(s.name) for s in detail.steps), default=0)
-    entries += [_step_entry(i, s, op, name_width) for i, s in enumerate(detail.steps)]
-    return sorted(entries, key=lambda e: e.order)
+    steps = [_step_entry(s, op, name_width, _started_in(s, claims)) for s in detail.steps]
+    # Both lists are in order already; a merge keeps them so even if clocks disagree.
+    return list(heapq.merge(events, steps, key=lambda e: (e.at, e.order)))
+
+
+def _started_in(step: StepRecord, claims: list[tuple[datetime.datetime, int | None]]) -> int | None:
+    """The invocation whose claim last preceded the step's start (None if unknown)."""
+    found: int | None = None
+    for at, invocation in claims:
+        if at <= step.started_at:
+            found = invocation
+    return found
 
 
 def _event_entry(event: EventRecord) -> Entry:
@@ -308,10 +332,9 @@ def _event_entry(event: EventRecord) -> Entry:
     else:
         tone = _event_tone(event.what)
         text, indent = event.what, 2
-    rank = 0 if claim else 2
     return Entry(
         key=("event", event.at, event.what),
-        order=(invocation, rank, event.at),
+        order=(0 if claim else 2,),
         at=event.at,
         text=text,
         tone=tone,
@@ -329,11 +352,15 @@ def _event_tone(what: str) -> Tone | None:
     return None
 
 
-def _step_entry(index: int, step: StepRecord, op: OperationRecord, name_width: int) -> Entry:
+def _step_entry(
+    step: StepRecord, op: OperationRecord, name_width: int, started_in: int | None
+) -> Entry:
     status = step.status.value
     if step.kind is StepKind.SLEEP and step.wake_at is not None and step.wake_at <= _now():
         status = "SLEPT"  # a sleep is journaled once, with its wake time; past it, it is over
     what = f"{step.kind.value:<5}  {step.name:<{name_width}}  {status:<9}  {_progress(step)}"
+    if started_in is not None and step.invocation != started_in:
+        what += f"  (invocations {started_in}-{step.invocation})"
     if step.op_attempt != op.attempt:
         what += f"  (from attempt {step.op_attempt})"
     detail: tuple[str, ...] = ()
@@ -343,7 +370,7 @@ def _step_entry(index: int, step: StepRecord, op: OperationRecord, name_width: i
     tone = None if status == "SLEPT" else _STEP_TONES[step.status]
     return Entry(
         key=("step", step.position, step.status, step.attempt, step.invocation),
-        order=(step.invocation, 1, index),
+        order=(1,),
         at=step.started_at,
         text=what.rstrip(),
         tone=tone if step.status is not StepStatus.SUCCEEDED else None,

@@ -752,7 +752,9 @@ def _since_epoch(since: datetime.datetime | datetime.timedelta | None) -> float 
         return datetime.datetime.now(datetime.UTC).timestamp() - since.total_seconds()
     if since.tzinfo is None:
         since = since.replace(tzinfo=datetime.UTC)
-    return since.timestamp()
+    # Records show the journal's float times rounded to the microsecond: half of one back,
+    # so that a record's own time includes it.
+    return since.timestamp() - 0.5e-6
 
 
 def _encode_cursor(kind: str, key: Mapping[str, Any]) -> str:

@@ -157,9 +157,13 @@ class Runtime:
             reserve=self.config.reserve,
         )
         event, token = split_handover(event)
+        owner = str(getattr(lambda_context, "aws_request_id", "") or secrets.token_hex(8))
         failure_record = _lambda_failure_record(event)
         if failure_record is not None:
-            event = failure_record["requestPayload"]
+            # Lambda gave up on that invocation: it holds the operation no more, so claim as
+            # it (its lease may still look live), or with the hand-over token it carried.
+            event, token = split_handover(failure_record["requestPayload"])
+            owner = str(failure_record["requestContext"].get("requestId") or owner)
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:
@@ -171,7 +175,7 @@ class Runtime:
             "stackId": request.stack_id,
         }
         with log_fields(**fields):
-            claim = await self.journal.claim(self._claim_request(request, lambda_context, token))
+            claim = await self.journal.claim(self._claim_request(request, owner, token))
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
@@ -179,8 +183,7 @@ class Runtime:
                 _faults.crash_point("after-claim")
             with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
                 if failure_record is not None:
-                    condition = failure_record.get("requestContext", {}).get("condition", "?")
-                    reason = f"Lambda gave up on the operation ({condition})"
+                    reason = _gave_up_reason(failure_record)
                     log.error("answering FAILED: %s", reason)
                     return await self._answer(
                         request,
@@ -191,9 +194,7 @@ class Runtime:
                     )
                 return await self._run(request, claim, event, lambda_context, started)
 
-    def _claim_request(
-        self, request: Request, lambda_context: Any, token: str | None
-    ) -> ClaimRequest:
+    def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
         ends = [issued + self.config.timeout]
         if request.service_timeout is not None:
@@ -211,7 +212,7 @@ class Runtime:
             resource_type=request.resource_type,
             request_type=request.request_type.value,
             attempt=request.attempt_digest,
-            owner=str(getattr(lambda_context, "aws_request_id", "") or secrets.token_hex(8)),
+            owner=owner,
             token=token,
             lease=self.config.lease,
             issued_at=issued,
@@ -585,6 +586,23 @@ def _lambda_failure_record(event: object) -> Mapping[str, Any] | None:
     ):
         return event
     return None
+
+
+def _gave_up_reason(record: Mapping[str, Any]) -> str:
+    """FAILED's reason for Lambda's on-failure record: the condition, how many attempts
+    Lambda made, and the error it reported for the last one."""
+    context = record["requestContext"]
+    reason = f"Lambda gave up on the operation ({context.get('condition', '?')})"
+    attempts = context.get("approximateInvokeCount")
+    if attempts == 0:
+        reason += " before any attempt ran"
+    elif isinstance(attempts, int) and not isinstance(attempts, bool):
+        reason += f" after {attempts} attempt{'' if attempts == 1 else 's'}"
+    error = record.get("responsePayload")
+    if isinstance(error, Mapping) and (error.get("errorType") or error.get("errorMessage")):
+        what = f"{error.get('errorType')}: {error.get('errorMessage')}"
+        reason += f"; the last one failed with {what}"
+    return reason
 
 
 def _reason(exc: BaseException, lambda_context: Any) -> str:

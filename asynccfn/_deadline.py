@@ -14,12 +14,14 @@ else compares floats.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
 
 from ._errors import ConfigurationError
+
+# asyncio's loop clock is time.monotonic(): reading it directly works from worker threads too.
+_clock = time.monotonic
 
 # Kept back after the hard deadline: the runtime client still has to report the result.
 _RUNTIME_MARGIN = 0.1
@@ -59,7 +61,7 @@ class Deadlines:
         Raises:
             ConfigurationError: ``reserve`` is negative.
         """
-        loop_now = asyncio.get_running_loop().time()
+        loop_now = _clock()
         remaining = max(0.0, remaining_ms / 1000.0)
         if reserve is not None and reserve < 0:
             raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
@@ -80,15 +82,15 @@ class Deadlines:
 
     def remaining(self) -> float:
         """Seconds until the soft deadline (never negative)."""
-        return max(0.0, self.soft - asyncio.get_running_loop().time())
+        return max(0.0, self.soft - _clock())
 
     def remaining_hard(self) -> float:
         """Seconds until the hard deadline (never negative)."""
-        return max(0.0, self.hard - asyncio.get_running_loop().time())
+        return max(0.0, self.hard - _clock())
 
     def soft_passed(self) -> bool:
-        return asyncio.get_running_loop().time() >= self.soft
+        return _clock() >= self.soft
 
     def epoch_to_loop(self, epoch: float) -> float:
         """A wall-clock time (epoch seconds) on this loop's clock."""
-        return asyncio.get_running_loop().time() + (epoch - time.time())
+        return _clock() + (epoch - time.time())

@@ -56,6 +56,21 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at the time (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 _MODULE_LOGGERS = ("asynccfn.responder", "asynccfn.handler", "asynccfn.runtime")
 _configured = False
 
@@ -78,7 +93,7 @@ def configure() -> None:
         for name in [LOGGER_NAME, *_MODULE_LOGGERS]:
             logging.getLogger(name).addFilter(context_filter)
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.addFilter(context_filter)
     handler.setFormatter(JsonLinesFormatter())
     logger.addHandler(handler)

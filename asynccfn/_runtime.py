@@ -65,11 +65,12 @@ from ._result import Success
 from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
-from .journal.models import OperationModel, OperationStatus, operation_id
+from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
 from .journal.store import Claim, ClaimOutcome, ClaimRequest, JournalStore
 
 log = logging.getLogger("asynccfn.runtime")
 
+_FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 _MAX_DEADLINE_MARGIN = 10.0
 _ANSWER_TIME = 0.3  # seconds kept for recording and PUTting a FAILED answer
 
@@ -282,6 +283,8 @@ class Runtime:
             journal=journal,
             handover_state=op.handover_state,
             handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
+            replaying=bool(journal),
+            to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
         )
         executor = Executor(execution)
         ctx = Context(

@@ -112,7 +112,8 @@ class Execution:
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
     state: dict[str, Any] = field(default_factory=dict)
     recorded_state: str = "{}"
-    replaying: bool = True
+    replaying: bool = True  # until every finished journal entry has been replayed
+    to_replay: int = 0
     stopping: bool = False
     progressed: bool = False  # a record was written or a durable wait spent this invocation
     current: str | None = None  # the position live work is at (for stalled reasons)
@@ -428,6 +429,9 @@ class Executor:
 
     def _replay(self, step: StepModel) -> Any:
         self._take_state(step)
+        self.x.to_replay -= 1
+        if self.x.to_replay <= 0:
+            self.x.replaying = False
         if step.status == StepStatus.FAILED.value:
             raise _rebuild_error(step)
         return json.loads(step.result) if step.result is not None else None

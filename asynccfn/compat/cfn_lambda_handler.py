@@ -220,14 +220,17 @@ class Handler:
             polling = _event(incoming, ctx).get("EventStatus") == POLL
             kind = POLL if polling else request.request_type.value
 
-            async def round_(kind: str = kind) -> None:
+            ran: list[str] = []
+
+            async def round_(kind: str = kind, ran: list[str] = ran) -> None:
+                ran.append(kind)  # the step body runs only live, never in replay
                 await self._round(kind, incoming, request, ctx)
 
             try:
                 await ctx.step(f"cfn-lambda-handler {kind.lower()}", round_)
             except _Answered as answered:
                 return answered.success
-            if ctx.is_replaying:
+            if not ran:
                 continue  # an earlier invocation ran this round and handed on: go on
             if self.durable:
                 raise HandOver(f"the {kind} handler raised CfnLambdaExecutionTimeout")

@@ -1,0 +1,145 @@
+"""``MODULE:RESOURCE``: naming a user's Resource so that another process can import it.
+
+The local runner imports the resource in its own process first (so that a bad name is one
+clear error before anything starts), then the Lambda workers import it again by the same name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import traceback
+from typing import Any
+
+from asynccfn._entry import LambdaHandler, lambda_entry
+from asynccfn._errors import ConfigurationError
+from asynccfn._resource import Resource
+
+__all__ = [
+    "HANDLER",
+    "RESOURCE_ENV",
+    "ResourceSpecError",
+    "journal_table_of",
+    "load_handler",
+    "load_resource",
+    "locate",
+]
+
+HANDLER = "asynccfn.local._handler.handler"
+"""The Lambda handler of a locally run resource (see :mod:`asynccfn.local._handler`)."""
+RESOURCE_ENV = "ASYNCCFN_LOCAL_RESOURCE"
+"""The function's environment variable that names its resource, ``MODULE:RESOURCE``."""
+
+_SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
+
+
+class ResourceSpecError(ConfigurationError):
+    """``MODULE:RESOURCE`` does not name an importable :class:`asynccfn.Resource`."""
+
+
+def load_resource(spec: str) -> Resource:
+    """Import ``MODULE`` and return the :class:`~asynccfn.Resource` its attribute ``RESOURCE``
+    names (dots reach into objects): the Resource itself, or the handler ``lambda_entry``
+    made of one.
+
+    Raises:
+        ResourceSpecError: the spec is malformed, the module cannot be imported (or raised
+            while importing), or the attribute is missing or not a Resource.
+    """
+    found = _load(spec)
+    return found if isinstance(found, Resource) else found.runtime.config.resource
+
+
+def load_handler(spec: str) -> LambdaHandler:
+    """The Lambda handler for ``spec``: the one the module built with ``lambda_entry`` (its
+    options kept), or ``lambda_entry(resource)`` with the journal from the environment.
+
+    Raises:
+        ResourceSpecError: as :func:`load_resource`.
+    """
+    found = _load(spec)
+    if isinstance(found, LambdaHandler):
+        return found
+    handler = lambda_entry(found)
+    assert isinstance(handler, LambdaHandler)
+    return handler
+
+
+def journal_table_of(spec: str) -> str | None:
+    """The journal table the module's own ``lambda_entry(..., journal=NAME)`` names, if any.
+
+    Raises:
+        ResourceSpecError: as :func:`load_resource`.
+    """
+    found = _load(spec)
+    return found.runtime.config.journal if isinstance(found, LambdaHandler) else None
+
+
+def _load(spec: str) -> Resource | LambdaHandler:
+    match = _SPEC.match(spec.strip())
+    if match is None:
+        raise ResourceSpecError(
+            f"{spec!r} is not MODULE:RESOURCE (e.g. examples.dynamodb_table:table)"
+        )
+    module_name, attr = match["module"], match["attr"]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            where = "" if exc.name == module_name else f" (no module {exc.name!r})"
+            raise ResourceSpecError(
+                f"cannot import module {module_name!r}{where}: run from the folder that "
+                "holds it, or put that folder on PYTHONPATH"
+            ) from None
+        raise ResourceSpecError(f"importing {module_name!r} failed: {_describe(exc)}") from exc
+    except Exception as exc:  # the user's module raised while importing
+        raise ResourceSpecError(f"importing {module_name!r} failed: {_describe(exc)}") from exc
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ResourceSpecError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(found, Resource | LambdaHandler):
+        raise ResourceSpecError(
+            f"{module_name}:{attr} is a {type(found).__name__}, not an asynccfn.Resource"
+        )
+    return found
+
+
+def locate(resource: Resource) -> str:
+    """The ``MODULE:RESOURCE`` name under which ``resource`` can be imported again.
+
+    Raises:
+        ResourceSpecError: no imported module holds it at its top level, or only ``__main__``
+            (which another process cannot import by name).
+    """
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is resource or _as_resource(value) is resource:
+                return f"{name}:{attr}"
+    raise ResourceSpecError(
+        f"{resource!r} is not a top-level name of an importable module; define it at the top "
+        "level of a module (not __main__), or pass 'MODULE:RESOURCE'"
+    )
+
+
+def _as_resource(value: object) -> Resource | None:
+    if isinstance(value, Resource):
+        return value
+    if isinstance(value, LambdaHandler):  # what lambda_entry made of a Resource
+        return value.runtime.config.resource
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" ({last.filename}, line {last.lineno})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"

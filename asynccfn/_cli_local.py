@@ -1,0 +1,569 @@
+"""``asynccfn local MODULE:RESOURCE`` and ``asynccfn demo``: a custom resource's whole life on
+this machine, through the same code path as in AWS (see :mod:`asynccfn.local.stack`).
+
+While it runs it shows each request, then what the journal records as it happens (claims,
+steps, hand-overs, the response) and what only the Lambda service sees (an invocation that
+timed out, crashed or failed to start), and the handler's own output. At the end it prints
+each response as CloudFormation would have received it, and each operation's journal timeline
+as ``asynccfn journal show`` does. It exits 0 when every response was SUCCESS, 3 when one was
+FAILED (or a replay differed), 1 on an error, 130 on Ctrl-C; whatever it started is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._cli_journal import header_lines, timeline
+from ._protocol import RequestType, mask_no_echo
+from .cli import EXIT_OK, EXIT_UNSUCCESSFUL, Console, Tone, human_duration
+
+if TYPE_CHECKING:
+    from .journal.query import OperationDetail
+    from .local._records import InvocationRecord
+    from .local.stack import LocalStack, OperationRun, StackConfig
+
+DEMO_RESOURCE = "asynccfn.local.demo:demo"
+DEMO_LAMBDA_TIMEOUT = 5.0
+
+_LOG_STREAM = re.compile(r" \(see CloudWatch log stream [^)]*\)")
+_QUIET_OUTCOMES = ("handed-over", "SUCCESS", "FAILED")
+_LOUD_LEVELS = ("WARNING", "ERROR", "CRITICAL")
+
+Plan = Callable[["LocalStack"], list["OperationRun"]]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``local`` and ``demo``."""
+    local = subparsers.add_parser(
+        "local",
+        help="run a custom resource's whole life on this machine",
+        description="Run a custom resource's whole life on this machine: Create (then Update "
+        "with --update-properties), then Delete, or one --request-type. It starts moto's "
+        "server (S3 for the responses, DynamoDB for the journal unless "
+        "$AWS_ENDPOINT_URL_DYNAMODB or --dynamodb names another, every other AWS API the "
+        "handler calls) and the local Lambda service, which runs the handler under "
+        "awslambdaric in worker processes with real deadlines.",
+    )
+    local.add_argument(
+        "resource",
+        metavar="MODULE:RESOURCE",
+        help="the asynccfn.Resource (or the handler lambda_entry made of it), e.g. "
+        "examples.dynamodb_table:table; MODULE is imported from the working directory",
+    )
+    requests = local.add_argument_group("requests")
+    requests.add_argument(
+        "--properties",
+        type=_json_object,
+        default={},
+        metavar="JSON|@FILE",
+        help="ResourceProperties of the Create (default: {})",
+    )
+    requests.add_argument(
+        "--update-properties",
+        type=_json_object,
+        metavar="JSON|@FILE",
+        help="send an Update to these properties between Create and Delete",
+    )
+    requests.add_argument(
+        "--request-type",
+        type=_request_type,
+        metavar="TYPE",
+        help="send only this request (Create, Update or Delete) instead of the whole life; "
+        "an Update goes from --properties to --update-properties",
+    )
+    requests.add_argument(
+        "--physical-id",
+        metavar="ID",
+        help="PhysicalResourceId of a single Update or Delete (default: <LogicalId>-local)",
+    )
+    requests.add_argument(
+        "--service-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="the requests' ServiceTimeout, CloudFormation's wait for a response (1-3600; "
+        "default 3600)",
+    )
+    requests.add_argument("--logical-id", metavar="ID", help="LogicalResourceId")
+    requests.add_argument(
+        "--resource-type",
+        metavar="TYPE",
+        help="ResourceType (default: the Resource's own, else Custom::<LogicalId>)",
+    )
+    requests.add_argument(
+        "--stack-name", default="asynccfn-local", metavar="NAME", help="the stack's name"
+    )
+    _run_options(local, lambda_timeout=900.0)
+    local.set_defaults(run=run_local)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run a bundled example resource's whole life, with hand-overs",
+        description=f"`asynccfn local {DEMO_RESOURCE}` with example properties and a "
+        f"{DEMO_LAMBDA_TIMEOUT:g}-second Lambda timeout, so that its invocations hand over.",
+    )
+    _run_options(demo, lambda_timeout=DEMO_LAMBDA_TIMEOUT)
+    demo.set_defaults(run=run_demo)
+
+
+def _run_options(parser: argparse.ArgumentParser, *, lambda_timeout: float) -> None:
+    group = parser.add_argument_group("the local run")
+    group.add_argument(
+        "--lambda-timeout",
+        type=_positive_float,
+        default=lambda_timeout,
+        metavar="SECONDS",
+        help=f"the function's timeout (at most 900; default {lambda_timeout:g}); small values "
+        "make invocations hand over",
+    )
+    group.add_argument(
+        "--dynamodb",
+        metavar="URL",
+        help="DynamoDB endpoint for the journal, e.g. DynamoDB Local's, or 'dynamodb-local' "
+        "to start Amazon's DynamoDB Local (Java); default: $AWS_ENDPOINT_URL_DYNAMODB, else "
+        "moto's server",
+    )
+    group.add_argument(
+        "--table",
+        metavar="NAME",
+        help="the journal table, created when missing (default: asynccfn-journal on moto)",
+    )
+    group.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the journal queryable afterwards: print its endpoint and table (moto's "
+        "server then runs until Ctrl-C)",
+    )
+    group.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_env_pair,
+        metavar="NAME=VALUE",
+        help="add a variable to the function's environment (repeatable)",
+    )
+    group.add_argument(
+        "--handover-every-step",
+        action="store_true",
+        help="hand over after every recorded step, so every step is reached through replay",
+    )
+    group.add_argument(
+        "--replay",
+        action="store_true",
+        help="run every operation once more from its journal and report any difference",
+    )
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def run_local(args: argparse.Namespace, console: Console) -> int:
+    from .local.stack import StackConfig
+
+    _importable_from_cwd()
+    config = StackConfig(
+        resource=args.resource,
+        lambda_timeout=args.lambda_timeout,
+        dynamodb=args.dynamodb,
+        table=args.table,
+        environment=dict(args.env),
+        handover_after_step=args.handover_every_step,
+        stack_name=args.stack_name,
+        logical_id=args.logical_id,
+        resource_type=args.resource_type,
+        service_timeout=args.service_timeout,
+        keep_table=args.keep,
+    )
+    request_type: RequestType | None = args.request_type
+    properties: Mapping[str, Any] = args.properties
+    update: Mapping[str, Any] | None = args.update_properties
+
+    def plan(stack: LocalStack) -> list[OperationRun]:
+        if request_type is None:
+            return stack.lifecycle(properties, update, replay=args.replay)
+        if request_type is RequestType.UPDATE:
+            run = stack.send(
+                request_type,
+                update if update is not None else properties,
+                old_properties=properties,
+                physical_id=args.physical_id,
+            )
+        else:
+            run = stack.send(request_type, properties, physical_id=args.physical_id)
+        return [stack.replay(run) if args.replay else run]
+
+    return drive(config, plan, console, keep=args.keep)
+
+
+def run_demo(args: argparse.Namespace, console: Console) -> int:
+    from .local import demo
+    from .local.stack import StackConfig
+
+    config = StackConfig(
+        resource=DEMO_RESOURCE,
+        lambda_timeout=args.lambda_timeout,
+        dynamodb=args.dynamodb,
+        table=args.table,
+        environment=dict(args.env),
+        handover_after_step=args.handover_every_step,
+        stack_name="asynccfn-demo",
+        keep_table=args.keep,
+    )
+    console.print(
+        console.paint("asynccfn demo", Tone.BOLD)
+        + f": the life of the resource in {demo.__file__}, with a "
+        f"{args.lambda_timeout:g}-second Lambda timeout"
+    )
+
+    def plan(stack: LocalStack) -> list[OperationRun]:
+        return stack.lifecycle(demo.CREATE_PROPERTIES, demo.UPDATE_PROPERTIES, replay=args.replay)
+
+    return drive(config, plan, console, keep=args.keep)
+
+
+def drive(config: StackConfig, plan: Plan, console: Console, *, keep: bool) -> int:
+    """Start a local stack, run ``plan`` on it, print the results; stop everything after,
+    whatever happens (Ctrl-C and SIGTERM included). Returns the exit code.
+
+    Raises:
+        ResourceSpecError, LocalServerError, JournalError, NoResponse: one line each.
+    """
+    from .local.stack import LocalStack
+
+    stack = LocalStack(config, watcher=ProgressPrinter(console))
+    with _terminate_as_interrupt():
+        try:
+            stack.start()
+            print_setup(stack, console)
+            runs = plan(stack)
+            print_summary(runs, console)
+            code = _report(runs, console)
+            if keep:
+                stack.stop_lambda()
+                _keep(stack, console)
+            return code
+        finally:
+            with _interrupts_held():
+                stack.close()
+
+
+def _report(runs: Sequence[OperationRun], console: Console) -> int:
+    failed = [run for run in runs if not run.ok]
+    diverged = [run for run in runs if run.replay is not None and run.replay.problems]
+    for run in failed:
+        reason = _LOG_STREAM.sub("", run.reason or "no reason given")
+        console.note(f"asynccfn: {run.label} answered FAILED: {' '.join(reason.split())}")
+    for run in diverged:
+        assert run.replay is not None
+        console.note(f"asynccfn: {run.label} replayed differently: {run.replay.problems[0]}")
+    if failed or diverged:
+        return EXIT_UNSUCCESSFUL
+    shown = ", ".join(f"{run.label} {run.status}" for run in runs)
+    console.print(console.paint(shown, Tone.GOOD))
+    return EXIT_OK
+
+
+def _keep(stack: LocalStack, console: Console) -> None:
+    from .local._env import LOCAL_AWS_ENV, REGION
+
+    console.print()
+    console.print(
+        console.paint("The journal is kept", Tone.BOLD)
+        + f": table {stack.table} at {stack.dynamodb_endpoint} (region {REGION})"
+    )
+    credentials = (
+        f"AWS_ACCESS_KEY_ID={LOCAL_AWS_ENV['AWS_ACCESS_KEY_ID']} "
+        f"AWS_SECRET_ACCESS_KEY={LOCAL_AWS_ENV['AWS_SECRET_ACCESS_KEY']} "
+    )
+    where = f"--table {stack.table} --endpoint-url {stack.dynamodb_endpoint} --region {REGION}"
+    console.print(f"  {credentials}asynccfn journal list {where}")
+    if not stack.embedded_journal:
+        return
+    console.print("Serving it from this process until Ctrl-C.")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+# -- what it prints ---------------------------------------------------------------------------
+
+
+def print_setup(stack: LocalStack, console: Console) -> None:
+    config = stack.config
+    dim = Tone.DIM
+    console.print(
+        f"{console.paint('resource ', dim)} {config.resource}  "
+        f"({stack.resource_type}, logical id {stack.logical_id})"
+    )
+    console.print(
+        f"{console.paint('journal  ', dim)} table {stack.table} on {stack.dynamodb_kind} at "
+        f"{stack.dynamodb_endpoint}"
+    )
+    extra = ", hands over after every step" if config.handover_after_step else ""
+    console.print(
+        f"{console.paint('lambda   ', dim)} function {stack.function_name} at "
+        f"{stack.lambda_endpoint}, timeout {config.lambda_timeout:g} s, awslambdaric workers"
+        f"{extra}"
+    )
+    console.print(
+        f"{console.paint('aws      ', dim)} moto's server at {stack.moto_endpoint} (S3 response "
+        "URLs, and every AWS API the handler calls)"
+    )
+
+
+class ProgressPrinter:
+    """A :class:`~asynccfn.local.stack.Watcher` that prints progress to a console."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._seen: set[tuple[Any, ...]] = set()
+
+    def request_sent(self, label: str, event: Mapping[str, Any]) -> None:
+        c = self.console
+        c.print()
+        c.print(
+            c.paint(f"{_glyph(c, 'sent')} {label}", Tone.BOLD)
+            + c.paint(f"  request {event['RequestId']}  {_clock_now()}", Tone.DIM)
+        )
+        props = {k: v for k, v in event["ResourceProperties"].items() if k != "ServiceToken"}
+        c.print(f"  properties   {_short(props)}")
+        if "PhysicalResourceId" in event:
+            c.print(f"  physical id  {event['PhysicalResourceId']}")
+
+    def journal(self, detail: OperationDetail) -> None:
+        op_id = detail.operation.op_id
+        for entry in timeline(detail):
+            key = (op_id, *entry.key)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            for line in entry.render(self.console):
+                self.console.print(line)
+
+    def invocation_ended(self, record: InvocationRecord) -> None:
+        c = self.console
+        when = _clock(record.ended)
+        took = human_duration(record.ended - record.started)
+        if record.error is not None:
+            kind = record.error.get("errorType", record.outcome.value)
+            message = " ".join(str(record.error.get("errorMessage", "")).split())
+            c.print(
+                f"  {when}  "
+                + c.paint(
+                    f"Lambda: attempt {record.attempt} ended {record.outcome.value} after "
+                    f"{took}: {kind}: {message}",
+                    Tone.BAD,
+                )
+            )
+            return
+        outcome = record.result.get("outcome") if isinstance(record.result, dict) else None
+        if outcome not in _QUIET_OUTCOMES:
+            c.print(f"  {when}  " + c.paint(f"Lambda: invocation ended: {outcome}", Tone.DIM))
+
+    def output(self, line: str) -> None:
+        c = self.console
+        pad = " " * 14
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "logger" not in record:
+            c.print(f"{pad}  " + c.paint(f"{_glyph(c, 'output')} {line}", Tone.DIM))
+            return
+        message = str(record.get("message", ""))
+        if record["logger"] == "asynccfn.handler":
+            c.print(f"{pad}  " + c.paint(f"{_glyph(c, 'output')} {message}", Tone.DIM))
+        elif record.get("level") in _LOUD_LEVELS:
+            tone = Tone.WARN if record.get("level") == "WARNING" else Tone.BAD
+            c.print(f"{pad}  " + c.paint(f"! {message}", tone))
+
+    def answered(self, run: OperationRun) -> None:
+        c = self.console
+        tone = Tone.GOOD if run.ok else Tone.BAD
+        op = run.journal.operation
+        parts = [
+            f"physical id {run.physical_id}",
+            f"{human_duration(run.elapsed)}",
+            f"{op.invocations} invocation{'s' if op.invocations != 1 else ''}",
+            f"{run.handovers} hand-over{'s' if run.handovers != 1 else ''}",
+        ]
+        c.print(
+            f"{_glyph(c, 'answered')} {run.label}: "
+            + c.paint(run.status, tone)
+            + "  "
+            + ", ".join(parts)
+        )
+        if run.reason and not run.ok:
+            c.print("  " + c.paint(_LOG_STREAM.sub("", run.reason), Tone.BAD))
+
+
+def print_summary(runs: Sequence[OperationRun], console: Console) -> None:
+    """Each response as CloudFormation received it, and its operation's journal timeline."""
+    now = datetime.datetime.now(datetime.UTC)
+    for run in runs:
+        tone = Tone.GOOD if run.ok else Tone.BAD
+        console.print()
+        console.print(
+            console.paint(_glyph(console, "rule") * 3 + f" {run.label}: ", Tone.BOLD)
+            + console.paint(run.status, tone)
+            + console.paint(" " + _glyph(console, "rule") * 40, Tone.BOLD)
+        )
+        console.print(console.paint("Response", Tone.BOLD))
+        for line in _dumps(_shown_response(run.response)).splitlines():
+            console.print(f"  {line}")
+        for line in header_lines(run.journal.operation, console, now):
+            console.print(line)
+        console.print(console.paint("Timeline (UTC)", Tone.BOLD))
+        for entry in timeline(run.journal):
+            for line in entry.render(console):
+                console.print(line)
+        replay = run.replay
+        if replay is not None:
+            if replay.problems:
+                console.print(console.paint("Replay differed", Tone.BAD))
+                for problem in replay.problems:
+                    console.print("  " + console.paint(problem, Tone.BAD))
+            else:
+                console.print(
+                    console.paint("Replay", Tone.BOLD)
+                    + "   every step came from the journal; the same response"
+                )
+
+
+def _shown_response(body: Mapping[str, Any]) -> dict[str, Any]:
+    shown = dict(body)
+    data = shown.get("Data")
+    if shown.get("NoEcho") is True and isinstance(data, Mapping):
+        shown["Data"] = mask_no_echo(data)
+    return shown
+
+
+# -- signals ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does, through the clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short and leave workers running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- parsing and formatting -------------------------------------------------------------------
+
+
+def _importable_from_cwd() -> None:
+    """``MODULE`` is found in the working directory, as ``python -m`` would find it."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``JSON`` or ``@FILE``: a JSON object."""
+    where = ""
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+        where = f"{path}: "
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{where}not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"{where}must be a JSON object of properties, not {type(value).__name__}"
+        )
+    return value
+
+
+def _request_type(text: str) -> RequestType:
+    for request_type in RequestType:
+        if text.lower() == request_type.value.lower():
+            return request_type
+    raise argparse.ArgumentTypeError(f"{text!r} is not Create, Update or Delete")
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+_GLYPHS = {"sent": ("▶", ">"), "answered": ("◀", "<"), "output": ("│", "|"), "rule": ("═", "=")}
+
+
+def _glyph(console: Console, name: str) -> str:
+    """The glyph, or its ASCII stand-in when the output cannot encode it."""
+    fancy, plain = _GLYPHS[name]
+    try:
+        fancy.encode(getattr(console.out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return plain
+    return fancy
+
+
+def _clock(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _clock_now() -> str:
+    return _clock(time.time())
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""Custom resources that run on this machine with ``asynccfn local`` (see README.md)."""

@@ -1,0 +1,85 @@
+"""``asynccfn local``: one clear line for what the user got wrong, every process stopped."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from asynccfn.cli import main
+from tests.local_runner import support
+
+RESOURCES = "tests.local_runner.resources"
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("no_such_module:thing", "cannot import module 'no_such_module'"),
+        (f"{RESOURCES}:missing", f"module '{RESOURCES}' has no attribute 'missing'"),
+        (f"{RESOURCES}:NOT_A_RESOURCE", "is a str, not an asynccfn.Resource"),
+        ("tests.local_runner.broken_module:x", "RuntimeError: boom at import"),
+        ("just-a-name", "is not MODULE:RESOURCE"),
+    ],
+)
+def test_a_bad_module_path_is_one_clear_line(
+    spec: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["local", spec]) == 1
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("asynccfn: ") and says in err, err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("{not json", "not valid JSON: Expecting property name"),
+        ("[1, 2]", "must be a JSON object of properties, not list"),
+        ("@/no/such/file.json", "cannot read /no/such/file.json"),
+    ],
+)
+def test_bad_json_properties_are_one_clear_line(
+    value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["local", f"{RESOURCES}:counting", "--properties", value]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "--properties" in err and says in err, err
+
+
+def test_a_failing_handler_is_one_clear_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--color", "never", "local", f"{RESOURCES}:failing"])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    assert err == "asynccfn: Create answered FAILED: RuntimeError: the widget is broken\n"
+    # CloudFormation's rollback: the Delete of what the failed Create reported
+    assert "◀ Create: FAILED" in out and "◀ Delete (rollback): SUCCESS" in out
+    assert '"Status": "FAILED"' in out and "Timeline (UTC)" in out
+
+
+def test_ctrl_c_stops_every_process_it_started() -> None:
+    command = support.start("local", f"{RESOURCES}:slow", "--lambda-timeout", "3")
+    command.wait_for("invocation 1: claimed")
+    endpoint = command.lambda_endpoint
+    assert support.workers_of(endpoint), "the run's Lambda workers should be running"
+    command.process.send_signal(signal.SIGINT)
+    code, out, err = command.finish(timeout=60)
+    assert code == 130 and err.strip() == "asynccfn: interrupted", (out, err)
+    assert support.workers_of(endpoint) == []
+
+
+def test_keep_leaves_the_journal_queryable_until_ctrl_c() -> None:
+    from asynccfn.journal import Journal
+
+    command = support.start("local", f"{RESOURCES}:counting", "--keep")
+    command.wait_for("Serving it from this process until Ctrl-C.")
+    kept = command.wait_for("asynccfn journal list")
+    args = kept.split()
+    table = args[args.index("--table") + 1]
+    endpoint = args[args.index("--endpoint-url") + 1]
+    operations = list(Journal(table, region="us-east-1", endpoint_url=endpoint).iter_operations())
+    assert sorted(op.request_type.value for op in operations) == ["Create", "Delete"]
+    assert support.workers_of(command.lambda_endpoint) == []  # the function is gone already
+    command.process.send_signal(signal.SIGINT)
+    code, out, err = command.finish(timeout=60)
+    assert code == 0, (out, err)

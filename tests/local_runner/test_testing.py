@@ -1,0 +1,49 @@
+"""``asynccfn.testing.run_resource``: hand-over after every step, and replay of every
+operation, catch a handler that does not replay its journal faithfully."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from asynccfn.local._loader import locate
+from asynccfn.testing import ReplayDivergence, run_resource
+from tests.local_runner import resources
+
+
+def test_a_resource_is_located_by_the_name_a_worker_imports() -> None:
+    assert locate(resources.counting) == "tests.local_runner.resources:counting"
+
+
+def test_a_deterministic_handler_survives_a_hand_over_after_every_step_and_a_replay(
+    dynamodb_endpoint: str,
+) -> None:
+    life = run_resource(
+        resources.counting,
+        properties={"Steps": 3},
+        handover_every_step=True,
+        always_replay=True,
+        dynamodb=dynamodb_endpoint,  # the journal in DynamoDB Local, not moto
+    )
+    assert [run.label for run in life] == ["Create", "Delete"]
+    assert life.ok, life.failures
+    create = life.create
+    assert create.data == {"Done": "3", "Total": "60"}  # ctx.state never counted twice
+    assert create.handovers == 2 and create.journal.operation.invocations == 3
+    assert [step.name for step in create.steps] == ["step 1", "step 2", "step 3"]
+    assert create.replay is not None and create.replay.problems == ()
+    assert create.replay.response["Data"] == create.data
+
+
+@pytest.mark.parametrize(
+    "option", [{"always_replay": True}, {"handover_every_step": True}], ids=["replay", "handover"]
+)
+def test_a_handler_that_reads_the_world_outside_a_step_is_caught(option: dict[str, Any]) -> None:
+    bucket = f"forgetful-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ReplayDivergence) as caught:
+        run_resource(resources.forgetful, properties={"BucketName": bucket}, **option)
+    message = str(caught.value)
+    assert "Create" in message and "non-deterministic handler" in message, message
+    assert "s3:CreateBucket" in message and "s3:PutBucketTagging" in message, message

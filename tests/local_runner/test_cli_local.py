@@ -83,3 +83,15 @@ def test_keep_leaves_the_journal_queryable_until_ctrl_c() -> None:
     command.process.send_signal(signal.SIGINT)
     code, out, err = command.finish(timeout=60)
     assert code == 0, (out, err)
+
+
+def test_a_single_update_is_sent_and_replayed(capsys: pytest.CaptureFixture[str]) -> None:
+    properties = ["--properties", '{"Steps": 1}', "--update-properties", '{"Steps": 2}']
+    single = ["--request-type", "update", "--physical-id", "counting", "--replay"]
+    code = main(["--color", "never", "local", f"{RESOURCES}:counting", *properties, *single])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "", out + err
+    assert "▶ Update" in out and "▶ Update, replayed" in out and "▶ Create" not in out
+    assert '"Done": "2"' in out
+    assert "every step came from the journal; the same response" in out
+    assert out.splitlines()[-1] == "Update SUCCESS"

@@ -143,8 +143,8 @@ def _run_options(parser: argparse.ArgumentParser, *, lambda_timeout: float) -> N
     group.add_argument(
         "--keep",
         action="store_true",
-        help="keep the journal queryable afterwards: print its endpoint and table (moto's "
-        "server then runs until Ctrl-C)",
+        help="keep the journal queryable afterwards: print its endpoint and table (a server "
+        "this command started keeps running until Ctrl-C)",
     )
     group.add_argument(
         "--env",
@@ -289,9 +289,9 @@ def _keep(stack: LocalStack, console: Console) -> None:
     )
     where = f"--table {stack.table} --endpoint-url {stack.dynamodb_endpoint} --region {REGION}"
     console.print(f"  {credentials}asynccfn journal list {where}")
-    if not stack.embedded_journal:
+    if not stack.journal_server_started:
         return
-    console.print("Serving it from this process until Ctrl-C.")
+    console.print("Serving it until Ctrl-C.")
     with contextlib.suppress(KeyboardInterrupt):
         while True:
             time.sleep(3600)

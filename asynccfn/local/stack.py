@@ -209,8 +209,13 @@ class LocalStack:
 
     @property
     def embedded_journal(self) -> bool:
-        """The journal lives in this process (moto's server): it goes when the stack does."""
+        """The journal lives in moto's server in this process."""
         return self._moto is not None and self.dynamodb_endpoint == self._moto.endpoint_url
+
+    @property
+    def journal_server_started(self) -> bool:
+        """The journal's server is one this stack started: it stops when the stack does."""
+        return self.embedded_journal or self._dynamodb_local is not None
 
     @property
     def moto_endpoint(self) -> str:

@@ -72,7 +72,7 @@ def test_keep_leaves_the_journal_queryable_until_ctrl_c() -> None:
     from asynccfn.journal import Journal
 
     command = support.start("local", f"{RESOURCES}:counting", "--keep")
-    command.wait_for("Serving it from this process until Ctrl-C.")
+    command.wait_for("Serving it until Ctrl-C.")
     kept = command.wait_for("asynccfn journal list")
     args = kept.split()
     table = args[args.index("--table") + 1]

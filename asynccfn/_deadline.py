@@ -75,6 +75,12 @@ class Deadlines:
             operation = loop_now + (operation_deadline_epoch - time.time())
         return cls(soft=min(soft, operation), hard=hard, operation=operation)
 
+    def bounded_by(self, operation_deadline_epoch: float) -> Deadlines:
+        """These deadlines with the operation's own (a wall-clock time) folded in; the
+        reserve stays the one chosen when the invocation started."""
+        operation = self.epoch_to_loop(operation_deadline_epoch)
+        return Deadlines(soft=min(self.soft, operation), hard=self.hard, operation=operation)
+
     @property
     def operation_bound(self) -> bool:
         """True when the operation's deadline, not Lambda's, ends this invocation's work."""

@@ -66,7 +66,7 @@ from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
 from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
-from .journal.store import Claim, ClaimOutcome, ClaimRequest, JournalStore
+from .journal.store import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, JournalStore
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -193,7 +193,7 @@ class Runtime:
                         deadlines,
                         OperationStatus.FAILED,
                     )
-                return await self._run(request, claim, event, lambda_context, started)
+                return await self._run(request, claim, event, lambda_context, started, deadlines)
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
@@ -244,22 +244,11 @@ class Runtime:
         event: object,
         lambda_context: Any,
         started: float,
+        base: Deadlines,
     ) -> InvocationResult:
         op = claim.operation
         loop = asyncio.get_running_loop()
-        deadlines = Deadlines.for_invocation(
-            remaining_ms=lambda_context.get_remaining_time_in_millis(),
-            reserve=self.config.reserve,
-            operation_deadline_epoch=float(op.deadline),
-        )
-        print(
-            "DEBUG",
-            time.time(),
-            op.deadline,
-            op.issued_at,
-            request.issued_at,
-            request.service_timeout,
-        )
+        deadlines = base.bounded_by(float(op.deadline))
         if time.time() >= float(op.deadline):
             return await self._timed_out(request, op, deadlines, None)
         if self.journal.durable and self._warming is None:
@@ -286,6 +275,9 @@ class Runtime:
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
         )
+        if self.journal.durable:
+            execution.lease_held_until = started + self.config.lease - LEASE_SKEW
+            execution.renew_lease = lambda: self._renew_lease(op, execution)
         executor = Executor(execution)
         ctx = Context(
             request=request,
@@ -353,7 +345,11 @@ class Runtime:
             return await handler(request, ctx)
 
         task = asyncio.create_task(run())
-        heartbeat = asyncio.create_task(self._heartbeat(op, task)) if self.journal.durable else None
+        heartbeat = (
+            asyncio.create_task(self._heartbeat(op, task, executor.x))
+            if self.journal.durable
+            else None
+        )
         lost: list[FenceLost] = []
         try:
             timeout = max(0.0, deadlines.soft - asyncio.get_running_loop().time())
@@ -382,17 +378,30 @@ class Runtime:
         error = task.exception()
         return error if error is not None else task.result()
 
-    async def _heartbeat(self, op: OperationModel, task: asyncio.Task[Any]) -> None:
+    async def _heartbeat(
+        self, op: OperationModel, task: asyncio.Task[Any], execution: Execution
+    ) -> None:
         """Renew the lease every third of its length; cancel the handler if it is lost."""
-        assert isinstance(self.journal, JournalStore)
-        lease = self.config.lease
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(self.config.lease / 3)
             try:
-                await self.journal.renew_lease(_op_id_of(op), int(op.fence), time.time() + lease)
+                await self._renew_lease(op, execution)
             except FenceLost:
                 task.cancel()
                 raise
+
+    async def _renew_lease(self, op: OperationModel, execution: Execution) -> None:
+        """Extend the lease, and tell the executor until when it is surely held.
+
+        Raises:
+            FenceLost: a newer invocation holds the operation.
+            JournalError: DynamoDB failed.
+        """
+        assert isinstance(self.journal, JournalStore)
+        lease = self.config.lease
+        sent = asyncio.get_running_loop().time()
+        await self.journal.renew_lease(_op_id_of(op), int(op.fence), time.time() + lease)
+        execution.lease_held_until = sent + lease - LEASE_SKEW
 
     # -- endings -----------------------------------------------------------------------------
 
@@ -521,8 +530,14 @@ class Runtime:
             # The invoke and its retries may use what is left, less the time a FAILED answer
             # needs should Lambda refuse (a journal write and a PUT).
             invoke_by = deadlines.hard - min(_ANSWER_TIME, deadlines.remaining_hard() / 2)
+            loop = asyncio.get_running_loop()
+            log.debug(
+                "hand-over recorded %.3f s after the soft deadline", loop.time() - deadlines.soft
+            )
             if self._warming is not None:
                 await self._warming
+            began = loop.time()
+            log.debug("Lambda client ready %.3f s after the soft deadline", began - deadlines.soft)
             try:
                 async with asyncio.timeout_at(invoke_by):
                     client = await self.clients.get("lambda")
@@ -530,7 +545,10 @@ class Runtime:
                         client, lambda_context.invoked_function_arn, event, token=token
                     )
             except TimeoutError:
-                raise ContinuationError("Lambda did not accept the invocation in time") from None
+                raise ContinuationError(
+                    f"Lambda did not accept the invocation within {invoke_by - began:.2f} s"
+                ) from None
+            took = loop.time() - began
         except FenceLost as exc:
             log.info("stopping quietly: %s", exc)
             return InvocationResult(outcome="fence-lost")
@@ -544,7 +562,7 @@ class Runtime:
             )
         if _faults.ACTIVE:
             _faults.crash_point("after-handover-invoked")
-        log.info("handed over to a new invocation")
+        log.info("handed over to a new invocation (invoke took %.3f s)", took)
         return InvocationResult(outcome="handed-over")
 
     async def _answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:

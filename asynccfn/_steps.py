@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import importlib
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ class Execution:
     stopping: bool = False
     progressed: bool = False  # a record was written or a durable wait spent this invocation
     current: str | None = None  # the position live work is at (for stalled reasons)
+    lease_held_until: float = math.inf  # loop time until which the lease is surely ours
+    renew_lease: Callable[[], Awaitable[None]] | None = None  # renews it, or raises FenceLost
 
 
 class Executor:
@@ -192,6 +195,7 @@ class Executor:
                     await self.wait_until_epoch(float(previous.wake_at or 0))
             while True:
                 self._check_can_start(needs)
+                await self._hold_lease()
                 if at_most_once:
                     previous = await self._write(
                         position, name, kind, previous, status=StepStatus.STARTED, attempt=attempt
@@ -291,6 +295,7 @@ class Executor:
                 await self.wait_until_epoch(float(previous.wake_at or 0))
             while True:
                 self._check_can_start(None)
+                await self._hold_lease()
                 attempt += 1
                 try:
                     value = await poll()
@@ -404,6 +409,19 @@ class Executor:
             raise HandOver("soft deadline reached")
         if needs is not None and deadlines.remaining() < needs:
             raise HandOver(f"step needs {needs:g} s, {deadlines.remaining():.1f} s left")
+
+    async def _hold_lease(self) -> None:
+        """Before live work: if the heartbeat could not renew the lease in time (the event
+        loop was blocked, the container frozen), renew it now, so that work a newer
+        invocation has taken over is not done again here.
+
+        Raises:
+            FenceLost: a newer invocation holds the operation.
+            JournalError: DynamoDB failed.
+        """
+        renew = self.x.renew_lease
+        if renew is not None and asyncio.get_running_loop().time() >= self.x.lease_held_until:
+            await renew()
 
     # -- journal ---------------------------------------------------------------------------
 

@@ -141,7 +141,10 @@ class JournalStore:
             if old.status == OperationStatus.RUNNING.value:
                 return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=old)
             return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
-        if req.attempt in (old.past_attempts or []):
+        # An earlier attempt's event can arrive late (held in Lambda's queue, or retried by
+        # it): CloudFormation waits for the newer attempt's answer only, so never supersede.
+        issued_before = req.issued_at < float(old.issued_at)
+        if req.attempt in (old.past_attempts or []) or issued_before:
             return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
         return await self._claim_new_attempt(req, old)
 

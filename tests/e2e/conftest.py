@@ -4,6 +4,7 @@ a journal table in DynamoDB Local, and response URLs in moto's S3."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Deployment:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb,
             "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": self.responses_host,
             "E2E_RUN_DIR": str(self.run_dir),
+            "ASYNCCFN_LOG_LEVEL": os.environ.get("ASYNCCFN_LOG_LEVEL", "INFO"),
             **(environment or {}),
         }
         if durable:

@@ -293,10 +293,14 @@ class Entry:
     detail: tuple[str, ...] = ()
     indent: int = 2
     detail_tone: Tone | None = None
+    subject: str | None = None  # a step's position: later entries with it are updates
+    ended: datetime.datetime | None = None
 
-    def render(self, console: Console) -> Iterator[str]:
+    def render(self, console: Console, at: datetime.datetime | None = None) -> Iterator[str]:
+        """The lines, stamped with ``at`` (default: when the entry happened or started)."""
         pad = " " * self.indent
-        yield f"  {_clock(self.at, millis=True)}  {pad}{console.paint(self.text, self.tone)}"
+        when = _clock(at or self.at, millis=True)
+        yield f"  {when}  {pad}{console.paint(self.text, self.tone)}"
         for line in self.detail:
             yield f"  {' ' * 12}  {pad}    {console.paint(line, self.detail_tone)}"
 
@@ -376,6 +380,8 @@ def _step_entry(
         tone=tone if step.status is not StepStatus.SUCCEEDED else None,
         detail=detail,
         detail_tone=Tone.BAD if step.status is StepStatus.FAILED else Tone.WARN,
+        subject=step.position,
+        ended=step.ended_at,
     )
 
 
@@ -408,6 +414,7 @@ def run_tail(args: argparse.Namespace, console: Console) -> int:
     op_id = journal.resolve(args.op_id)
     give_up = None if args.timeout is None else time.monotonic() + args.timeout
     seen: set[tuple[Any, ...]] = set()
+    steps_shown: set[str] = set()
     said: str | None = None
     first = True
     while True:
@@ -419,10 +426,16 @@ def run_tail(args: argparse.Namespace, console: Console) -> int:
             console.print(console.paint("Timeline (UTC)", Tone.BOLD))
             first = False
         for entry in timeline(detail):
-            if entry.key not in seen:
-                seen.add(entry.key)
-                for line in entry.render(console):
-                    console.print(line)
+            if entry.key in seen:
+                continue
+            seen.add(entry.key)
+            stamp = None
+            if entry.subject is not None:
+                if entry.subject in steps_shown:  # a step shown before changed: say when
+                    stamp = entry.ended or now
+                steps_shown.add(entry.subject)
+            for line in entry.render(console, at=stamp):
+                console.print(line)
         op = detail.operation
         if detail.finished:
             if op.response is not None:
@@ -430,9 +443,10 @@ def run_tail(args: argparse.Namespace, console: Console) -> int:
                 for line in response_lines(op.response, console):
                     console.print(line)
             tone = _OP_TONES[op.status]
+            plural = "s" if op.invocations != 1 else ""
             console.print(
                 f"ended {console.paint(op.status.value, tone)} after "
-                f"{human_duration(op.elapsed(now))}, {op.invocations} invocation(s)"
+                f"{human_duration(op.elapsed(now))}, {op.invocations} invocation{plural}"
             )
             return EXIT_OK if op.status is OperationStatus.SUCCEEDED else EXIT_UNSUCCESSFUL
         news = diagnose(op, now)

@@ -328,10 +328,10 @@ def test_tail_of_an_ended_operation_prints_it_and_exits(
     ok = run("journal", "tail", recorded.handed_over.op_id, *at)
     assert ok.code == 0, ok.err
     assert "invocation 2: claimed with hand-over token" in ok.out
-    assert re.search(rf"ended SUCCEEDED after {DURATION}, 2 invocation", ok.out)
+    assert re.search(rf"ended SUCCEEDED after {DURATION}, 2 invocations\n", ok.out)
     failed = run("journal", "tail", recorded.failed.op_id, *at)
     assert failed.code == cli.EXIT_UNSUCCESSFUL
-    assert "ended FAILED" in failed.out
+    assert re.search(rf"ended FAILED after {DURATION}, 1 invocation\n", failed.out)
     assert_no_secrets(ok.out + failed.out, recorded)
 
 

@@ -196,21 +196,21 @@ def record_operations(dynamodb: str, moto: str, *, table: str | None = None) -> 
         env.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         env.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
         env.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto).netloc)
-        with _handler(table, reserve=1.0) as handler:
+        with _handler(table, reserve=2.0) as handler:
             outcome = handler(event("ok", web), FakeLambdaContext())["outcome"]
             assert outcome == "SUCCESS", outcome
             failing = event("broken", web, Fail="bucket policy refused: MalformedPolicy")
             outcome = handler(failing, FakeLambdaContext())["outcome"]
             assert outcome == "FAILED", outcome
             # Out of time inside the sleep: hand over; the payload is the successor's event.
-            outcome = handler(event("slow", data, Sleep=3), FakeLambdaContext(2.5))["outcome"]
+            outcome = handler(event("slow", data, Sleep=4), FakeLambdaContext(5))["outcome"]
             assert outcome == "handed-over", outcome
             successor = lambdas.payloads[-1]
             outcome = handler(successor, FakeLambdaContext())["outcome"]
             assert outcome == "SUCCESS", outcome
             # Handed over, and the successor's event is lost: the operation is stuck.
             stuck = event("stuck", data, Sleep=30)
-            outcome = handler(stuck, FakeLambdaContext(2.5))["outcome"]
+            outcome = handler(stuck, FakeLambdaContext(5))["outcome"]
             assert outcome == "handed-over", outcome
         tokens = [p["AsyncCfnHandOver"]["token"] for p in lambdas.payloads]
     responses = {label: urls.body(key) for label, key in keys.items()}

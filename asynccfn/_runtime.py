@@ -304,6 +304,8 @@ class Runtime:
                 request, op, event, executor, ctx, deadlines, lambda_context
             )
         if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Failed):  # an expected failure needs no traceback
+                log.error("the handler raised %s", type(outcome).__name__, exc_info=outcome)
             return await self._answer(
                 request,
                 op,

@@ -66,7 +66,14 @@ from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
 from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
-from .journal.store import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, JournalStore
+from .journal.store import (
+    LEASE_SKEW,
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    JournalStore,
+    replayed_event,
+)
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -257,6 +264,8 @@ class Runtime:
         journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
         if journal:
             log.info("replaying %d journaled steps", len(journal))
+            # Written with the operation item's next write (hand-over or response), not alone.
+            op.events = [*(op.events or []), replayed_event(len(journal), int(op.invocations))]
         if _faults.ACTIVE:
             _faults.crash_point("after-replay-load")
         execution = Execution(
@@ -292,6 +301,11 @@ class Runtime:
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
+        if isinstance(outcome, JournalError):
+            # The journal, not the handler, failed (invariant 1): no FAILED answer; Lambda's
+            # retry continues the operation from what was recorded.
+            log.error("the journal failed, Lambda's retry will continue: %s", outcome)
+            raise outcome
         if isinstance(outcome, Continued):
             # The handler invoked the function again itself, its state in the payload (the
             # journal-less cfn-lambda-handler layer): that invocation answers.

@@ -425,6 +425,11 @@ def _event(now: float, what: str, invocation: float | None = None) -> EventRecor
     return EventRecord(at=round(now, 3), what=what, invocation=invocation)  # type: ignore[no-untyped-call]
 
 
+def replayed_event(steps: int, invocation: int) -> EventRecord:
+    """The event an invocation records (with its next write) after replaying ``steps``."""
+    return _event(time.time(), f"replayed {steps} steps", invocation)
+
+
 def _bounded(current: OperationModel, event: EventRecord) -> list[EventRecord]:
     """The recent events with ``event`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), event][-MAX_EVENTS:]

@@ -12,26 +12,73 @@ provisioning (``table``) and the read API below, re-exported from ``query``.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .models import OperationStatus, StepKind, StepStatus
-from .query import (
-    DEFAULT_PAGE_SIZE,
-    ErrorRecord,
-    EventRecord,
-    Journal,
-    JournalUnreachable,
-    OperationDetail,
-    OperationNotFound,
-    OperationPage,
-    OperationRecord,
-    ResponseRecord,
-    ResponseStatus,
-    StepRecord,
-    TableNotFound,
-    endpoint_from_env,
-    region_from_env,
-    to_jsonable,
-)
-from .table import create_table, table_exists
+
+if TYPE_CHECKING:
+    from .query import (
+        DEFAULT_PAGE_SIZE,
+        ErrorRecord,
+        EventRecord,
+        Journal,
+        JournalUnreachable,
+        OperationDetail,
+        OperationNotFound,
+        OperationPage,
+        OperationRecord,
+        ResponseRecord,
+        ResponseStatus,
+        StepRecord,
+        TableNotFound,
+        endpoint_from_env,
+        region_from_env,
+        to_jsonable,
+    )
+    from .table import create_table, table_exists
+
+# The runtime imports this package for its models on every cold start; the read API and table
+# provisioning are for the CLI and tests, so they load on first use (PEP 562).
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DEFAULT_PAGE_SIZE",
+            "ErrorRecord",
+            "EventRecord",
+            "Journal",
+            "JournalUnreachable",
+            "OperationDetail",
+            "OperationNotFound",
+            "OperationPage",
+            "OperationRecord",
+            "ResponseRecord",
+            "ResponseStatus",
+            "StepRecord",
+            "TableNotFound",
+            "endpoint_from_env",
+            "region_from_env",
+            "to_jsonable",
+        ),
+        "query",
+    ),
+    "create_table": "table",
+    "table_exists": "table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

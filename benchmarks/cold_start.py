@@ -1,0 +1,146 @@
+"""3. Cold start: a fresh Python process that imports asynccfn, builds ``lambda_entry`` and
+serves one no-op Create end to end (claim, outbox, response PUT, posted), against a fresh
+process that imports aiobotocore and aiohttp and sends one PutItem and one PUT.
+
+A cold start is timed from just before the process is spawned to the moment its invocation
+is done (the child reports the wall clock then; interpreter teardown is not part of it, as
+Lambda keeps the process). ``python -X importtime`` of the asynccfn process gives the import
+time of asynccfn's own modules (self time, the dependencies they import excluded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import Outcome, Row, Sizes, at_most, median
+from benchmarks._servers import Servers
+from benchmarks._sides import create_event
+
+NAME = "3 cold start"
+CHILDREN = Path(__file__).resolve().parent / "cold"
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)$")
+
+
+def run(servers: Servers, sizes: Sizes) -> Outcome:
+    outcome = Outcome(name=NAME)
+    env = {**os.environ, **servers.environment, "BENCH_TABLE": servers.table()}
+    ours: list[dict[str, float]] = []
+    floor: list[dict[str, float]] = []
+    warmup = int(sizes.warmup)  # a first round compiles and caches
+    for round_ in range(warmup + sizes.cold_repeats):
+        sides = [("asynccfn_create.py", ours), ("floor_create.py", floor)]
+        for script, laps in sides if round_ % 2 == 0 else sides[::-1]:
+            lap = _cold_start(script, servers, env)
+            if round_ >= warmup:
+                laps.append(lap)
+    outcome.compare(
+        "fresh process serving one Create",
+        [lap["total"] for lap in ours],
+        [lap["total"] for lap in floor],
+        unit="ms",
+        scale=1e3,
+        target=at_most(1.2),
+        note=(
+            f"asynccfn: import {median([lap['import'] for lap in ours]) * 1e3:.0f} ms, "
+            f"lambda_entry {median([lap['build'] for lap in ours]) * 1e3:.0f} ms, "
+            f"serve {median([lap['serve'] for lap in ours]) * 1e3:.0f} ms; "
+            f"floor: import {median([lap['import'] for lap in floor]) * 1e3:.0f} ms, "
+            f"serve {median([lap['serve'] for lap in floor]) * 1e3:.0f} ms"
+        ),
+    )
+    outcome.samples["laps"] = {"asynccfn": ours, "floor": floor}
+
+    own: list[float] = []
+    total: list[float] = []
+    modules: dict[str, list[float]] = {}
+    for _ in range(sizes.importtime_repeats):
+        times = _importtime(servers, env)
+        own.append(sum(us for name, (us, _) in times.items() if _is_own(name)) / 1e3)
+        total.append(times["asynccfn"][1] / 1e3)
+        for name, (us, _) in times.items():
+            if _is_own(name):
+                modules.setdefault(name, []).append(us / 1e3)
+    heaviest = sorted(((median(v), k) for k, v in modules.items()), reverse=True)[:3]
+    outcome.samples["own module import ms"] = {k: median(v) for k, v in modules.items()}
+    outcome.add(
+        Row(
+            bench=NAME,
+            metric="import time of asynccfn's own modules",
+            value=median(own),
+            unit="ms",
+            target=at_most(30),
+            checked="value",
+            note=(
+                f"`import asynccfn` {median(total):.0f} ms with its dependencies; heaviest: "
+                + ", ".join(f"{name} {ms:.1f}" for ms, name in heaviest)
+            ),
+        )
+    )
+    return outcome
+
+
+def _cold_start(script: str, servers: Servers, env: dict[str, str]) -> dict[str, float]:
+    event = create_event(servers.response_url())
+    child_env = {**env, "BENCH_EVENT": json.dumps(event)}
+    spawned = time.time()
+    done = subprocess.run(
+        [sys.executable, str(CHILDREN / script)],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = _bench_line(done.stdout)
+    if report is None or not report["ok"]:
+        raise RuntimeError(f"{script} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    if servers.response_body(event["ResponseURL"]) is None:
+        raise RuntimeError(f"{script} posted no response")
+    return {
+        "total": report["done"] - spawned,
+        "startup": report["started"] - spawned,
+        "import": report["imported"] - report["started"],
+        "build": report["built"] - report["imported"],
+        "serve": report["done"] - report["built"],
+    }
+
+
+def _bench_line(stdout: str) -> dict[str, Any] | None:
+    for line in stdout.splitlines():
+        if line.startswith("BENCH "):
+            found: dict[str, Any] = json.loads(line[len("BENCH ") :])
+            return found
+    return None
+
+
+def _importtime(servers: Servers, env: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """``python -X importtime`` of the asynccfn cold start: module -> (self, cumulative) µs."""
+    child_env = {**env, "BENCH_EVENT": json.dumps(create_event(servers.response_url()))}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(CHILDREN / "asynccfn_create.py")],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    times: dict[str, tuple[int, int]] = {}
+    for line in done.stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            name = match.group(4)
+            times.setdefault(name, (int(match.group(1)), int(match.group(2))))
+    if "asynccfn" not in times:
+        raise RuntimeError(f"no import times read:\n{done.stderr[-3000:]}")
+    return times
+
+
+def _is_own(module: str) -> bool:
+    return module == "asynccfn" or module.startswith("asynccfn.")

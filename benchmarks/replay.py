@@ -1,0 +1,143 @@
+"""2. Replay: an invocation that replays N journaled steps and then answers (claim on the
+hand-over token, one consistent paginated Query, N replayed steps, outbox, PUT, posted),
+against a raw paginated consistent Query of the same items.
+
+The journal is written once per size, in batches, in the state a hand-over leaves it; after
+each round the operation item is put back in that state (set-up, not measured). asynccfn's
+CPU per replayed step is the event-loop thread's CPU for the whole invocation less the
+floor's CPU for the Query, over N: model decoding, the executor and the invocation's fixed
+work, amortised. At 10,000 steps the same figures show whether the cost per step grows with
+the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks._harness import Outcome, Row, Sizes, Stopwatch, Timing, at_most, median, timed
+from benchmarks._servers import Servers
+from benchmarks._sides import (
+    LambdaContext,
+    build_handler,
+    create_event,
+    journal_for_replay,
+    op_key,
+    query_items,
+    quiet_stdout,
+    raw_dynamodb,
+    reopen_for_replay,
+    steps_resource,
+)
+
+NAME = "2 replay"
+
+
+def run(servers: Servers, sizes: Sizes) -> Outcome:
+    return asyncio.run(_run(servers, sizes))
+
+
+async def _run(servers: Servers, sizes: Sizes) -> Outcome:
+    outcome = Outcome(name=NAME)
+    watch = Stopwatch()
+    table = servers.table()
+    handler = build_handler(steps_resource(watch), table)
+    runtime = handler.runtime
+    per_step: dict[int, float] = {}
+    try:
+        async with raw_dynamodb() as raw:
+
+            async def rounds(
+                n: int, repeats: int, warmup: int
+            ) -> tuple[list[Timing], list[Timing]]:
+                mine: list[Timing] = []
+                theirs: list[Timing] = []
+                event = create_event(servers.response_url(), Steps=n)
+                successor = await journal_for_replay(raw, table, event, steps=n)
+                pk = op_key(event)
+
+                async def ours() -> None:
+                    with quiet_stdout():
+                        result = await runtime.invoke(successor, LambdaContext())
+                    if result.outcome != "SUCCESS":
+                        raise RuntimeError(f"the replay ended {result.outcome}")
+
+                async def floor() -> None:
+                    items, _ = await query_items(raw, table, pk)
+                    if len(items) != n:
+                        raise RuntimeError(f"the Query found {len(items)} of {n} steps")
+
+                for round_ in range(warmup + repeats):
+                    if round_:
+                        successor = await reopen_for_replay(raw, table, event)
+                    if round_ % 2:
+                        theirs_lap, mine_lap = await timed(floor), await timed(ours)
+                    else:
+                        mine_lap, theirs_lap = await timed(ours), await timed(floor)
+                    if round_ >= warmup:
+                        mine.append(mine_lap)
+                        theirs.append(theirs_lap)
+                return mine, theirs
+
+            # The large journal runs after the small one, on warm servers: no warm-up round.
+            for n, repeats, warmup in (
+                (sizes.replay_steps, sizes.repeats, int(sizes.warmup)),
+                (sizes.replay_large, sizes.replay_large_repeats, 0),
+            ):
+                loop_laps = len(watch.laps)
+                mine, theirs = await rounds(n, repeats, warmup)
+                replay_loop = [lap.cpu for lap in watch.laps[loop_laps:]]
+                outcome.compare(
+                    f"replay {n:,} steps and answer vs paginated Query",
+                    [t.wall for t in mine],
+                    [t.wall for t in theirs],
+                    unit="ms",
+                    scale=1e3,
+                    target=at_most(1.25),
+                )
+                cpu = [(a.cpu - b.cpu) / n for a, b in zip(mine, theirs, strict=True)]
+                per_step[n] = median(cpu)
+                outcome.samples[f"cpu per step at {n}"] = cpu
+                outcome.add(
+                    _row(
+                        f"asynccfn CPU per replayed step ({n:,})",
+                        per_step[n] * 1e6,
+                        note=(
+                            "of which the handler's replay loop "
+                            f"{median(replay_loop[warmup:]) / n * 1e6:.1f} µs"
+                        ),
+                    )
+                )
+    finally:
+        await runtime.close()
+    small, large = sizes.replay_steps, sizes.replay_large
+    # asynccfn's CPU for an invocation is fixed + N x marginal: the fixed part (claim, outbox,
+    # PUT, posted, logs) is what the amortised figure at the smaller size carries extra.
+    marginal = (per_step[large] * large - per_step[small] * small) / (large - small)
+    fixed = (per_step[small] - marginal) * small
+    outcome.add(
+        _row(
+            f"CPU per step at {large:,} / at {small:,}",
+            per_step[large] / per_step[small] if per_step[small] > 0 else None,
+            unit="x",
+            bound=1.2,
+            note=(
+                f"linear: fixed {fixed * 1e3:.1f} ms an invocation + "
+                f"{marginal * 1e6:.1f} µs a replayed step"
+            ),
+        )
+    )
+    return outcome
+
+
+def _row(
+    metric: str, value: float | None, *, unit: str = "µs", bound: float = 50.0, note: str = ""
+) -> Row:
+    return Row(
+        bench=NAME,
+        metric=metric,
+        value=value,
+        unit=unit,
+        target=at_most(bound),
+        checked="value",
+        note=note,
+    )

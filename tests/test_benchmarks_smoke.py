@@ -1,0 +1,47 @@
+"""The benchmark harness at a very small size, so that it cannot rot: every benchmark runs end
+to end against the suite's local servers and reports its rows. The numbers mean nothing here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asynccfn.local.lambda_service import LambdaServiceThread
+from benchmarks._harness import Sizes
+from benchmarks._report import BENCHMARKS, Report, machine, update_readme
+from benchmarks._servers import Servers
+
+
+@pytest.fixture
+def servers(
+    dynamodb_endpoint: str,
+    moto_endpoint: str,
+    lambda_service: LambdaServiceThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Servers]:
+    found = Servers(dynamodb=dynamodb_endpoint, s3=moto_endpoint, lambdas=lambda_service)
+    for name, value in found.environment.items():
+        monkeypatch.setenv(name, value)
+    yield found
+    found.close()
+
+
+@pytest.mark.timeout(60)
+def test_every_benchmark_runs_and_reports(servers: Servers, tmp_path: Path) -> None:
+    report = Report(machine=machine(), sizes=Sizes.smoke(), started=0.0)
+    for name, run in BENCHMARKS.items():
+        outcome = run(servers, Sizes.smoke())
+        assert outcome.rows, name
+        report.outcomes.append(outcome)
+    counted = {row.metric: row for row in report.rows() if row.bench == "4 round-trips"}
+    assert counted["no-op Create"].passed, counted  # counted, not timed: holds at any size
+    assert "| benchmark |" in report.markdown()
+    assert json.loads(report.to_json())["benchmarks"][0]["rows"]
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Performance\n\nstale numbers\n\n## Other\n\nkept\n")
+    update_readme(report, readme)
+    text = readme.read_text()
+    assert "stale numbers" not in text and "## Other\n\nkept" in text and "| benchmark |" in text

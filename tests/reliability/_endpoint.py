@@ -166,6 +166,13 @@ class ResponseEndpoint(ThreadedApp):
             count(responses_expected=1)
         return IssuedURL(url=url, key=key, endpoint=self)
 
+    def plan(self, key: str, faults: Sequence[Fault], *, forever: Fault | None = None) -> None:
+        """Replace the faults planned for ``key`` (an empty plan: answer normally)."""
+        with self._lock:
+            slot = self._slots[key]
+            slot.plan = list(faults)
+            slot.forever = forever
+
     def puts(self, key: str) -> list[Put]:
         with self._lock:
             return list(self._slots[key].puts)

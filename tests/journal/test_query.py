@@ -214,6 +214,7 @@ def test_a_hand_over_across_two_invocations(journal: Journal, recorded: Recorded
         ("claimed", 1),
         ("handed over", 1),
         ("claimed with hand-over token", 2),
+        ("replayed 2 steps", 2),
         ("response SUCCESS", 2),
         ("posted", 2),
     ]

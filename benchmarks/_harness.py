@@ -21,12 +21,13 @@ class Sizes:
     replay_large: int = 10_000  # 2: ... and the linearity check
     replay_large_repeats: int = 3
     cold_repeats: int = 7  # 3: fresh processes per side
-    importtime_repeats: int = 5
+    importtime_repeats: int = 9
     round_trip_steps: int = 25  # 4: an N-step operation
     round_trip_replay: int = 1_000  # 4: replayed steps (2.5 KB results: a multi-page journal)
     concurrent: int = 200  # 5: operations at once
     concurrent_steps: int = 1  # 5: steps per operation
     concurrent_repeats: int = 3
+    memory_in_child: bool = True  # 5: each side's RSS in a fresh process (else in this one)
     handover_chains: int = 4  # 6: operations handing over at the same time
     handover_hops: int = 6  # 6: durable sleeps per operation (about one hand-over each)
     size_steps: int = 20  # 7: steps journaled to measure
@@ -51,6 +52,7 @@ class Sizes:
             concurrent=5,
             concurrent_steps=1,
             concurrent_repeats=1,
+            memory_in_child=False,
             handover_chains=1,
             handover_hops=1,
             size_steps=3,

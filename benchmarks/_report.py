@@ -110,13 +110,13 @@ class Report:
     def rows(self) -> list[Row]:
         return [row for outcome in self.outcomes for row in outcome.rows]
 
-    def summary(self) -> str:
+    def summary(self, *, short: bool = False) -> str:
         checked = [row for row in self.rows() if row.passed is not None]
         missed = [row for row in checked if not row.passed]
         text = f"{len(checked) - len(missed)} of {len(checked)} targets met"
-        if missed:
+        if missed and not short:
             text += "; missed: " + "; ".join(f"{r.bench}: {r.metric}" for r in missed)
-        return text + f" ({self.seconds:.0f} s)"
+        return text + f" in a run of {self.seconds:.0f} s"
 
     def text_table(self, only: Outcome | None = None) -> str:
         rows = only.rows if only is not None else self.rows()
@@ -141,17 +141,19 @@ class Report:
             "| benchmark | metric | asynccfn | floor | unit | ratio | target | met |",
             "|---|---|---:|---:|---|---:|---|---|",
         ]
+        notes = []
         for row in self.rows():
             cells = list(_cells(row))
             cells[-1] = {"ok": "yes", "MISS": "**no**", "": ""}[cells[-1]]
             if row.note:
-                cells[1] += f" ({row.note})"
+                notes.append(f"- {row.bench}, {row.metric}: {row.note}.")
+                cells[1] += f" [{len(notes)}]"
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         when = time.strftime("%Y-%m-%d", time.gmtime(self.started))
-        m = self.machine
+        lines += ["", *(f"{n}. {note[2:]}" for n, note in enumerate(notes, 1))]
         lines += [
             "",
-            f"Ran {when} on {describe_machine(m)}; {self.summary()}.",
+            f"Ran {when} on {describe_machine(self.machine)}. {self.summary(short=True)}.",
         ]
         return "\n".join(lines) + "\n"
 

@@ -8,7 +8,8 @@ AccessDenied). Before answering normally, a URL works through its planned faults
 - ``Fault.status(503)``: an S3-style error document with that status; nothing stored;
 - ``Fault.reset()``: the connection is dropped without an answer; nothing stored;
 - ``Fault.slow(seconds)``: the body is stored, the answer comes ``seconds`` later (a client
-  with a shorter read timeout gives up and tries again, as against a slow S3).
+  with a shorter read timeout gives up and tries again, as against a slow S3);
+- ``Fault.redirect(location)``: 307 to ``location`` (which a client must not follow).
 
 ``forever`` repeats one fault for every PUT after the plan.
 """
@@ -41,9 +42,10 @@ _S3_ERRORS = {
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Fault:
-    kind: str  # "status", "reset" or "slow"
+    kind: str  # "status", "reset", "slow" or "redirect"
     status: int = 0
     seconds: float = 0.0
+    location: str = ""
 
     @classmethod
     def of_status(cls, status: int) -> Fault:
@@ -56,6 +58,10 @@ class Fault:
     @classmethod
     def slow(cls, seconds: float) -> Fault:
         return cls(kind="slow", seconds=seconds)
+
+    @classmethod
+    def redirect(cls, location: str) -> Fault:
+        return cls(kind="redirect", status=307, location=location)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -223,6 +229,9 @@ class ResponseEndpoint(ThreadedApp):
             self._note(slot, body, headers, str(fault.status), stored=False)
             code, message = _S3_ERRORS.get(fault.status, ("InternalError", "Error"))
             return _s3_error(fault.status, code, message)
+        if fault.kind == "redirect":
+            self._note(slot, body, headers, "307", stored=False)
+            return web.Response(status=307, headers={"Location": fault.location})
         if fault.kind == "reset":
             self._note(slot, body, headers, "reset", stored=False)
             _reset(request)

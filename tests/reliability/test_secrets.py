@@ -1,0 +1,171 @@
+"""Area 7: secrets and request forgery.
+
+Every test of the suite is scanned (conftest.py) for the ResponseURLs it issued, their
+signatures and its NoEcho values, in every function's log, the in-process logs and pytest's
+captured output. Here: the CLI's output and the journal's own items, and ResponseURLs aimed
+where no response may go, each refused with a reason that names the host at most.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.session
+import pytest
+from aiohttp import web
+
+import asynccfn
+from asynccfn import cli
+from asynccfn._entry import LambdaHandler
+from tests.reliability._endpoint import Fault
+from tests.reliability._tally import SECRETS
+from tests.reliability._threaded import ThreadedApp
+from tests.reliability.conftest import Rel, URLs
+from tests.support import FakeLambdaContext, closing_handler, event_for
+
+
+class Trap(ThreadedApp):
+    """A loopback server no response may reach: it counts whatever arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits = 0
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._hit)
+        return app
+
+    async def _hit(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        return web.Response(status=200)
+
+
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    with Trap() as server:
+        yield server
+
+
+def raw_items(endpoint: str, table: str) -> str:
+    """Every item of the journal table, as DynamoDB holds it, in one string."""
+    client = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1"
+    )
+    try:
+        pages = client.get_paginator("scan").paginate(TableName=table)
+        return json.dumps([item for page in pages for item in page["Items"]])
+    finally:
+        client.close()
+
+
+def test_no_secret_in_logs_cli_output_or_journal_items(
+    rel: Rel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fn = rel.deploy("secretive", timeout=8, environment={"REL_RESERVE": "4"})
+    secret = f"noecho-{secrets.token_hex(16)}"
+    SECRETS.register(secret)
+    # a hand-over carries the event, ResponseURL and all, through Lambda's Invoke API
+    kept = rel.send(fn, Steps=2, PauseAt=2, Secret=secret)
+    failed = rel.send(fn, Raise="boom with a traceback")
+    answer = kept.response()
+    assert answer["NoEcho"] is True and answer["Data"] == {"Password": secret}
+    assert failed.response()["Status"] == "FAILED"
+    rel.wait_idle()
+
+    common = ["--table", rel.journal_table, "--region", "us-east-1"]
+    common += ["--endpoint-url", rel.dynamodb]
+    outputs: list[str] = []
+    for argv in (
+        ["journal", "list"],
+        ["journal", "list", "--json"],
+        ["journal", "show", kept.op_id],
+        ["journal", "show", kept.op_id, "--json"],
+        ["journal", "show", failed.op_id],
+    ):
+        assert cli.main([*argv, *common]) == 0, argv
+        out, err = capsys.readouterr()
+        outputs += [out, err]
+    assert kept.op_id[:12] in outputs[0]
+    assert SECRETS.found_in(outputs) == [], "the CLI printed a secret"
+    shown = json.loads(outputs[6])
+    assert shown["operation"]["response"]["data"] == {"Password": "****"}
+
+    view = json.dumps(rel.detail(kept).to_json())
+    assert secret not in view and "****" in view
+    # The journal keeps the URL's digest, never the URL: the outbox holds the response body
+    # (NoEcho Data included, so that a re-post sends the same bytes), not where it goes.
+    stored = raw_items(rel.dynamodb, rel.journal_table)
+    for sent in (kept, failed):
+        for part in (sent.url.url, sent.url.url.split("X-Amz-Signature=")[1]):
+            assert part not in stored
+
+
+FORGED = [
+    ("https://169.254.169.254/latest/meta-data/iam/security-credentials/", "instance-metadata"),
+    ("http://169.254.170.2/v2/credentials", "link-local"),
+    ("https://[fd00:ec2::254]/latest/meta-data", "instance-metadata"),
+    ("https://[::ffff:169.254.169.254]/latest", "link-local"),
+    ("http://{trap}/r", "must use https"),
+    ("https://{trap}/r", "local or IP-literal"),
+    ("https://localhost:{port}/r", "local or IP-literal"),
+    ("ftp://s3.amazonaws.com/r", "must use https"),
+    ("gopher://s3.amazonaws.com/r", "must use https"),
+    ("file:///etc/passwd", "ResponseURL"),
+    ("https://s3.amazonaws.com.evil.example/r", "not an S3 endpoint"),
+    ("https://responses.evil.example/r", "not an S3 endpoint"),
+    ("https://s3.amazonaws.com@evil.example/r", "user information"),
+    ("https://s3.amazonaws.com:444/r", "port 444"),
+]
+
+
+def test_forged_response_urls_are_refused_with_a_clear_reason(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    trap: Trap,
+    asynccfn_logs: list[str],
+) -> None:
+    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal_table)
+    assert isinstance(handler, LambdaHandler)
+    with closing_handler(handler):
+        for template, why in FORGED:
+            base = template.format(trap=trap.host, port=trap.port)
+            signature = secrets.token_hex(32)
+            url = f"{base}?X-Amz-Date=20260101T000000Z&X-Amz-Signature={signature}"
+            SECRETS.register_url(url)
+            seen = len(asynccfn_logs)
+            outcome = handler(event_for("create", url), FakeLambdaContext(10))["outcome"]
+            assert outcome == "malformed-unanswerable", (base, outcome)
+            lines = [json.loads(line) for line in asynccfn_logs[seen:]]
+            [refusal] = [line for line in lines if line["level"] == "ERROR"]
+            message = refusal["message"]
+            assert why in message, (base, message)
+            path = urlsplit(base).path
+            assert signature not in message and path not in message, message
+    assert trap.hits == 0  # nothing was ever sent there
+
+
+def test_a_redirect_from_the_response_endpoint_is_not_followed(
+    local_env: str, journal_table: str, urls: URLs, trap: Trap
+) -> None:
+    url = urls.issue(
+        forever=Fault.redirect(f"http://{trap.host}/latest/meta-data"), expect_answer=False
+    )
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success(physical_id="p")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table)
+    assert isinstance(handler, LambdaHandler)
+    with closing_handler(handler):
+        event: dict[str, Any] = event_for("create", url.url)
+        assert handler(event, FakeLambdaContext(10))["outcome"] == "SUCCESS"
+    assert [p.answer for p in url.puts()] == ["307"]
+    assert trap.hits == 0

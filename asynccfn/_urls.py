@@ -1,0 +1,187 @@
+"""The ResponseURL: which URLs a response may be PUT to, what of one is safe to log, and the
+signature times it carries.
+
+Everything here is pure (no I/O). The ResponseURL is a bearer credential: it never appears in
+a reason written here; ``describe_url`` gives what is safe to log (scheme and host).
+"""
+
+from __future__ import annotations
+
+import calendar
+import ipaddress
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import NoReturn
+from urllib.parse import unquote, urlsplit
+
+from asynccfn._errors import ResponseURLRefused
+from asynccfn._json_values import _json_type
+
+__all__ = [
+    "ALLOWED_HOSTS_ENV",
+    "MAX_URL_LENGTH",
+    "allowed_hosts_from_env",
+    "check_response_url",
+    "describe_url",
+]
+
+MAX_URL_LENGTH = 8192
+"""A pre-signed S3 URL with a session token is a few hundred characters; longer is refused."""
+
+ALLOWED_HOSTS_ENV = "ASYNCCFN_ALLOWED_RESPONSE_HOSTS"
+
+# Printable ASCII without space and backslash: a pre-signed URL needs nothing else, and
+# refusing the rest keeps this parser and the HTTP client's parser in agreement on the host.
+_URL_CHARS = re.compile(r"[!-\[\]-~]+")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,15}")
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
+_S3_HOST = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.)?"  # bucket (virtual-hosted style)
+    rf"s3(?:-external-1|[.-]{_REGION}|\.dualstack\.{_REGION})?"
+    r"\.amazonaws\.com(?:\.cn)?"
+)
+_METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+_AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def allowed_hosts_from_env(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """Hosts (``host`` or ``host:port``) named in ASYNCCFN_ALLOWED_RESPONSE_HOSTS.
+
+    Comma separated; entries are stripped and lowercased, empty ones dropped.
+    """
+    raw = environ.get(ALLOWED_HOSTS_ENV, "")
+    return frozenset(entry.strip().lower() for entry in raw.split(",") if entry.strip())
+
+
+def check_response_url(url: object, *, allowed_hosts: frozenset[str]) -> str:
+    """Return ``url`` if a response may be PUT to it.
+
+    Allowed: https to an S3 endpoint (``s3.amazonaws.com``, ``BUCKET.s3.amazonaws.com``,
+    ``[BUCKET.]s3.REGION.amazonaws.com``, ``[BUCKET.]s3-REGION.amazonaws.com``, their
+    dualstack and ``.amazonaws.com.cn`` forms) on the default port, and http or https to a
+    host listed in ``allowed_hosts`` (as ``host``, any port, or ``host:port``). Link-local and
+    instance-metadata addresses are refused even when listed.
+
+    Raises:
+        ResponseURLRefused: with a reason that names the host at most, never the URL.
+    """
+    if url is None:
+        _refuse_url("ResponseURL is missing")
+    if not isinstance(url, str):
+        _refuse_url(f"ResponseURL must be a string; got {_json_type(url)}")
+    if not url:
+        _refuse_url("ResponseURL is empty")
+    if len(url) > MAX_URL_LENGTH:
+        _refuse_url(f"ResponseURL is {len(url)} characters; the limit is {MAX_URL_LENGTH}")
+    if not _URL_CHARS.fullmatch(url):
+        _refuse_url(
+            "ResponseURL contains characters a URL cannot hold "
+            "(whitespace, control characters, backslash or non-ASCII)"
+        )
+    scheme, host, port = _url_parts(url)
+    shown_host = _bracketed(host)
+    ip = _ip_address(host)
+    if ip is not None and (ip.is_link_local or ip in _METADATA_ADDRESSES):
+        _refuse_url(f"ResponseURL host {shown_host} is a link-local or instance-metadata address")
+    if scheme in ("http", "https") and (
+        shown_host in allowed_hosts
+        or (port is not None and f"{shown_host}:{port}" in allowed_hosts)
+    ):
+        return url
+    if scheme != "https":
+        hint = f" (http only to hosts in {ALLOWED_HOSTS_ENV})" if scheme == "http" else ""
+        _refuse_url(f"ResponseURL must use https{hint}; got {scheme!r} to host {shown_host}")
+    if ip is not None or host == "localhost" or host.endswith(".localhost"):
+        _refuse_url(
+            f"ResponseURL host {shown_host} is a local or IP-literal address; only S3 hosts "
+            f"are allowed unless {ALLOWED_HOSTS_ENV} names it"
+        )
+    if not _S3_HOST.fullmatch(host):
+        _refuse_url(f"ResponseURL host {shown_host} is not an S3 endpoint")
+    if port not in (None, 443):
+        _refuse_url(f"ResponseURL port {port} is not allowed for S3 host {shown_host}")
+    return url
+
+
+def describe_url(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, safe to log; never the path, query or userinfo."""
+    try:
+        scheme, host, port = _url_parts(url, userinfo_ok=True)
+    except ResponseURLRefused:
+        return "<unparseable URL>"
+    return f"{scheme}://{_bracketed(host)}" + (f":{port}" if port is not None else "")
+
+
+def _url_parts(url: str, *, userinfo_ok: bool = False) -> tuple[str, str, int | None]:
+    """(lowercased scheme, lowercased host without brackets, explicit port or None).
+
+    Raises:
+        ResponseURLRefused: no usable scheme or host, a bad port, or userinfo present
+            (unless ``userinfo_ok``).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        _refuse_url("ResponseURL has a malformed host or port")
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme):
+        _refuse_url("ResponseURL has no valid scheme")
+    if "@" in parts.netloc and not userinfo_ok:
+        _refuse_url("ResponseURL carries user information before the host")
+    if not host:
+        _refuse_url("ResponseURL has no host")
+    if _ip_address(host) is None and (len(host) > 253 or not _HOSTNAME.fullmatch(host)):
+        _refuse_url("ResponseURL has a malformed host name")
+    return scheme, host, port
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _refuse_url(reason: str) -> NoReturn:
+    raise ResponseURLRefused(reason)
+
+
+# --- signature times -----------------------------------------------------------------------
+
+
+def _signature_times(url: str) -> tuple[float | None, float | None]:
+    """Read (issued_at, expires_at) from the URL's query; the URL itself is not changed."""
+    params: dict[str, str] = {}
+    for part in urlsplit(url).query.split("&"):
+        name, _, value = part.partition("=")
+        params.setdefault(unquote(name).lower(), unquote(value))
+    issued_at: float | None = None
+    amz_date = params.get("x-amz-date", "")
+    if _AMZ_DATE.fullmatch(amz_date):
+        try:
+            issued_at = float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+        except ValueError:
+            issued_at = None
+    amz_expires = params.get("x-amz-expires", "")
+    if issued_at is not None and _SECONDS.fullmatch(amz_expires):
+        return issued_at, issued_at + int(amz_expires)
+    sigv2_expires = params.get("expires", "")
+    if _SECONDS.fullmatch(sigv2_expires):
+        return issued_at, float(sigv2_expires)
+    return issued_at, None

@@ -1,5 +1,5 @@
 """The operation journal: its schema (``models``), the runtime's writer (``store``), table
-provisioning (``table``) and the read API below, re-exported from ``query``.
+provisioning (``table``) and the read API below, re-exported from ``query`` and ``records``.
 
 ::
 
@@ -20,20 +20,22 @@ from .models import OperationStatus, StepKind, StepStatus
 if TYPE_CHECKING:
     from .query import (
         DEFAULT_PAGE_SIZE,
-        ErrorRecord,
-        EventRecord,
         Journal,
         JournalUnreachable,
-        OperationDetail,
         OperationNotFound,
+        TableNotFound,
+        endpoint_from_env,
+        region_from_env,
+    )
+    from .records import (
+        ErrorRecord,
+        EventRecord,
+        OperationDetail,
         OperationPage,
         OperationRecord,
         ResponseRecord,
         ResponseStatus,
         StepRecord,
-        TableNotFound,
-        endpoint_from_env,
-        region_from_env,
         to_jsonable,
     )
     from .table import create_table, table_exists
@@ -44,23 +46,28 @@ _LAZY = {
     **dict.fromkeys(
         (
             "DEFAULT_PAGE_SIZE",
-            "ErrorRecord",
-            "EventRecord",
             "Journal",
             "JournalUnreachable",
-            "OperationDetail",
             "OperationNotFound",
+            "TableNotFound",
+            "endpoint_from_env",
+            "region_from_env",
+        ),
+        "query",
+    ),
+    **dict.fromkeys(
+        (
+            "ErrorRecord",
+            "EventRecord",
+            "OperationDetail",
             "OperationPage",
             "OperationRecord",
             "ResponseRecord",
             "ResponseStatus",
             "StepRecord",
-            "TableNotFound",
-            "endpoint_from_env",
-            "region_from_env",
             "to_jsonable",
         ),
-        "query",
+        "records",
     ),
     "create_table": "table",
     "table_exists": "table",

@@ -3,6 +3,7 @@
 Built on the pynamodb models of :mod:`asynccfn.journal.models` (the one schema definition) and,
 like pynamodb, synchronous: call it from scripts, the CLI, or a worker thread, never from the
 event loop.
+The records it returns are defined in :mod:`asynccfn.journal.records` and re-exported here.
 
 ::
 
@@ -32,31 +33,34 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import heapq
 import json
 import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, fields, is_dataclass
-from enum import Enum
 from typing import Any
 
 from .._errors import ConfigurationError, JournalError
-from .._protocol import RequestType, mask_no_echo
-from .._protocol import Status as ResponseStatus
+from ._convert import _operation, _program_order
 from .models import (
     OP_SK,
     STEP_PREFIX,
     Models,
-    OperationModel,
     OperationStatus,
-    StepKind,
-    StepModel,
-    StepStatus,
     bind,
     op_id_of,
     op_pk,
+)
+from .records import (
+    ErrorRecord,
+    EventRecord,
+    OperationDetail,
+    OperationPage,
+    OperationRecord,
+    ResponseRecord,
+    ResponseStatus,
+    StepRecord,
+    to_jsonable,
 )
 
 __all__ = [
@@ -86,7 +90,6 @@ _CONNECT_TIMEOUT = 3
 _READ_TIMEOUT = 10
 _RETRIES = 2
 
-_CLAIM_NOTES = ("claimed", "new attempt claimed")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -100,180 +103,6 @@ class TableNotFound(JournalError):
 
 class JournalUnreachable(JournalError):
     """DynamoDB (or the configured endpoint) did not answer."""
-
-
-# -- records --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EventRecord:
-    """One line of an operation's recent history: claimed, handed over, response, posted.
-
-    ``invocation`` is the invocation that wrote it; for claims (which the journal records
-    before it knows the new count) it is inferred from their order.
-    """
-
-    at: datetime.datetime
-    what: str
-    invocation: int | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ErrorRecord:
-    """A journaled failure: ``type`` is ``module:QualName``, ``code`` an AWS error code."""
-
-    type: str
-    message: str
-    code: str | None
-
-    @property
-    def short_type(self) -> str:
-        """The type as a reader writes it: ``RuntimeError``, ``mymodule.BucketError``."""
-        module, _, qualname = self.type.partition(":")
-        if not qualname:
-            return module
-        return qualname if module == "builtins" else f"{module}.{qualname}"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ResponseRecord:
-    """The response recorded in the outbox (the exact body CloudFormation gets).
-
-    ``data`` has every value masked when the handler asked for NoEcho.
-    """
-
-    status: ResponseStatus
-    physical_id: str
-    reason: str | None
-    data: Mapping[str, Any] | None
-    no_echo: bool
-    posted_at: datetime.datetime | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OperationRecord:
-    """An operation: one CloudFormation request to one custom resource.
-
-    ``finished_at`` is when the response was posted (or last written) once the operation is
-    no longer RUNNING; ``duration`` runs from ``created_at`` (the first claim) to it.
-    ``lease_until`` and ``owner`` (a Lambda request id) say which invocation holds it;
-    ``handover_pending`` that the holder recorded a hand-over its successor has not claimed.
-    """
-
-    op_id: str
-    stack_id: str
-    stack_name: str
-    logical_id: str
-    request_id: str
-    resource_type: str
-    request_type: RequestType
-    status: OperationStatus
-    attempt: int
-    invocations: int
-    fence: int
-    owner: str | None
-    lease_until: datetime.datetime | None
-    handover_pending: bool
-    wake_at: datetime.datetime | None
-    stalled: int
-    issued_at: datetime.datetime
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-    deadline: datetime.datetime
-    finished_at: datetime.datetime | None
-    duration: float | None
-    physical_id: str | None
-    reason: str | None
-    response: ResponseRecord | None
-    events: tuple[EventRecord, ...]
-    expires_at: datetime.datetime | None
-
-    @property
-    def short_id(self) -> str:
-        """The first 12 characters of the id (enough to name it to ``get_operation``)."""
-        return self.op_id[:12]
-
-    def elapsed(self, now: datetime.datetime | None = None) -> float:
-        """Seconds from the first claim to the end, or to ``now`` while RUNNING."""
-        if self.duration is not None:
-            return self.duration
-        now = now or datetime.datetime.now(datetime.UTC)
-        return max(0.0, (now - self.created_at).total_seconds())
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (times as ISO 8601 UTC, enums as their values)."""
-        result: dict[str, Any] = to_jsonable(self)
-        return result
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StepRecord:
-    """One durable action of an operation, at ``position`` (``<scope>#<seq>``).
-
-    ``scope`` is ``0`` for the handler, ``0.1``, ``0.2`` … for ``ctx.parallel`` branches;
-    ``invocation`` is the invocation that last wrote it; ``result`` is the decoded JSON
-    result (or, while a poll is waiting, its last value); ``state`` the EventState recorded
-    with the step when it changed.
-    """
-
-    position: str
-    scope: str
-    seq: int
-    name: str
-    kind: StepKind
-    status: StepStatus
-    attempt: int
-    op_attempt: int
-    invocation: int
-    started_at: datetime.datetime
-    ended_at: datetime.datetime | None
-    wake_at: datetime.datetime | None
-    duration: float | None
-    result: Any
-    error: ErrorRecord | None
-    state: Mapping[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (times as ISO 8601 UTC, enums as their values)."""
-        result: dict[str, Any] = to_jsonable(self)
-        return result
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OperationDetail:
-    """An operation with its steps in program order (see :meth:`Journal.get_operation`)."""
-
-    operation: OperationRecord
-    steps: tuple[StepRecord, ...]
-
-    @property
-    def events(self) -> tuple[EventRecord, ...]:
-        return self.operation.events
-
-    @property
-    def finished(self) -> bool:
-        """The operation is answered: not RUNNING, and its response posted (or given up)."""
-        op = self.operation
-        if op.status is OperationStatus.RUNNING:
-            return False
-        return op.status is OperationStatus.UNDELIVERABLE or (
-            op.response is None or op.response.posted_at is not None
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"operation": {...}, "steps": [...]}``, JSON-ready."""
-        return {
-            "operation": self.operation.to_json(),
-            "steps": [step.to_json() for step in self.steps],
-        }
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OperationPage:
-    """One page of a listing; pass ``cursor`` back for the next (None: no more)."""
-
-    operations: tuple[OperationRecord, ...]
-    cursor: str | None
 
 
 # -- the reader -----------------------------------------------------------------------------
@@ -560,9 +389,6 @@ def endpoint_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
     return environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL") or None
 
 
-# -- building records -------------------------------------------------------------------------
-
-
 def _reader_models(table: str, region: str, host: str | None) -> Models:
     """``bind``'s models with a reader's short timeouts and few retries."""
     bound = bind(table, region, host)
@@ -581,165 +407,6 @@ def _reader_models(table: str, region: str, host: str | None) -> Models:
         return type(model.__name__, (model,), {"Meta": meta, "_connection": None})
 
     return Models(fast(bound.operation), fast(bound.step))
-
-
-def _time(epoch: Any) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(float(epoch), datetime.UTC)
-
-
-def _maybe_time(epoch: Any) -> datetime.datetime | None:
-    return _time(epoch) if epoch else None
-
-
-def _stack_name(stack_id: str) -> str:
-    """``arn:…:stack/NAME/uuid`` -> ``NAME`` (the id itself when it is not such an ARN)."""
-    _, _, resource = stack_id.partition(":stack/")
-    return resource.split("/", 1)[0] if resource else stack_id
-
-
-def _operation(item: OperationModel) -> OperationRecord:
-    status = OperationStatus(item.status)
-    response = _response(item)
-    finished: datetime.datetime | None = None
-    if status is not OperationStatus.RUNNING:
-        finished = _time(item.posted_at or item.updated_at)
-    created = _time(item.created_at)
-    return OperationRecord(
-        op_id=op_id_of(item),
-        stack_id=item.stack_id,
-        stack_name=_stack_name(item.stack_id),
-        logical_id=item.logical_id,
-        request_id=item.request_id,
-        resource_type=item.resource_type,
-        request_type=RequestType(item.request_type),
-        status=status,
-        attempt=int(item.attempt_no),
-        invocations=int(item.invocations),
-        fence=int(item.fence),
-        owner=item.owner,
-        lease_until=_maybe_time(item.lease_until),
-        handover_pending=item.handover_token is not None,
-        wake_at=_maybe_time(item.wake_at),
-        stalled=int(item.stalled or 0),
-        issued_at=_time(item.issued_at),
-        created_at=created,
-        updated_at=_time(item.updated_at),
-        deadline=_time(item.deadline),
-        finished_at=finished,
-        duration=max(0.0, (finished - created).total_seconds()) if finished else None,
-        physical_id=item.physical_id,
-        reason=item.reason,
-        response=response,
-        events=_events(item),
-        expires_at=_maybe_time(item.expires_at),
-    )
-
-
-def _response(item: OperationModel) -> ResponseRecord | None:
-    """The outbox body, NoEcho Data masked. It never holds the ResponseURL."""
-    if item.response is None:
-        return None
-    try:
-        body = json.loads(item.response)
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    no_echo = body.get("NoEcho") is True
-    data = body.get("Data")
-    if isinstance(data, dict):
-        data = mask_no_echo(data) if no_echo else data
-    else:
-        data = None
-    status_text = item.response_status or body.get("Status") or ResponseStatus.FAILED.value
-    return ResponseRecord(
-        status=ResponseStatus(status_text),
-        physical_id=str(body.get("PhysicalResourceId") or item.physical_id or ""),
-        reason=body.get("Reason"),
-        data=data,
-        no_echo=no_echo,
-        posted_at=_maybe_time(item.posted_at),
-    )
-
-
-def _events(item: OperationModel) -> tuple[EventRecord, ...]:
-    """The events in order. Each claim raised the invocation count by one, so counting the
-    claims back from the current count numbers them even after old events were dropped;
-    other unnumbered events (posted) belong to the invocation before them."""
-    raw = list(item.events or [])
-    claims = sum(1 for e in raw if str(e.what).startswith(_CLAIM_NOTES))
-    number = int(item.invocations) - claims
-    current: int | None = None
-    records: list[EventRecord] = []
-    for event in raw:
-        what = str(event.what)
-        if what.startswith(_CLAIM_NOTES):
-            number += 1
-            current = number if number >= 1 else None
-        elif event.invocation is not None:
-            current = int(event.invocation)
-        records.append(EventRecord(at=_time(event.at), what=what, invocation=current))
-    return tuple(records)
-
-
-def _scope_key(scope: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in scope.split("."))
-    except ValueError:
-        return ()
-
-
-def _step(item: StepModel) -> StepRecord:
-    position = item.sk.removeprefix(STEP_PREFIX)
-    scope, _, seq = position.rpartition("#")
-    error = None
-    if item.error_type is not None or item.error_message is not None:
-        error = ErrorRecord(
-            type=item.error_type or "builtins:Exception",
-            message=item.error_message or "",
-            code=item.error_code,
-        )
-    started = _time(item.started_at)
-    ended = _maybe_time(item.ended_at)
-    return StepRecord(
-        position=position,
-        scope=scope,
-        seq=int(seq) if seq.isdigit() else 0,
-        name=item.name,
-        kind=StepKind(item.kind),
-        status=StepStatus(item.status),
-        attempt=int(item.attempt),
-        op_attempt=int(item.op_attempt),
-        invocation=int(item.invocation),
-        started_at=started,
-        ended_at=ended,
-        wake_at=_maybe_time(item.wake_at),
-        duration=max(0.0, (ended - started).total_seconds()) if ended else None,
-        result=_json_or_text(item.result),
-        error=error,
-        state=_json_or_text(item.state),
-    )
-
-
-def _json_or_text(raw: str | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def _program_order(items: list[StepModel]) -> tuple[StepRecord, ...]:
-    """Steps as the handler ran them: each scope in sequence order, scopes interleaved by
-    start time (a ``ctx.parallel`` branch's steps between the steps around the call)."""
-    by_scope: dict[str, list[StepRecord]] = {}
-    for item in items:
-        step = _step(item)
-        by_scope.setdefault(step.scope, []).append(step)
-    lanes = [sorted(lane, key=lambda s: s.seq) for lane in by_scope.values()]
-    merged = heapq.merge(*lanes, key=lambda s: (s.started_at, _scope_key(s.scope), s.seq))
-    return tuple(merged)
 
 
 # -- cursors and times ----------------------------------------------------------------------
@@ -778,23 +445,3 @@ def _decode_cursor(cursor: str | None, kind: str) -> Any:
     if not isinstance(decoded, dict) or decoded.get("kind") != kind:
         raise ConfigurationError("the cursor does not belong to this listing")
     return decoded.get("key")
-
-
-# -- JSON ---------------------------------------------------------------------------------
-
-
-def to_jsonable(value: Any) -> Any:
-    """A record (or anything it holds) as plain JSON values: times as ISO 8601 UTC with
-    milliseconds, enums as their values, tuples as lists. Raises nothing."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, datetime.datetime):
-        text = value.astimezone(datetime.UTC).isoformat(timespec="milliseconds")
-        return text.replace("+00:00", "Z")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    return value

@@ -15,27 +15,25 @@ URL; the stack then waits for the response to land in S3, and meanwhile passes w
 journal and the Lambda service show to a :class:`Watcher`. :meth:`LocalStack.lifecycle` plays
 a stack's life: Create, then Update, then Delete, with CloudFormation's rollbacks and the
 clean-up Delete of a replaced resource.
+
+The parts live beside this module: :class:`StackConfig` in ``_stack_config``, the servers, table
+and function a stack starts in ``_deployment``, and what a run reports in ``_runs``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from asynccfn._errors import AsyncCfnError, ConfigurationError
-from asynccfn._forced_handover import ENV as HANDOVER_AFTER_STEP_ENV
-from asynccfn._protocol import ALLOWED_HOSTS_ENV, RequestType
+from asynccfn._errors import ConfigurationError
+from asynccfn._protocol import RequestType
 from asynccfn.journal.models import StepStatus, operation_id
-from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION
-from asynccfn.local._functions import FunctionConfig, RecursiveLoop
-from asynccfn.local._loader import HANDLER, RESOURCE_ENV, journal_table_of, load_resource
+from asynccfn.local._deployment import EMBEDDED_TABLE as EMBEDDED_TABLE
+from asynccfn.local._deployment import RESPONSE_BUCKET as RESPONSE_BUCKET
+from asynccfn.local._deployment import LocalDeployment
 from asynccfn.local._runs import (
     NoResponse,
     OperationRun,
@@ -44,11 +42,11 @@ from asynccfn.local._runs import (
     Watcher,
     response_differences,
 )
+from asynccfn.local._stack_config import DYNAMODB_LOCAL, StackConfig
+from asynccfn.local._stack_config import MAX_LAMBDA_TIMEOUT as MAX_LAMBDA_TIMEOUT
 
 if TYPE_CHECKING:
-    from asynccfn.journal.query import Journal, OperationDetail
-    from asynccfn.local.dynamodb import DynamoDBLocal, MotoServer
-    from asynccfn.local.lambda_service import LambdaServiceThread
+    from asynccfn.journal.query import OperationDetail
 
 __all__ = [
     "DYNAMODB_LOCAL",
@@ -61,71 +59,13 @@ __all__ = [
     "Watcher",
 ]
 
-DYNAMODB_LOCAL = "dynamodb-local"
-"""``StackConfig(dynamodb=...)`` value that starts Amazon's DynamoDB Local (needs Java)."""
-
-EMBEDDED_TABLE = "asynccfn-journal"
-RESPONSE_BUCKET = "asynccfn-local-responses"
-MAX_LAMBDA_TIMEOUT = 900.0
-
 _POLL = 0.2
 _JOURNAL_POLL = 0.5
 _IDLE_POLLS = 3  # the service idle this many polls in a row, and no response: none will come
 _SETTLE = 30.0  # after a response, how long the invocation may take to finish its writes
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StackConfig:
-    """How to run one resource.
-
-    ``resource`` is ``MODULE:RESOURCE``; ``lambda_timeout`` the function's timeout in seconds
-    (at most 900; small values make the runtime hand over); ``dynamodb`` an endpoint URL for
-    the journal, or :data:`DYNAMODB_LOCAL`, or None for ``$AWS_ENDPOINT_URL_DYNAMODB`` and
-    else moto's server; ``table`` the journal table (default: the one the module's
-    ``lambda_entry`` names, else ``asynccfn-journal`` on moto and a fresh name elsewhere);
-    ``environment`` is added to the function's; ``code_paths`` are where the worker imports
-    from (default: the working directory); ``handover_after_step`` makes every invocation
-    hand over after its first recorded step; ``service_timeout`` is the requests'
-    ServiceTimeout (CloudFormation's own wait, 1 to 3600 s; None: 3600); ``keep_table``
-    leaves the journal table in place.
-
-    Raises:
-        ConfigurationError: a value Lambda or CloudFormation would refuse.
-    """
-
-    resource: str
-    lambda_timeout: float = MAX_LAMBDA_TIMEOUT
-    dynamodb: str | None = None
-    table: str | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    code_paths: Sequence[str] = ()
-    handover_after_step: bool = False
-    stack_name: str = "asynccfn-local"
-    logical_id: str | None = None
-    resource_type: str | None = None
-    service_timeout: float | None = None
-    keep_table: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lambda_timeout <= MAX_LAMBDA_TIMEOUT:
-            raise ConfigurationError(
-                f"the Lambda timeout must be within (0, 900] seconds, not {self.lambda_timeout:g}"
-            )
-        if self.service_timeout is not None and not 1 <= self.service_timeout <= 3600:
-            raise ConfigurationError(
-                f"ServiceTimeout must be within 1..3600 seconds, not {self.service_timeout:g}"
-            )
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", self.stack_name):
-            raise ConfigurationError(f"invalid stack name {self.stack_name!r}")
-        if self.logical_id is not None and not re.fullmatch(r"[A-Za-z0-9]{1,255}", self.logical_id):
-            raise ConfigurationError(
-                f"invalid logical id {self.logical_id!r}: letters and digits only"
-            )
-        object.__setattr__(self, "environment", MappingProxyType(dict(self.environment)))
-        object.__setattr__(self, "code_paths", tuple(os.fspath(p) for p in self.code_paths))
-
-
-class LocalStack:
+class LocalStack(LocalDeployment):
     """Servers, journal table and function for one resource (see the module docstring).
 
     ::
@@ -139,189 +79,11 @@ class LocalStack:
     """
 
     def __init__(self, config: StackConfig, *, watcher: Watcher | None = None) -> None:
-        self.config = config
+        super().__init__(config)
         self.watcher: Watcher = watcher or QuietWatcher()
-        self._exit = contextlib.ExitStack()
-        self._moto: MotoServer | None = None
-        self._dynamodb_local: DynamoDBLocal | None = None
-        self._lambda: LambdaServiceThread | None = None
-        self._s3: Any = None  # a botocore S3 client
-        self._journal: Journal | None = None
-        self._created_table = False
         self._log_index = 0
         self._record_index = 0
         self._sent = 0
-        self.resource_type = ""
-        self.logical_id = ""
-        self.function_name = ""
-        self.dynamodb_endpoint = ""
-        self.dynamodb_kind = ""
-        self.table = ""
-        self.stack_id = ""
-
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Import the resource, start the servers, create the table, deploy the function.
-
-        Raises:
-            ResourceSpecError, LocalServerError, JournalError, ConfigurationError.
-        """
-        config = self.config
-        resource = load_resource(config.resource)  # a bad name fails before anything starts
-        attr = config.resource.rpartition(":")[2].rpartition(".")[2]
-        self.logical_id = config.logical_id or _camel(attr) or "Resource"
-        self.resource_type = (
-            config.resource_type or resource.resource_type or (f"Custom::{self.logical_id}")
-        )
-        self.stack_id = (
-            f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{config.stack_name}/{uuid.uuid4()}"
-        )
-        self.function_name = f"{config.stack_name}-{self.logical_id}"[:64]
-        try:
-            self._exit.enter_context(_local_credentials())
-            self._start_servers()
-            self._ensure_table(journal_table_of(config.resource))
-            self._start_lambda()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _start_servers(self) -> None:
-        from asynccfn.local.dynamodb import DynamoDBLocal, MotoServer
-
-        self._moto = MotoServer()
-        self._moto.start()
-        self._s3 = _s3_client(self._moto.endpoint_url)
-        self._s3.create_bucket(Bucket=RESPONSE_BUCKET)  # moto: a no-op when it exists
-        wanted = self.config.dynamodb or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-        if wanted == DYNAMODB_LOCAL:
-            self._dynamodb_local = DynamoDBLocal()
-            self.dynamodb_endpoint = self._dynamodb_local.start()
-            self.dynamodb_kind = "DynamoDB Local"
-        elif wanted:
-            self.dynamodb_endpoint = wanted
-            self.dynamodb_kind = "DynamoDB"
-        else:
-            self.dynamodb_endpoint = self._moto.endpoint_url
-            self.dynamodb_kind = "moto's DynamoDB"
-
-    @property
-    def embedded_journal(self) -> bool:
-        """The journal lives in moto's server in this process."""
-        return self._moto is not None and self.dynamodb_endpoint == self._moto.endpoint_url
-
-    @property
-    def journal_server_started(self) -> bool:
-        """The journal's server is one this stack started: it stops when the stack does."""
-        return self.embedded_journal or self._dynamodb_local is not None
-
-    @property
-    def moto_endpoint(self) -> str:
-        """moto's server: S3 for the responses, and every AWS API but Lambda's."""
-        if self._moto is None:
-            raise ConfigurationError("the local stack is not started")
-        return self._moto.endpoint_url
-
-    @property
-    def lambda_endpoint(self) -> str:
-        if self._lambda is None:
-            raise ConfigurationError("the local stack is not started")
-        return self._lambda.endpoint_url
-
-    def _ensure_table(self, named_by_module: str | None) -> None:
-        from asynccfn.journal.query import Journal
-
-        if self.config.table:
-            self.table = self.config.table
-        elif named_by_module:
-            self.table = named_by_module
-        elif self.embedded_journal:
-            self.table = EMBEDDED_TABLE
-        else:
-            self.table = f"asynccfn-local-{uuid.uuid4().hex[:8]}"
-        self._journal = Journal(self.table, region=REGION, endpoint_url=self.dynamodb_endpoint)
-        try:
-            self._journal.create_table()
-        except AsyncCfnError as exc:
-            if "already exists" not in str(exc):
-                raise
-        else:
-            self._created_table = True
-
-    def _start_lambda(self) -> None:
-        from asynccfn.local.lambda_service import LambdaServiceThread
-
-        config = self.config
-        moto = self.moto_endpoint
-        environment = {
-            "PYTHONUNBUFFERED": "1",  # the handler's prints show as they happen
-            "AWS_ENDPOINT_URL": moto,  # nothing the handler calls reaches a real account
-            "AWS_ENDPOINT_URL_S3": moto,
-            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
-            "ASYNCCFN_JOURNAL_TABLE": self.table,
-            ALLOWED_HOSTS_ENV: moto.split("://", 1)[1],
-            RESOURCE_ENV: config.resource,
-            **config.environment,
-        }
-        if config.handover_after_step:
-            environment[HANDOVER_AFTER_STEP_ENV] = "1"
-        self._lambda = LambdaServiceThread()
-        self._lambda.start()
-        # As DESIGN.md section 5 deploys it: recursion allowed, events at most 15 minutes
-        # old, the function its own on-failure destination. Retries come sooner than
-        # Lambda's minute, for a person waiting at a terminal.
-        self._lambda.add_function(
-            FunctionConfig(
-                name=self.function_name,
-                handler=HANDLER,
-                code_paths=list(config.code_paths) or [os.getcwd()],
-                timeout=config.lambda_timeout,
-                environment=environment,
-                recursive_loop=RecursiveLoop.ALLOW,
-                max_event_age=900.0,
-                on_failure=self.function_name,
-                retry_delays=(1.0, 2.0),
-            )
-        )
-
-    def stop_lambda(self) -> None:
-        """Stop the Lambda service and kill its workers; the servers and the table stay.
-        Idempotent; raises nothing."""
-        lambdas, self._lambda = self._lambda, None
-        if lambdas is not None:
-            lambdas.stop()
-
-    def close(self) -> None:
-        """Stop the Lambda service (killing its workers), drop the table unless kept, stop
-        the servers. Idempotent; raises nothing."""
-        self.stop_lambda()
-        journal, self._journal = self._journal, None
-        if journal is not None and self._created_table and not self.config.keep_table:
-            with contextlib.suppress(Exception):
-                _delete_table(journal)
-        if self._s3 is not None:
-            self._s3.close()
-            self._s3 = None
-        if self._dynamodb_local is not None:
-            self._dynamodb_local.stop()
-            self._dynamodb_local = None
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
-        self._exit.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -455,10 +217,6 @@ class LocalStack:
             replay=replayed,
         )
 
-    @property
-    def _function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-
     def _deliver(
         self, label: str, request_type: RequestType, event: dict[str, Any]
     ) -> OperationRun:
@@ -571,55 +329,3 @@ class LocalStack:
         if detail != shown:
             self.watcher.journal(detail)
         return detail
-
-    # -- what the function did ----------------------------------------------------------------
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the function's live workers."""
-        return self._lambda.worker_pids() if self._lambda is not None else []
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
-
-
-def _s3_client(endpoint: str) -> Any:
-    import botocore.session
-    from botocore.config import Config
-
-    return botocore.session.Session().create_client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        # SigV4 query authentication, as CloudFormation's ResponseURLs (X-Amz-Date/Expires).
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
-
-
-def _delete_table(journal: Journal) -> None:
-    from asynccfn.journal.models import bind
-
-    bind(journal.table, journal.region, journal.endpoint_url).operation.delete_table()
-
-
-_CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-@contextlib.contextmanager
-def _local_credentials() -> Iterator[None]:
-    """The local account's credentials for this process's own reads (the journal through
-    pynamodb, which takes them from the environment), restored afterwards."""
-    saved = {name: os.environ.get(name) for name in _CREDENTIAL_NAMES}
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"]
-    os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"]
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -27,7 +27,7 @@ from asynccfn.journal.models import operation_id
 from asynccfn.journal.query import Journal, OperationDetail
 from asynccfn.local import LOCAL_AWS_ENV
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
-from tests.reliability._endpoint import Fault, IssuedURL, ResponseEndpoint
+from tests.reliability._endpoint import IssuedURL, ResponseEndpoint
 from tests.reliability._tally import SECRETS, TALLY, Tally
 from tests.support import create_journal_table, event_for
 
@@ -38,11 +38,11 @@ _TALLY_KEY = "asynccfn_reliability_tally"
 # -- the summary line -----------------------------------------------------------------------
 
 
+_controller_tally = pytest.StashKey[Tally]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_controller_tally] = Tally()
-
-
-_controller_tally = pytest.StashKey[Tally]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -55,13 +55,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_testnodedown(node: Any, error: Any) -> None:
     raw = getattr(node, "workeroutput", {}).get(_TALLY_KEY)
     if raw:
-        node.config.stash[_controller_tally].add(json.loads(raw))
+        node.config.stash.setdefault(_controller_tally, Tally()).add(json.loads(raw))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workeroutput"):
         return
-    total = config.stash[_controller_tally]
+    total = config.stash.setdefault(_controller_tally, Tally())
     total.add(TALLY.as_dict())  # in-process runs (no xdist) tallied here
     if total == Tally():
         return
@@ -331,6 +331,3 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
-
-
-__all__ = ["URLs", "Fault", "Rel", "Sent", "wait_for"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
+# uv makes the three sessions' installs quick; plain virtualenv + pip when it is absent.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 
 PYTHON = "3.11"

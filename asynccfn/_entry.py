@@ -106,4 +106,17 @@ def lambda_entry(
         retention=retention,
         delivery=delivery,
     )
-    return LambdaHandler(Runtime(config))
+    handler = LambdaHandler(Runtime(config))
+    if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        _prepare_during_init(handler.runtime)
+    return handler
+
+
+def _prepare_during_init(runtime: Runtime) -> None:
+    """Inside Lambda, build the clients while the module loads: Lambda's init phase has its
+    own time limit, so the first invocation's deadline (and its reserve for the hand-over)
+    is not spent parsing service models. Anything that fails here is retried on first use."""
+    try:
+        _persistent_loop().run_until_complete(runtime.prepare())
+    except Exception as exc:
+        logging.getLogger("asynccfn.runtime").warning("clients not prepared at init: %s", exc)

@@ -122,6 +122,15 @@ class Runtime:
         else:
             self.journal = EphemeralJournal()
 
+    async def prepare(self) -> None:
+        """Create the journal's and the hand-over's clients ahead of the first invocation.
+
+        Raises:
+            whatever creating an aiobotocore client raises (e.g. no region).
+        """
+        if self.journal.durable:
+            await asyncio.gather(self.clients.get("dynamodb"), self.clients.get("lambda"))
+
     async def _warm_lambda_client(self) -> None:
         try:
             await self.clients.get("lambda")

@@ -4,7 +4,8 @@ An event starts from the shared fixture and each field is kept, dropped, or repl
 something wrong: another JSON type, an empty or oversized value, odd Unicode (lone surrogates,
 NUL, bidirectional marks), deep nesting, huge properties, a ResponseURL aimed where no response
 may go. Extra fields are added; Data may be anything (the handler answers with it); the raw
-JSON may repeat keys, a decoy value first (the JSON parser keeps the last).
+JSON may repeat keys, a decoy value first (the JSON parser keeps the last); the event may come
+inside Lambda's on-failure record (Lambda gave up on it: answer FAILED).
 
 Each :class:`Case` says what a correct runtime must do with it: answer the issued URL once
 (``deliverable``), FAILED when the event is malformed, or post nothing and log one line.
@@ -61,6 +62,7 @@ WRONG_TYPES = st.one_of(
 )
 
 _MISSING = object()
+LAMBDA_ERROR = {"errorType": "Runtime.ExitError", "errorMessage": "signal: killed"}
 
 # ResponseURLs no response may go to: each refused with a reason naming the host at most
 REFUSED_URLS = {
@@ -86,10 +88,16 @@ class Case:
     decoys: list[IssuedURL] = field(default_factory=list)  # URLs that must get nothing
     identifiers_valid: bool = True
     malformed: list[str] = field(default_factory=list)  # why a valid parser must refuse it
+    gave_up: bool = False  # the event comes inside Lambda's on-failure record
+
+    @property
+    def request(self) -> Any:
+        """The CloudFormation event (inside the on-failure record, if any)."""
+        return self.event["requestPayload"] if self.gave_up else self.event
 
     @property
     def deliverable(self) -> bool:
-        return self.url is not None and self.identifiers_valid and isinstance(self.event, dict)
+        return self.url is not None and self.identifiers_valid and isinstance(self.request, dict)
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -172,7 +180,7 @@ def properties(draw: st.DrawFn) -> tuple[Any, str | None]:
 def hostile_events(draw: st.DrawFn, issue: Any) -> Case:
     """A hostile event; ``issue(expect_answer=...)`` makes response URLs."""
     event: dict[str, Any] = fixture_event(draw(st.sampled_from(["create", "update", "delete"])))
-    shape = draw(st.sampled_from(["object", "object", "object", "object", "duplicates", "other"]))
+    shape = draw(st.sampled_from(["object"] * 4 + ["duplicates", "other", "gave-up"]))
     malformed: list[str] = []
     valid_ids = True
     # mostly answerable identifiers, so that most examples test what is answered and how
@@ -262,6 +270,18 @@ def hostile_events(draw: st.DrawFn, issue: Any) -> Case:
         case.decoys.append(decoy)
         raw = with_decoys(event, {"ResponseURL": decoy.url, "RequestType": "Drop"})
         case.event = json.loads(raw)  # as Lambda's runtime parses it: the last value wins
+    elif shape == "gave-up":
+        case.event = {
+            "version": "1.0",
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "condition": draw(st.sampled_from(["RetriesExhausted", "EventAgeExceeded"])),
+                "approximateInvokeCount": draw(st.integers(0, 3)),
+            },
+            "requestPayload": event,
+            "responsePayload": draw(st.one_of(st.just(LAMBDA_ERROR), JSON_VALUES)),
+        }
+        case.gave_up = True
     return case
 
 

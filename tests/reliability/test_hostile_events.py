@@ -60,11 +60,13 @@ def check(case: Case, handler: LambdaHandler, logs: list[str]) -> None:
         body = json.loads(stored[0])
         assert len(stored[0]) <= 4096
         for name in ("StackId", "RequestId", "LogicalResourceId"):
-            assert body[name] == case.event[name]
+            assert body[name] == case.request[name]
         assert body["PhysicalResourceId"]
-        if case.malformed:
+        if case.malformed or case.gave_up:
             assert body["Status"] == "FAILED", (case.malformed, body)
             assert body["Reason"]
+        if case.gave_up and not case.malformed:
+            assert body["Reason"].startswith("Lambda gave up on the operation"), body
         return
     if case.url is not None:
         assert case.url.puts() == [], "an event with no valid identifiers was answered"

@@ -48,6 +48,15 @@ from ._errors import (
     UndeliverableResponse,
 )
 from ._logging import log_fields
+from ._outcomes import (
+    failed_response,
+    failure_reason,
+    gave_up_reason,
+    lambda_failure_record,
+    nothing_was_created,
+    refusing_handler,
+    success_response,
+)
 from ._protocol import (
     Request,
     RequestType,
@@ -61,7 +70,6 @@ from ._protocol import (
 )
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._result import Success
 from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
@@ -175,7 +183,7 @@ class Runtime:
         )
         event, token = split_handover(event)
         owner = str(getattr(lambda_context, "aws_request_id", "") or secrets.token_hex(8))
-        failure_record = _lambda_failure_record(event)
+        failure_record = lambda_failure_record(event)
         if failure_record is not None:
             # Lambda gave up on that invocation: it holds the operation no more, so claim as
             # it (its lease may still look live), or with the hand-over token it carried.
@@ -200,12 +208,12 @@ class Runtime:
                 _faults.crash_point("after-claim")
             with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
                 if failure_record is not None:
-                    reason = _gave_up_reason(failure_record)
+                    reason = gave_up_reason(failure_record)
                     log.error("answering FAILED: %s", reason)
                     return await self._answer(
                         request,
                         op,
-                        _failed(request, None, reason),
+                        failed_response(request, None, reason),
                         deadlines,
                         OperationStatus.FAILED,
                     )
@@ -332,12 +340,16 @@ class Runtime:
             return await self._answer(
                 request,
                 op,
-                _failed(request, ctx, _reason(outcome, lambda_context)),
+                failed_response(request, ctx, failure_reason(outcome, lambda_context)),
                 deadlines,
                 OperationStatus.FAILED,
             )
         return await self._answer(
-            request, op, _succeeded(request, ctx, outcome), deadlines, OperationStatus.SUCCEEDED
+            request,
+            op,
+            success_response(request, ctx, outcome),
+            deadlines,
+            OperationStatus.SUCCEEDED,
         )
 
     def _handler_for(self, request: Request) -> Handler:
@@ -345,13 +357,13 @@ class Runtime:
         if request.request_type is RequestType.DELETE and is_failed_create_marker(
             request.physical_id
         ):
-            return _nothing_was_created
+            return nothing_was_created
         handler = resource.handler_for(request.request_type)
         if handler is not None and (resource.resource_type in (None, request.resource_type)):
             return handler
         if handler is None and request.request_type is RequestType.DELETE:
-            return _nothing_was_created
-        return _refuse(resource, request)
+            return nothing_was_created
+        return refusing_handler(resource, request)
 
     async def _supervise(
         self,
@@ -501,7 +513,7 @@ class Runtime:
         )
         log.error("answering FAILED: %s", reason)
         return await self._answer(
-            request, op, _failed(request, ctx, reason), deadlines, OperationStatus.TIMED_OUT
+            request, op, failed_response(request, ctx, reason), deadlines, OperationStatus.TIMED_OUT
         )
 
     async def _hand_over(
@@ -522,7 +534,11 @@ class Runtime:
                 "(set lambda_entry(journal=...) to continue in a new invocation)"
             )
             return await self._answer(
-                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+                request,
+                op,
+                failed_response(request, None, reason),
+                deadlines,
+                OperationStatus.FAILED,
             )
         stalled = 0 if executor.x.progressed else int(op.stalled or 0) + 1
         if stalled >= self.config.max_stalled:
@@ -533,7 +549,11 @@ class Runtime:
             )
             log.error("answering FAILED: %s", reason)
             return await self._answer(
-                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+                request,
+                op,
+                failed_response(request, None, reason),
+                deadlines,
+                OperationStatus.FAILED,
             )
         token = secrets.token_hex(16)
         assert isinstance(self.journal, JournalStore)
@@ -583,7 +603,11 @@ class Runtime:
             reason = f"could not continue in a new invocation: {exc}"
             log.error("answering FAILED: %s", reason)
             return await self._answer(
-                request, op, _failed(request, None, reason), deadlines, OperationStatus.FAILED
+                request,
+                op,
+                failed_response(request, None, reason),
+                deadlines,
+                OperationStatus.FAILED,
             )
         if _faults.ACTIVE:
             _faults.crash_point("after-handover-invoked")
@@ -620,89 +644,3 @@ def _op_id(request: Request) -> str:
 
 def _op_id_of(op: OperationModel) -> str:
     return op.pk.removeprefix("op#")
-
-
-def _lambda_failure_record(event: object) -> Mapping[str, Any] | None:
-    """Lambda's on-failure destination record for an event it gave up on, if this is one."""
-    if (
-        isinstance(event, Mapping)
-        and isinstance(event.get("requestContext"), Mapping)
-        and "condition" in event["requestContext"]
-        and isinstance(event.get("requestPayload"), Mapping)
-    ):
-        return event
-    return None
-
-
-def _gave_up_reason(record: Mapping[str, Any]) -> str:
-    """FAILED's reason for Lambda's on-failure record: the condition, how many attempts
-    Lambda made, and the error it reported for the last one."""
-    context = record["requestContext"]
-    reason = f"Lambda gave up on the operation ({context.get('condition', '?')})"
-    attempts = context.get("approximateInvokeCount")
-    if attempts == 0:
-        reason += " before any attempt ran"
-    elif isinstance(attempts, int) and not isinstance(attempts, bool):
-        reason += f" after {attempts} attempt{'' if attempts == 1 else 's'}"
-    error = record.get("responsePayload")
-    if isinstance(error, Mapping) and (error.get("errorType") or error.get("errorMessage")):
-        what = f"{error.get('errorType')}: {error.get('errorMessage')}"
-        reason += f"; the last one failed with {what}"
-    return reason
-
-
-def _reason(exc: BaseException, lambda_context: Any) -> str:
-    if isinstance(exc, Failed):
-        return exc.reason
-    stream = getattr(lambda_context, "log_stream_name", None)
-    where = f" (see CloudWatch log stream {stream})" if stream else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _failed(request: Request, ctx: Context | None, reason: str) -> Response:
-    return Response(
-        status=Status.FAILED,
-        physical_id=failure_physical_id(request, ctx.physical_id if ctx else None),
-        reason=reason,
-    )
-
-
-def _succeeded(request: Request, ctx: Context, result: Any) -> Response:
-    if result is None:
-        result = Success()
-    if not isinstance(result, Success):
-        return _failed(
-            request,
-            ctx,
-            f"the handler returned {type(result).__name__}; it must return asynccfn.Success "
-            "or raise",
-        )
-    physical_id = (
-        result.physical_id
-        or ctx.physical_id
-        or request.physical_id
-        or f"{request.logical_id}-{request.request_id}"
-    )
-    return Response(
-        status=Status.SUCCESS,
-        physical_id=physical_id,
-        data=result.data,
-        no_echo=result.no_echo,
-    )
-
-
-async def _nothing_was_created(request: Request, ctx: Context) -> Success:
-    """Delete of a resource whose Create failed before it existed, or with no handler."""
-    return Success(physical_id=request.physical_id)
-
-
-def _refuse(resource: Resource, request: Request) -> Handler:
-    if resource.resource_type not in (None, request.resource_type):
-        why = f"this function serves {resource.resource_type}, not {request.resource_type}"
-    else:
-        why = f"the resource has no {request.request_type.value} handler"
-
-    async def refuse(request: Request, ctx: Context) -> Success:
-        raise Failed(why)
-
-    return refuse

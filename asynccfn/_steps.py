@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import importlib
 import json
 import math
 import time
@@ -26,15 +25,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import _faults, _forced_handover
 from ._deadline import Deadlines
 from ._errors import (
-    ConcurrentStepError,
     ConfigurationError,
-    Failed,
     HandOver,
     NonDeterminismError,
     PayloadTooLarge,
     StepInterrupted,
     WaitTimeout,
 )
+from ._journaled import aws_error_code, rebuild_error, to_json, type_name
+from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
 from .journal.size import ITEM_CAP, STATE_CAP, item_size, json_size
 
@@ -51,49 +50,6 @@ class StepStore(Protocol):
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel: ...
 
     async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel: ...
-
-
-class Scope:
-    """Positions for the steps of one sequential flow (the handler, or a parallel branch)."""
-
-    __slots__ = ("_children", "_seq", "path", "running")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._seq = 0
-        self._children = 0
-        self.running: str | None = None
-
-    def begin(self, name: str) -> str:
-        """The next position, for a step called ``name``.
-
-        Raises:
-            ConcurrentStepError: another step of this scope is still running.
-        """
-        if self.running is not None:
-            raise ConcurrentStepError(
-                f"step {name!r} started while step {self.running!r} is still running in the "
-                "same scope; positions would depend on timing and replay could swap results. "
-                "Run concurrent steps with ctx.parallel(...), which gives each branch its own "
-                "scope"
-            )
-        self._seq += 1
-        self.running = name
-        return f"{self.path}#{self._seq:05d}"
-
-    def end(self) -> None:
-        self.running = None
-
-    def peek(self) -> str:
-        """The position the next step of this scope will take."""
-        return f"{self.path}#{self._seq + 1:05d}"
-
-    def child(self) -> Scope:
-        self._children += 1
-        return Scope(f"{self.path}.{self._children}")
-
-
-_scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("asynccfn_scope")
 
 
 @dataclass(kw_only=True)
@@ -133,7 +89,7 @@ class Executor:
     @contextlib.contextmanager
     def _action(self, name: str) -> Iterator[str]:
         """Take the next position of the current scope for the duration of one action."""
-        scope = _scope.get()
+        scope = current_scope.get()
         position = scope.begin(name)
         try:
             yield position
@@ -144,11 +100,11 @@ class Executor:
             scope.end()
 
     def root(self) -> contextvars.Token[Scope]:
-        return _scope.set(Scope("0"))
+        return current_scope.set(Scope("0"))
 
     def next_position(self) -> str:
         """The position the next durable action of the current scope will take."""
-        return _scope.get().peek()
+        return current_scope.get().peek()
 
     # -- the shapes of durable action --------------------------------------------------------
 
@@ -223,7 +179,7 @@ class Executor:
                         return self._replay(recorded)  # lost a race: the winner's outcome stands
                     raise
                 journaled = encode(value) if encode is not None else value
-                result = _to_json(journaled, what=f"the result of step {name!r}")
+                result = to_json(journaled, what=f"the result of step {name!r}")
                 recorded = await self._write(
                     position,
                     name,
@@ -305,7 +261,7 @@ class Executor:
                     )
                     raise
                 if value:
-                    result = _to_json(value, what=f"the value of wait {name!r}")
+                    result = to_json(value, what=f"the value of wait {name!r}")
                     await self._write(
                         position,
                         name,
@@ -338,7 +294,7 @@ class Executor:
                         previous,
                         status=StepStatus.WAITING,
                         attempt=attempt,
-                        result=_to_json(value, what=f"the value of wait {name!r}"),
+                        result=to_json(value, what=f"the value of wait {name!r}"),
                         wake_at=wake,
                         started_at=started,
                     )
@@ -349,11 +305,11 @@ class Executor:
 
         The first failure cancels the other branches; a branch failure wins over a hand-over.
         """
-        parent = _scope.get()
+        parent = current_scope.get()
         scopes = [parent.child() for _ in branches]
 
         async def run(branch: Awaitable[Any], scope: Scope) -> Any:
-            _scope.set(scope)
+            current_scope.set(scope)
             return await branch
 
         tasks = [asyncio.ensure_future(run(b, s)) for b, s in zip(branches, scopes, strict=True)]
@@ -451,7 +407,7 @@ class Executor:
         if self.x.to_replay <= 0:
             self.x.replaying = False
         if step.status == StepStatus.FAILED.value:
-            raise _rebuild_error(step)
+            raise rebuild_error(step)
         return json.loads(step.result) if step.result is not None else None
 
     def _take_state(self, step: StepModel) -> None:
@@ -475,7 +431,7 @@ class Executor:
             self.x.handover_state = None
 
     def state_json(self) -> str:
-        encoded = _to_json(self.x.state, what="ctx.state")
+        encoded = to_json(self.x.state, what="ctx.state")
         if len(encoded.encode()) > STATE_CAP:
             raise PayloadTooLarge(
                 f"ctx.state is {len(encoded.encode())} bytes as JSON; the journal keeps at most "
@@ -495,7 +451,7 @@ class Executor:
         retry_at: float | None = None,
         started: float | None = None,
     ) -> StepModel:
-        code = _aws_error_code(exc)
+        code = aws_error_code(exc)
         return await self._write(
             position,
             name,
@@ -503,7 +459,7 @@ class Executor:
             previous,
             status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
             attempt=attempt,
-            error_type=_type_name(exc),
+            error_type=type_name(exc),
             error_message=str(exc)[:4000],
             error_code=code,
             wake_at=retry_at,
@@ -586,46 +542,3 @@ class Executor:
                 self.x.stopping = True  # the testing seam: the next action hands over
         self.x.journal[position] = recorded
         return recorded
-
-
-def _to_json(value: Any, *, what: str) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise Failed(f"{what} is not JSON-serialisable: {exc}") from None
-
-
-def _type_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _aws_error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
-def _rebuild_error(step: StepModel) -> BaseException:
-    """The journaled failure as the same type and message, where the type can be rebuilt."""
-    type_name = step.error_type or "builtins:Exception"
-    message = step.error_message or ""
-    if step.error_code is not None:
-        from botocore.exceptions import ClientError
-
-        return ClientError(
-            {"Error": {"Code": step.error_code, "Message": message}},
-            step.name.split(":")[-1],
-        )
-    module_name, _, qualname = type_name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        if isinstance(obj, type) and issubclass(obj, Exception):
-            return obj(message)
-    except Exception:
-        pass
-    return Failed(f"{qualname or type_name}: {message}")

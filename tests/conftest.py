@@ -114,3 +114,19 @@ def presigned_response_url(_moto_s3: BaseClient) -> Callable[[], PresignedURL]:
         return PresignedURL(url=url, read_body=read_body)
 
     return make
+
+
+# The reliability suite's summary line (what was tried, what survived), whatever pytest runs.
+from tests.reliability._summary import (  # noqa: E402
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
+
+__all__ = [
+    "pytest_configure",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_testnodedown",
+]

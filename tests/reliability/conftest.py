@@ -12,7 +12,6 @@ the workers' tallies are added up in the controller.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,47 +27,10 @@ from asynccfn.journal.query import Journal, OperationDetail
 from asynccfn.local import LOCAL_AWS_ENV
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
 from tests.reliability._endpoint import IssuedURL, ResponseEndpoint
-from tests.reliability._tally import SECRETS, TALLY, Tally
+from tests.reliability._tally import SECRETS
 from tests.support import create_journal_table, event_for
 
 FUNCTIONS = Path(__file__).parent / "functions"
-_TALLY_KEY = "asynccfn_reliability_tally"
-
-
-# -- the summary line -----------------------------------------------------------------------
-
-
-_controller_tally = pytest.StashKey[Tally]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_controller_tally] = Tally()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:  # an xdist worker: hand the tally to the controller
-        workeroutput[_TALLY_KEY] = json.dumps(TALLY.as_dict())
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    raw = getattr(node, "workeroutput", {}).get(_TALLY_KEY)
-    if raw:
-        node.config.stash.setdefault(_controller_tally, Tally()).add(json.loads(raw))
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if hasattr(config, "workeroutput"):
-        return
-    total = config.stash.setdefault(_controller_tally, Tally())
-    total.add(TALLY.as_dict())  # in-process runs (no xdist) tallied here
-    if total == Tally():
-        return
-    terminalreporter.write_sep("=", "reliability summary")
-    terminalreporter.write_line(total.summary())
-    if total.responses_lost or total.secrets_leaked:
-        terminalreporter.write_line("FAILED: responses were lost or secrets leaked", red=True)
 
 
 # -- secrets in pytest's captured output ------------------------------------------------------

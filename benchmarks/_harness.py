@@ -19,7 +19,8 @@ class Sizes:
     steps: int = 500  # 1: sequential steps
     replay_steps: int = 1_000  # 2: steps replayed
     replay_large: int = 10_000  # 2: ... and the linearity check
-    replay_large_repeats: int = 3
+    replay_repeats: int = 9
+    replay_large_repeats: int = 5
     cold_repeats: int = 7  # 3: fresh processes per side
     importtime_repeats: int = 9
     round_trip_steps: int = 25  # 4: an N-step operation
@@ -44,6 +45,7 @@ class Sizes:
             steps=10,
             replay_steps=20,
             replay_large=40,
+            replay_repeats=1,
             replay_large_repeats=1,
             cold_repeats=1,
             importtime_repeats=1,

@@ -4,7 +4,9 @@ process that imports aiobotocore and aiohttp and sends one PutItem and one PUT.
 
 A cold start is timed from just before the process is spawned to the moment its invocation
 is done (the child reports the wall clock then; interpreter teardown is not part of it, as
-Lambda keeps the process). ``python -X importtime`` of the asynccfn process gives the import
+Lambda keeps the process). The children see ``AWS_LAMBDA_FUNCTION_NAME`` as in Lambda, so
+``lambda_entry`` prepares its clients as it does during Lambda's init phase, which is part of
+a cold start. ``python -X importtime`` of the asynccfn process gives the import
 time of asynccfn's own modules (self time, the dependencies they import excluded).
 """
 
@@ -31,7 +33,12 @@ _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)$")
 
 def run(servers: Servers, sizes: Sizes) -> Outcome:
     outcome = Outcome(name=NAME)
-    env = {**os.environ, **servers.environment, "BENCH_TABLE": servers.table()}
+    env = {
+        **os.environ,
+        **servers.environment,
+        "BENCH_TABLE": servers.table(),
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    }
     ours: list[dict[str, float]] = []
     floor: list[dict[str, float]] = []
     warmup = int(sizes.warmup)  # a first round compiles and caches

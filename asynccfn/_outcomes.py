@@ -52,10 +52,12 @@ def failure_reason(exc: BaseException, lambda_context: Any) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def failed_response(request: Request, ctx: Context | None, reason: str) -> Response:
+def failed_response(request: Request, physical_id: str | None, reason: str) -> Response:
+    """FAILED for ``reason``, reporting the physical id invariant 12 asks for; ``physical_id``
+    is what the handler set (``ctx.physical_id``), if anything."""
     return Response(
         status=Status.FAILED,
-        physical_id=failure_physical_id(request, ctx.physical_id if ctx else None),
+        physical_id=failure_physical_id(request, physical_id),
         reason=reason,
     )
 
@@ -66,7 +68,7 @@ def success_response(request: Request, ctx: Context, result: Any) -> Response:
     if not isinstance(result, Success):
         return failed_response(
             request,
-            ctx,
+            ctx.physical_id,
             f"the handler returned {type(result).__name__}; it must return asynccfn.Success "
             "or raise",
         )

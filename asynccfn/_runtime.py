@@ -209,14 +209,7 @@ class Runtime:
             with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
-                    log.error("answering FAILED: %s", reason)
-                    return await self._answer(
-                        request,
-                        op,
-                        failed_response(request, None, reason),
-                        deadlines,
-                        OperationStatus.FAILED,
-                    )
+                    return await self._fail(request, op, reason, deadlines)
                 return await self._run(request, claim, event, lambda_context, started, deadlines)
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
@@ -337,13 +330,8 @@ class Runtime:
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Failed):  # an expected failure needs no traceback
                 log.error("the handler raised %s", type(outcome).__name__, exc_info=outcome)
-            return await self._answer(
-                request,
-                op,
-                failed_response(request, ctx, failure_reason(outcome, lambda_context)),
-                deadlines,
-                OperationStatus.FAILED,
-            )
+            reason = failure_reason(outcome, lambda_context)
+            return await self._fail(request, op, reason, deadlines, ctx=ctx)
         return await self._answer(
             request,
             op,
@@ -481,6 +469,23 @@ class Runtime:
         await self._deliver(request, body, deadlines)
         return InvocationResult(outcome=sent["Status"])
 
+    async def _fail(
+        self,
+        request: Request,
+        op: OperationModel,
+        reason: str,
+        deadlines: Deadlines,
+        *,
+        ctx: Context | None = None,
+        status: OperationStatus = OperationStatus.FAILED,
+    ) -> InvocationResult:
+        """Answer FAILED for ``reason`` (logged once), through the outbox."""
+        log.error("failing the operation: %s", reason)
+        # What the handler set, in this invocation or (recorded at hand-over) an earlier one.
+        physical_id = ctx.physical_id if ctx is not None else op.physical_id
+        response = failed_response(request, physical_id, reason)
+        return await self._answer(request, op, response, deadlines, status)
+
     async def _deliver(self, request: Request, body: bytes, deadlines: Deadlines) -> None:
         """PUT the recorded body. Transient failure raises (Lambda retries, and the retry
         re-posts the same recorded response); a refusal for good is recorded."""
@@ -511,9 +516,8 @@ class Runtime:
                 f"CloudFormation issued the request, over {int(op.invocations)} invocation(s)"
             )
         )
-        log.error("answering FAILED: %s", reason)
-        return await self._answer(
-            request, op, failed_response(request, ctx, reason), deadlines, OperationStatus.TIMED_OUT
+        return await self._fail(
+            request, op, reason, deadlines, ctx=ctx, status=OperationStatus.TIMED_OUT
         )
 
     async def _hand_over(
@@ -533,13 +537,7 @@ class Runtime:
                 "the handler ran out of time: the Lambda deadline came before it finished "
                 "(set lambda_entry(journal=...) to continue in a new invocation)"
             )
-            return await self._answer(
-                request,
-                op,
-                failed_response(request, None, reason),
-                deadlines,
-                OperationStatus.FAILED,
-            )
+            return await self._fail(request, op, reason, deadlines, ctx=ctx)
         stalled = 0 if executor.x.progressed else int(op.stalled or 0) + 1
         if stalled >= self.config.max_stalled:
             reason = (
@@ -547,14 +545,7 @@ class Runtime:
                 f"{executor.x.current} is cut off by the deadline each time; give the function "
                 "a longer timeout or split the step"
             )
-            log.error("answering FAILED: %s", reason)
-            return await self._answer(
-                request,
-                op,
-                failed_response(request, None, reason),
-                deadlines,
-                OperationStatus.FAILED,
-            )
+            return await self._fail(request, op, reason, deadlines, ctx=ctx)
         token = secrets.token_hex(16)
         assert isinstance(self.journal, JournalStore)
         assert isinstance(event, Mapping)
@@ -601,14 +592,7 @@ class Runtime:
             raise JournalError("recording the hand-over outlasted the invocation") from None
         except ContinuationError as exc:
             reason = f"could not continue in a new invocation: {exc}"
-            log.error("answering FAILED: %s", reason)
-            return await self._answer(
-                request,
-                op,
-                failed_response(request, None, reason),
-                deadlines,
-                OperationStatus.FAILED,
-            )
+            return await self._fail(request, op, reason, deadlines, ctx=ctx)
         if _faults.ACTIVE:
             _faults.crash_point("after-handover-invoked")
         log.info("handed over to a new invocation (invoke took %.3f s)", took)

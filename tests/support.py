@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,22 @@ def run(coro: Any) -> Any:
 
 def sleep(seconds: float) -> None:
     run(asyncio.sleep(seconds))
+
+
+@dataclass
+class Sent:
+    """One request sent to a function, and its response URL's reader."""
+
+    event: dict[str, Any]
+    read_body: Callable[[], bytes | None]
+
+    def response(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The response CloudFormation would have received (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = self.read_body()
+            if raw is not None:
+                assert len(raw) <= 4096
+                return json.loads(raw)  # type: ignore[no-any-return]
+            time.sleep(0.1)
+        raise AssertionError(f"no response within {timeout} s")

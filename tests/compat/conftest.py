@@ -4,7 +4,6 @@ deployed to the local Lambda service, a journal in DynamoDB Local, responses in 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,28 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
-from tests.support import create_journal_table, event_for
+from tests.support import Sent, create_journal_table, event_for
 
 FUNCTIONS = Path(__file__).parent / "functions"
-
-
-@dataclass
-class Sent:
-    """One request sent to a function, and its response URL's reader."""
-
-    event: dict[str, Any]
-    read_body: Callable[[], bytes | None]
-
-    def response(self, timeout: float = 30.0) -> dict[str, Any]:
-        """The response CloudFormation would have received (waits for it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = self.read_body()
-            if raw is not None:
-                assert len(raw) <= 4096
-                return json.loads(raw)  # type: ignore[no-any-return]
-            time.sleep(0.1)
-        raise AssertionError(f"no response within {timeout} s")
 
 
 @dataclass

@@ -47,6 +47,9 @@ class ClientPool:
             self._session = get_session()
         tuning = _DEFAULTS.get(service, _GENERIC)
         config = AioConfig(
+            # One operation an invocation needs few; many operations in one process (the
+            # testing helper, a local run) should not queue behind botocore's default of 10.
+            max_pool_connections=64,
             connect_timeout=tuning["connect_timeout"],
             read_timeout=tuning["read_timeout"],
             retries={"mode": "standard", "total_max_attempts": tuning["max_attempts"]},

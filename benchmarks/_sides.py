@@ -79,23 +79,30 @@ def quiet_stdout() -> Iterator[None]:
         yield
 
 
-# Tuned as asynccfn's ClientPool tunes its DynamoDB client, so both sides retry alike.
-def client_config() -> Any:
+def client_config(like: Any = None) -> Any:
+    """The floor's client configuration: a copy of ``like``'s (an aiobotocore client, such as
+    the runtime's), so that both sides time out, retry and pool connections alike."""
     from aiobotocore.config import AioConfig
 
+    if like is None:
+        return AioConfig(retries={"mode": "standard", "total_max_attempts": 5})
+    theirs = like.meta.config
     return AioConfig(
-        connect_timeout=2,
-        read_timeout=5,
-        retries={"mode": "standard", "total_max_attempts": 5},
+        connect_timeout=theirs.connect_timeout,
+        read_timeout=theirs.read_timeout,
+        retries=theirs.retries,
+        max_pool_connections=theirs.max_pool_connections,
     )
 
 
 @contextlib.asynccontextmanager
-async def raw_dynamodb() -> AsyncIterator[Any]:
-    """A plain aiobotocore DynamoDB client (endpoint and credentials from the environment)."""
+async def raw_dynamodb(like: Any = None) -> AsyncIterator[Any]:
+    """A plain aiobotocore DynamoDB client (endpoint and credentials from the environment),
+    configured as ``like`` (see :func:`client_config`)."""
     from aiobotocore.session import get_session
 
-    async with get_session().create_client("dynamodb", config=client_config()) as client:
+    config = client_config(like)
+    async with get_session().create_client("dynamodb", config=config) as client:
         yield client
 
 

@@ -44,7 +44,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
     runtime = handler.runtime
     per_step: dict[int, float] = {}
     try:
-        async with raw_dynamodb() as raw:
+        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw:
 
             async def rounds(
                 n: int, repeats: int, warmup: int

@@ -58,7 +58,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
     runtime = handler.runtime
     try:
         recorder = await recorder_for(handler, keep=True)
-        async with raw_dynamodb() as raw:
+        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw:
             # asynccfn's step writes, recorded for the floor (a warm-up: not counted).
             event = create_event(servers.response_url(), Steps=n)
             with quiet_stdout():

@@ -35,7 +35,7 @@ from ._errors import (
 from ._journaled import aws_error_code, rebuild_error, to_json, type_name
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
-from .journal.size import ITEM_CAP, STATE_CAP, item_size, json_size
+from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:
     from ._retry import RetryPolicy
@@ -524,13 +524,6 @@ class Executor:
             state=state if state != self.x.recorded_state else None,
             **fields,
         )
-        size = item_size(step.serialize())
-        if size > ITEM_CAP:
-            raise PayloadTooLarge(
-                f"step {name!r} would journal {size} bytes (result "
-                f"{json_size(fields.get('result'))} bytes); a journal item holds at most "
-                f"{ITEM_CAP} bytes"
-            )
         recorded = await self.x.store.write_step(step, previous=previous)
         if _faults.ACTIVE:
             _faults.crash_point("after-step-recorded")

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import FenceLost, JournalError
+from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .models import (
     MAX_EVENTS,
     OP_SK,
@@ -31,6 +31,7 @@ from .models import (
     op_id_of,
     op_pk,
 )
+from .size import ITEM_CAP, item_size, json_size
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -281,7 +282,7 @@ class JournalStore:
             actions.append(op.reason.set(undeliverable))
         condition = (op.attempt == attempt) & op.response.exists()
         try:
-            await self._update(op_id, actions, condition)
+            await self._write(op_id, actions, condition)
         except _Refused:
             pass
 
@@ -331,6 +332,7 @@ class JournalStore:
         A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it.
 
         Raises:
+            PayloadTooLarge: the item would exceed what a journal item may hold.
             JournalError: DynamoDB failed.
         """
         model = self._models.step
@@ -341,6 +343,12 @@ class JournalStore:
         kwargs = step.get_save_kwargs_from_instance(
             condition=condition, return_values_on_condition_failure="ALL_OLD"
         )
+        size = item_size(kwargs["Item"])  # checked on the serialised item: one serialisation
+        if size > ITEM_CAP:
+            raise PayloadTooLarge(
+                f"step {step.name!r} would journal {size} bytes (result "
+                f"{json_size(step.result)} bytes); a journal item holds at most {ITEM_CAP} bytes"
+            )
         client = await self._client()
         self.requests += 1
         try:
@@ -358,7 +366,7 @@ class JournalStore:
         op = self._models.operation
         holder_is_us = op.fence == fence
         try:
-            await self._update(op_id, actions, holder_is_us)
+            await self._write(op_id, actions, holder_is_us)
         except _Refused as refused:
             newer = refused.item.fence if refused.item is not None else "none"
             raise FenceLost(
@@ -366,29 +374,42 @@ class JournalStore:
             ) from None
 
     async def _update(self, op_id: str, actions: list[Any], condition: Any) -> OperationModel:
-        """UpdateItem on the operation item, returning it as written.
+        """UpdateItem on the operation item, returning it as written (for claims).
 
         Raises:
             _Refused: the condition failed; carries the item as it was (ALL_OLD).
             JournalError: DynamoDB failed.
         """
+        result = await self._send_update(op_id, actions, condition, return_values="ALL_NEW")
+        return self._models.operation.from_raw_data(result["Attributes"])
+
+    async def _write(self, op_id: str, actions: list[Any], condition: Any) -> None:
+        """UpdateItem on the operation item when the writer needs nothing back.
+
+        Raises:
+            _Refused, JournalError: as :meth:`_update`.
+        """
+        await self._send_update(op_id, actions, condition, return_values=None)
+
+    async def _send_update(
+        self, op_id: str, actions: list[Any], condition: Any, *, return_values: str | None
+    ) -> Any:
         op = self._models.operation
         kwargs = op._get_connection().get_operation_kwargs(
             op_pk(op_id),
             OP_SK,
             actions=actions,
             condition=condition,
-            return_values="ALL_NEW",
+            return_values=return_values,
             return_values_on_condition_failure="ALL_OLD",
         )
         client = await self._client()
         self.requests += 1
         try:
             with _translated():
-                result = await client.update_item(**kwargs)
+                return await client.update_item(**kwargs)
         except _ConditionFailed as lost:
             raise _Refused(op.from_raw_data(lost.item) if lost.item else None) from None
-        return op.from_raw_data(result["Attributes"])
 
 
 class _ConditionFailed(Exception):

@@ -29,6 +29,29 @@ _MAX_RESERVE = 10.0
 _MIN_RESERVE = 0.8
 
 
+_MAX_DEADLINE_MARGIN = 10.0
+
+
+def operation_deadline(
+    *,
+    issued: float,
+    timeout: float,
+    service_timeout: float | None,
+    url_expires_at: float | None,
+) -> float:
+    """When the operation must have answered (epoch seconds): the earliest of ``timeout`` and
+    the ServiceTimeout after CloudFormation issued the request, and the ResponseURL's expiry,
+    less a margin (a tenth of the span, at most 10 s) for the PUT and its retries, so the
+    answer arrives before CloudFormation gives up (DESIGN.md invariant 10)."""
+    ends = [issued + timeout]
+    if service_timeout is not None:
+        ends.append(issued + service_timeout)
+    if url_expires_at is not None:
+        ends.append(url_expires_at)
+    end = min(ends)
+    return end - min(_MAX_DEADLINE_MARGIN, max(0.0, (end - issued) * 0.1))
+
+
 def default_reserve(remaining: float) -> float:
     """The reserve for an invocation with ``remaining`` seconds: 10 s on Lambda's usual
     timeouts, less for short ones, never below 0.8 s (a journal write, an invoke, and a

@@ -33,7 +33,7 @@ from . import _faults
 from ._clients import ClientPool
 from ._context import Context
 from ._continuation import invoke_self, split_handover
-from ._deadline import Deadlines
+from ._deadline import Deadlines, operation_deadline
 from ._errors import (
     ContinuationError,
     Continued,
@@ -73,7 +73,7 @@ from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
-from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
+from .journal.models import OperationModel, OperationStatus, StepStatus, op_id_of, operation_id
 from .journal.store import (
     LEASE_SKEW,
     Claim,
@@ -86,7 +86,6 @@ from .journal.store import (
 log = logging.getLogger("asynccfn.runtime")
 
 _FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
-_MAX_DEADLINE_MARGIN = 10.0
 _ANSWER_TIME = 0.3  # seconds kept for recording and PUTting a FAILED answer
 
 
@@ -214,14 +213,6 @@ class Runtime:
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
-        ends = [issued + self.config.timeout]
-        if request.service_timeout is not None:
-            ends.append(issued + request.service_timeout)
-        if request.url_expires_at is not None:
-            ends.append(request.url_expires_at)
-        end = min(ends)
-        # Answer before CloudFormation gives up: keep a margin for the PUT and its retries.
-        margin = min(_MAX_DEADLINE_MARGIN, max(0.0, (end - issued) * 0.1))
         return ClaimRequest(
             op_id=_op_id(request),
             stack_id=request.stack_id,
@@ -234,7 +225,12 @@ class Runtime:
             token=token,
             lease=self.config.lease,
             issued_at=issued,
-            deadline=end - margin,
+            deadline=operation_deadline(
+                issued=issued,
+                timeout=self.config.timeout,
+                service_timeout=request.service_timeout,
+                url_expires_at=request.url_expires_at,
+            ),
             invocation_note="claimed with hand-over token" if token else "claimed",
         )
 
@@ -425,7 +421,7 @@ class Runtime:
         assert isinstance(self.journal, JournalStore)
         lease = self.config.lease
         sent = asyncio.get_running_loop().time()
-        await self.journal.renew_lease(_op_id_of(op), int(op.fence), time.time() + lease)
+        await self.journal.renew_lease(op_id_of(op), int(op.fence), time.time() + lease)
         execution.lease_held_until = sent + lease - LEASE_SKEW
 
     # -- endings -----------------------------------------------------------------------------
@@ -624,7 +620,3 @@ def _parse(event: object, allowed_hosts: frozenset[str]) -> Request:
 
 def _op_id(request: Request) -> str:
     return operation_id(request.stack_id, request.logical_id, request.request_id)
-
-
-def _op_id_of(op: OperationModel) -> str:
-    return op.pk.removeprefix("op#")

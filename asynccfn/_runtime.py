@@ -47,6 +47,7 @@ from ._errors import (
     ResponseURLRefused,
     UndeliverableResponse,
 )
+from ._lease import Lease
 from ._logging import log_fields
 from ._outcomes import (
     failed_response,
@@ -73,7 +74,7 @@ from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
-from .journal.models import OperationModel, OperationStatus, StepStatus, op_id_of, operation_id
+from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
 from .journal.store import (
     LEASE_SKEW,
     Claim,
@@ -290,9 +291,10 @@ class Runtime:
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
         )
-        if self.journal.durable:
+        if isinstance(self.journal, JournalStore):
+            lease = Lease(self.journal, op, self.config.lease, execution)
             execution.lease_held_until = started + self.config.lease - LEASE_SKEW
-            execution.renew_lease = lambda: self._renew_lease(op, execution)
+            execution.renew_lease = lease.renew
         executor = Executor(execution)
         ctx = Context(
             request=request,
@@ -366,11 +368,10 @@ class Runtime:
             return await handler(request, ctx)
 
         task = asyncio.create_task(run())
-        heartbeat = (
-            asyncio.create_task(self._heartbeat(op, task, executor.x))
-            if self.journal.durable
-            else None
-        )
+        heartbeat = None
+        if isinstance(self.journal, JournalStore):
+            lease = Lease(self.journal, op, self.config.lease, executor.x)
+            heartbeat = asyncio.create_task(lease.heartbeat(task))
         lost: list[FenceLost] = []
         try:
             timeout = max(0.0, deadlines.soft - asyncio.get_running_loop().time())
@@ -398,31 +399,6 @@ class Runtime:
             return asyncio.CancelledError()
         error = task.exception()
         return error if error is not None else task.result()
-
-    async def _heartbeat(
-        self, op: OperationModel, task: asyncio.Task[Any], execution: Execution
-    ) -> None:
-        """Renew the lease every third of its length; cancel the handler if it is lost."""
-        while True:
-            await asyncio.sleep(self.config.lease / 3)
-            try:
-                await self._renew_lease(op, execution)
-            except FenceLost:
-                task.cancel()
-                raise
-
-    async def _renew_lease(self, op: OperationModel, execution: Execution) -> None:
-        """Extend the lease, and tell the executor until when it is surely held.
-
-        Raises:
-            FenceLost: a newer invocation holds the operation.
-            JournalError: DynamoDB failed.
-        """
-        assert isinstance(self.journal, JournalStore)
-        lease = self.config.lease
-        sent = asyncio.get_running_loop().time()
-        await self.journal.renew_lease(op_id_of(op), int(op.fence), time.time() + lease)
-        execution.lease_held_until = sent + lease - LEASE_SKEW
 
     # -- endings -----------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
+from typing import Self
 
 from asynccfn._errors import AsyncCfnError
 
@@ -67,3 +68,25 @@ def bound_socket(host: str = LOOPBACK) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class StartStop:
+    """``with server:`` starts it and always stops it; subclasses define start() and stop()."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

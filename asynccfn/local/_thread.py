@@ -7,10 +7,9 @@ import atexit
 import sys
 import threading
 from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from asynccfn.local._env import LocalServerError
+from asynccfn.local._env import LocalServerError, StartStop
 from asynccfn.local._functions import FunctionConfig
 from asynccfn.local._lineage import MAX_HOPS
 from asynccfn.local._records import ApiCall, InvocationRecord, InvocationType, InvokeResult
@@ -21,7 +20,7 @@ __all__ = ["LambdaServiceThread"]
 _T = TypeVar("_T")
 
 
-class LambdaServiceThread:
+class LambdaServiceThread(StartStop):
     """A :class:`LambdaService` running in a daemon thread, driven by blocking calls.
 
     ::
@@ -171,15 +170,3 @@ class LambdaServiceThread:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
             self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -31,10 +31,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING
 
-from asynccfn.local._env import LOCAL_AWS_ENV, LOOPBACK, LocalServerError, free_port
+from asynccfn.local._env import LOCAL_AWS_ENV, LOOPBACK, LocalServerError, StartStop, free_port
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -164,7 +163,7 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(StartStop):
     """Amazon's DynamoDB Local in memory (``-inMemory -sharedDb``) on a loopback port.
 
     ``start()`` installs the jar if needed (see :func:`ensure_installed`), runs it and waits
@@ -290,18 +289,6 @@ class DynamoDBLocal:
         if output is not None:
             output.close()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class _PortTaken(Exception):
     """The port chosen for DynamoDB Local was bound by someone else first."""
@@ -342,7 +329,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """moto's threaded server on a free loopback port (S3 pre-signed URLs, a light DynamoDB).
 
     moto keeps its state in this process, so every ``MotoServer`` in one process shares it.
@@ -395,15 +382,3 @@ class MotoServer:
         wsgi_server = getattr(server, "_server", None)
         if wsgi_server is not None:
             wsgi_server.server_close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

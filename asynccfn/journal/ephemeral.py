@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ._flat import FlatCodec, flat_codec
 from .models import OperationModel, OperationStatus, StepModel, bind, op_pk
 from .store import Claim, ClaimOutcome, ClaimRequest
 
 _MODELS = bind("asynccfn-ephemeral")
+_STEPS: FlatCodec[StepModel] = flat_codec(_MODELS.step)
 
 
 class EphemeralJournal:
@@ -46,7 +48,7 @@ class EphemeralJournal:
         return {}
 
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
-        return _MODELS.step(pk=op_pk(op_id), sk="step#" + position, **attrs)
+        return _STEPS.build(pk=op_pk(op_id), sk="step#" + position, **attrs)
 
     async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel:
         return step

@@ -18,13 +18,18 @@ def item_size(item: dict[str, dict[str, Any]]) -> int:
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
+def number_size(text: str) -> int:
+    """The size of a number attribute: its significant digits, two a byte, plus one."""
+    digits = text.lstrip("-").replace(".", "").lstrip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
 def _value_size(value: dict[str, Any]) -> int:
     ((kind, raw),) = value.items()
     if kind == "S":
         return len(str(raw).encode())
     if kind == "N":
-        digits = str(raw).lstrip("-").replace(".", "").lstrip("0") or "0"
-        return (len(digits) + 1) // 2 + 1
+        return number_size(str(raw))
     if kind == "B":
         return len(raw)
     if kind in ("BOOL", "NULL"):

@@ -1,8 +1,9 @@
 """The journal store: the only runtime code that speaks to DynamoDB (through aiobotocore).
 
-Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models`; pynamodb's
-own network calls are synchronous and never used here. botocore errors become asynccfn's in
-:func:`_translate`, the one place that knows them.
+Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models` (step items,
+written once per action and read once per replayed action, through the models' flat codec of
+:mod:`asynccfn.journal._flat`); pynamodb's own network calls are synchronous and never used
+here. botocore errors become asynccfn's in :func:`_translated`, the one place that knows them.
 
 Every write to the operation item is conditional on the writer's fence; a step slot is created
 once and then advanced only from the status and attempt the writer last saw.
@@ -10,6 +11,7 @@ once and then advanced only from the status and attempt the writer last saw.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
+from ._flat import FlatCodec, flat_codec
 from .models import (
     MAX_EVENTS,
     OP_SK,
@@ -31,7 +34,7 @@ from .models import (
     op_id_of,
     op_pk,
 )
-from .size import ITEM_CAP, item_size, json_size
+from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -83,13 +86,14 @@ class JournalStore:
     ``client`` returns the shared aiobotocore DynamoDB client (created once per container).
     """
 
-    __slots__ = ("_client", "_models", "requests", "retention", "table")
+    __slots__ = ("_client", "_models", "_steps", "requests", "retention", "table")
     durable = True
 
     def __init__(self, table: str, client: ClientFactory, *, retention: float) -> None:
         self.table = table
         self._client = client
         self._models: Models = bind(table)
+        self._steps: FlatCodec[StepModel] = flat_codec(self._models.step)
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -289,12 +293,14 @@ class JournalStore:
     # -- steps -----------------------------------------------------------------------------
 
     async def load_steps(self, op_id: str) -> dict[str, StepModel]:
-        """Every step of the operation: one consistent Query, paginated.
+        """Every step of the operation: one consistent Query, paginated. The next page is
+        asked for before this one is decoded, so decoding overlaps the wait.
 
         Raises:
             JournalError: DynamoDB failed.
         """
         client = await self._client()
+        decode = self._steps.decode
         steps: dict[str, StepModel] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -305,21 +311,33 @@ class JournalStore:
             },
             "ConsistentRead": True,
         }
-        while True:
+
+        async def page_from(start: Any) -> Any:
             self.requests += 1
             with _translated():
-                page = await client.query(**kwargs)
-            for raw in page.get("Items", []):
-                step = self._models.step.from_raw_data(raw)
-                steps[step.sk[len(STEP_PREFIX) :]] = step
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return steps
-            kwargs["ExclusiveStartKey"] = last
+                return await client.query(**kwargs, **start)
+
+        pending = asyncio.ensure_future(page_from({}))
+        try:
+            while True:
+                page = await pending
+                last = page.get("LastEvaluatedKey")
+                if last:
+                    pending = asyncio.ensure_future(page_from({"ExclusiveStartKey": last}))
+                for raw in page.get("Items", []):
+                    step = decode(raw)
+                    steps[step.sk[len(STEP_PREFIX) :]] = step
+                if not last:
+                    return steps
+        finally:
+            if not pending.done():
+                pending.cancel()
+            elif not pending.cancelled():
+                pending.exception()  # a page after a failure: its own failure is moot
 
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
         """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""
-        return self._models.step(
+        return self._steps.build(
             pk=op_pk(op_id),
             sk=STEP_PREFIX + position,
             expires_at=int(time.time() + self.retention),
@@ -335,20 +353,26 @@ class JournalStore:
             PayloadTooLarge: the item would exceed what a journal item may hold.
             JournalError: DynamoDB failed.
         """
-        model = self._models.step
-        if previous is None:
-            condition = model.sk.does_not_exist()
-        else:
-            condition = (model.attempt == previous.attempt) & (model.status == previous.status)
-        kwargs = step.get_save_kwargs_from_instance(
-            condition=condition, return_values_on_condition_failure="ALL_OLD"
-        )
-        size = item_size(kwargs["Item"])  # checked on the serialised item: one serialisation
+        item, size = self._steps.encode(step)
         if size > ITEM_CAP:
             raise PayloadTooLarge(
                 f"step {step.name!r} would journal {size} bytes (result "
                 f"{json_size(step.result)} bytes); a journal item holds at most {ITEM_CAP} bytes"
             )
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": item,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if previous is None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(sk)"
+        else:  # advanced only from what this writer last saw
+            kwargs["ConditionExpression"] = "#attempt = :attempt AND #status = :status"
+            kwargs["ExpressionAttributeNames"] = {"#attempt": "attempt", "#status": "status"}
+            kwargs["ExpressionAttributeValues"] = {
+                ":attempt": self._steps.number(previous.attempt),
+                ":status": {"S": previous.status},
+            }
         client = await self._client()
         self.requests += 1
         try:
@@ -357,7 +381,7 @@ class JournalStore:
         except _ConditionFailed as lost:
             if lost.item is None:
                 raise JournalError(f"step slot {step.sk} vanished during a write") from None
-            return model.from_raw_data(lost.item)
+            return self._steps.decode(lost.item)
         return step
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from ._flat import FlatCodec, flat_codec
+from ._update import Update
 from .models import (
     MAX_EVENTS,
     OP_SK,
@@ -86,7 +87,16 @@ class JournalStore:
     ``client`` returns the shared aiobotocore DynamoDB client (created once per container).
     """
 
-    __slots__ = ("_client", "_models", "_steps", "requests", "retention", "table")
+    __slots__ = (
+        "_client",
+        "_events",
+        "_models",
+        "_past_attempts",
+        "_steps",
+        "requests",
+        "retention",
+        "table",
+    )
     durable = True
 
     def __init__(self, table: str, client: ClientFactory, *, retention: float) -> None:
@@ -94,6 +104,8 @@ class JournalStore:
         self._client = client
         self._models: Models = bind(table)
         self._steps: FlatCodec[StepModel] = flat_codec(self._models.step)
+        self._events = self._models.operation.events  # the attributes that encode lists
+        self._past_attempts = self._models.operation.past_attempts
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -105,37 +117,50 @@ class JournalStore:
         Raises:
             JournalError: DynamoDB failed.
         """
-        op = self._models.operation
         now = time.time()
-        event = _event(now, req.invocation_note)
+        update = (
+            Update()
+            .add(fence=1, invocations=1)
+            .set(
+                owner=req.owner,
+                lease_until=now + req.lease,
+                status=OperationStatus.RUNNING.value,
+                updated_at=now,
+            )
+            .remove("handover_token")
+            .append("events", self._events, [_event(now, req.invocation_note)])
+            .set_new(  # the first claim creates the operation
+                stack_id=req.stack_id,
+                logical_id=req.logical_id,
+                request_id=req.request_id,
+                resource_type=req.resource_type,
+                request_type=req.request_type,
+                attempt=req.attempt,
+                attempt_no=1,
+                issued_at=req.issued_at,
+                created_at=now,
+                deadline=req.deadline,
+                stalled=0,
+                expires_at=int(now + self.retention),
+            )
+        )
         #   never claimed ─────────────────────────────┐
         #   this attempt, RUNNING, and either          ├─> claim
         #     the holder's lease ran out,              │
         #     the holder handed over to this token, or │
         #     Lambda is retrying this very invocation ─┘
-        new_operation = op.pk.does_not_exist()
-        this_attempt_running = (op.attempt == req.attempt) & (
-            op.status == OperationStatus.RUNNING.value
-        )
-        lease_expired = op.lease_until < now - LEASE_SKEW
-        same_invocation = op.owner == req.owner
-        released = lease_expired | same_invocation
+        released = "#lease_until < :expired OR #owner = :owner"
+        values: dict[str, Any] = {":running": OperationStatus.RUNNING.value}
+        values[":expired"] = now - LEASE_SKEW
         if req.token is not None:
-            released = released | (op.handover_token == req.token)
-        condition = new_operation | (this_attempt_running & released)
-        actions = [
-            op.fence.add(1),
-            op.invocations.add(1),
-            op.owner.set(req.owner),
-            op.lease_until.set(now + req.lease),
-            op.status.set(OperationStatus.RUNNING.value),
-            op.updated_at.set(now),
-            op.handover_token.remove(),
-            op.events.set((op.events | []).append([event])),
-            *_first_write_only(op, req, now, self.retention),
-        ]
+            released += " OR #handover_token = :token"
+            values[":token"] = req.token
+        condition = (
+            "attribute_not_exists(#pk) OR "
+            f"(#attempt = :attempt AND #status = :running AND ({released}))"
+        )
         try:
-            item = await self._update(req.op_id, actions, condition)
+            item = await self._update(req.op_id, update.request(condition=condition, values=values))
         except _Refused as refused:
             old = refused.item
         else:
@@ -156,34 +181,39 @@ class JournalStore:
     async def _claim_new_attempt(self, req: ClaimRequest, old: OperationModel) -> Claim:
         """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
         rest, fenced on the fence we saw so that two new deliveries cannot both win."""
-        op = self._models.operation
         now = time.time()
-        actions = [
-            op.fence.add(1),
-            op.invocations.add(1),
-            op.attempt.set(req.attempt),
-            op.attempt_no.add(1),
-            op.past_attempts.set((op.past_attempts | []).append([old.attempt])),
-            op.owner.set(req.owner),
-            op.lease_until.set(now + req.lease),
-            op.status.set(OperationStatus.RUNNING.value),
-            op.issued_at.set(req.issued_at),
-            op.deadline.set(req.deadline),
-            op.updated_at.set(now),
-            op.stalled.set(0),
-            op.events.set(_bounded(old, _event(now, "new attempt claimed"))),
-            op.handover_token.remove(),
-            op.handover_state.remove(),
-            op.handover_at.remove(),
-            op.physical_id.remove(),
-            op.wake_at.remove(),
-            op.response.remove(),
-            op.response_status.remove(),
-            op.posted_at.remove(),
-            op.reason.remove(),
-        ]
+        update = (
+            Update()
+            .add(fence=1, invocations=1, attempt_no=1)
+            .set(
+                attempt=req.attempt,
+                owner=req.owner,
+                lease_until=now + req.lease,
+                status=OperationStatus.RUNNING.value,
+                issued_at=req.issued_at,
+                deadline=req.deadline,
+                updated_at=now,
+                stalled=0,
+            )
+            .set_list(
+                "past_attempts", self._past_attempts, [*(old.past_attempts or []), old.attempt]
+            )
+            .set_list("events", self._events, _bounded(old, _event(now, "new attempt claimed")))
+            .remove(
+                "handover_token",
+                "handover_state",
+                "handover_at",
+                "physical_id",
+                "wake_at",
+                "response",
+                "response_status",
+                "posted_at",
+                "reason",
+            )
+        )
+        request = update.request(condition="#fence = :seen", values={":seen": int(old.fence)})
         try:
-            item = await self._update(req.op_id, actions, op.fence == old.fence)
+            item = await self._update(req.op_id, request)
         except _Refused:  # another delivery of the new attempt won: it is live now
             return await self.claim(req)
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=item, new_attempt=True)
@@ -195,8 +225,7 @@ class JournalStore:
             FenceLost: a newer invocation holds the operation.
             JournalError: DynamoDB failed.
         """
-        op = self._models.operation
-        await self._fenced(op_id, fence, [op.lease_until.set(lease_until)])
+        await self._fenced(op_id, fence, Update().set(lease_until=lease_until))
 
     async def record_handover(
         self,
@@ -215,19 +244,23 @@ class JournalStore:
         Raises:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
-        op = self._models.operation
         now = time.time()
-        actions = [
-            op.handover_token.set(token),
-            op.stalled.set(stalled),
-            op.updated_at.set(now),
-            op.events.set(_bounded(current, _event(now, note, current.invocations))),
-            op.handover_state.set(state) if state is not None else op.handover_state.remove(),
-            op.handover_at.set(",".join(positions)) if positions else op.handover_at.remove(),
-            op.physical_id.set(physical_id) if physical_id else op.physical_id.remove(),
-            op.wake_at.set(wake_at) if wake_at is not None else op.wake_at.remove(),
-        ]
-        await self._fenced(op_id_of(current), int(current.fence), actions)
+        update = (
+            Update()
+            .set(
+                handover_token=token,
+                stalled=stalled,
+                updated_at=now,
+                handover_state=state,
+                handover_at=",".join(positions) or None,
+                physical_id=physical_id or None,
+                wake_at=wake_at,
+            )
+            .set_list(
+                "events", self._events, _bounded(current, _event(now, note, current.invocations))
+            )
+        )
+        await self._fenced(op_id_of(current), int(current.fence), update)
 
     async def record_response(
         self,
@@ -244,22 +277,23 @@ class JournalStore:
         Raises:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
-        op = self._models.operation
         now = time.time()
-        actions = [
-            op.response.set(body),
-            op.response_status.set(response_status),
-            op.status.set(status.value),
-            op.physical_id.set(physical_id),
-            op.updated_at.set(now),
-            op.lease_until.set(0),
-            op.handover_token.remove(),
-            op.events.set(
-                _bounded(current, _event(now, f"response {response_status}", current.invocations))
-            ),
-            op.reason.set(reason) if reason else op.reason.remove(),
-        ]
-        await self._fenced(op_id_of(current), int(current.fence), actions)
+        event = _event(now, f"response {response_status}", current.invocations)
+        update = (
+            Update()
+            .set(
+                response=body,
+                response_status=response_status,
+                status=status.value,
+                physical_id=physical_id,
+                updated_at=now,
+                lease_until=0,
+                reason=reason or None,
+            )
+            .remove("handover_token")
+            .set_list("events", self._events, _bounded(current, event))
+        )
+        await self._fenced(op_id_of(current), int(current.fence), update)
 
     async def mark_posted(
         self, op_id: str, attempt: str, *, undeliverable: str | None = None
@@ -273,20 +307,17 @@ class JournalStore:
         Raises:
             JournalError: DynamoDB failed.
         """
-        op = self._models.operation
         now = time.time()
         what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
-        actions = [
-            op.posted_at.set(now),
-            op.updated_at.set(now),
-            op.events.set((op.events | []).append([_event(now, what)])),
-        ]
+        update = Update().set(posted_at=now, updated_at=now)
         if undeliverable:
-            actions.append(op.status.set(OperationStatus.UNDELIVERABLE.value))
-            actions.append(op.reason.set(undeliverable))
-        condition = (op.attempt == attempt) & op.response.exists()
+            update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
+        update.append("events", self._events, [_event(now, what)])
+        condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
-            await self._write(op_id, actions, condition)
+            await self._write(
+                op_id, update.request(condition=condition, values={":attempt": attempt})
+            )
         except _Refused:
             pass
 
@@ -386,54 +417,48 @@ class JournalStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _fenced(self, op_id: str, fence: int, actions: list[Any]) -> None:
-        op = self._models.operation
-        holder_is_us = op.fence == fence
+    async def _fenced(self, op_id: str, fence: int, update: Update) -> None:
+        request = update.request(condition="#fence = :holder", values={":holder": fence})
         try:
-            await self._write(op_id, actions, holder_is_us)
+            await self._write(op_id, request)
         except _Refused as refused:
             newer = refused.item.fence if refused.item is not None else "none"
             raise FenceLost(
                 f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
             ) from None
 
-    async def _update(self, op_id: str, actions: list[Any], condition: Any) -> OperationModel:
+    async def _update(self, op_id: str, request: dict[str, Any]) -> OperationModel:
         """UpdateItem on the operation item, returning it as written (for claims).
 
         Raises:
             _Refused: the condition failed; carries the item as it was (ALL_OLD).
             JournalError: DynamoDB failed.
         """
-        result = await self._send_update(op_id, actions, condition, return_values="ALL_NEW")
+        result = await self._send_update(op_id, {**request, "ReturnValues": "ALL_NEW"})
         return self._models.operation.from_raw_data(result["Attributes"])
 
-    async def _write(self, op_id: str, actions: list[Any], condition: Any) -> None:
+    async def _write(self, op_id: str, request: dict[str, Any]) -> None:
         """UpdateItem on the operation item when the writer needs nothing back.
 
         Raises:
             _Refused, JournalError: as :meth:`_update`.
         """
-        await self._send_update(op_id, actions, condition, return_values=None)
+        await self._send_update(op_id, request)
 
-    async def _send_update(
-        self, op_id: str, actions: list[Any], condition: Any, *, return_values: str | None
-    ) -> Any:
-        op = self._models.operation
-        kwargs = op._get_connection().get_operation_kwargs(
-            op_pk(op_id),
-            OP_SK,
-            actions=actions,
-            condition=condition,
-            return_values=return_values,
-            return_values_on_condition_failure="ALL_OLD",
-        )
+    async def _send_update(self, op_id: str, request: dict[str, Any]) -> Any:
         client = await self._client()
         self.requests += 1
         try:
             with _translated():
-                return await client.update_item(**kwargs)
+                return await client.update_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": OP_SK}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **request,
+                )
         except _ConditionFailed as lost:
-            raise _Refused(op.from_raw_data(lost.item) if lost.item else None) from None
+            item = self._models.operation.from_raw_data(lost.item) if lost.item else None
+            raise _Refused(item) from None
 
 
 class _ConditionFailed(Exception):
@@ -478,24 +503,3 @@ def replayed_event(steps: int, invocation: int) -> EventRecord:
 def _bounded(current: OperationModel, event: EventRecord) -> list[EventRecord]:
     """The recent events with ``event`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), event][-MAX_EVENTS:]
-
-
-def _first_write_only(
-    op: type[OperationModel], req: ClaimRequest, now: float, retention: float
-) -> list[Any]:
-    """Fields set when the claim creates the operation, left alone afterwards."""
-    fixed: list[tuple[Any, Any]] = [
-        (op.stack_id, req.stack_id),
-        (op.logical_id, req.logical_id),
-        (op.request_id, req.request_id),
-        (op.resource_type, req.resource_type),
-        (op.request_type, req.request_type),
-        (op.attempt, req.attempt),
-        (op.attempt_no, 1),
-        (op.issued_at, req.issued_at),
-        (op.created_at, now),
-        (op.deadline, req.deadline),
-        (op.stalled, 0),
-        (op.expires_at, int(now + retention)),
-    ]
-    return [attr.set(attr | value) for attr, value in fixed]

@@ -72,9 +72,16 @@ from ._protocol import (
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor
+from ._tasks import discard
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
-from .journal.models import OperationModel, OperationStatus, StepStatus, operation_id
+from .journal.models import (
+    OperationModel,
+    OperationStatus,
+    StepModel,
+    StepStatus,
+    operation_id,
+)
 from .journal.store import (
     LEASE_SKEW,
     Claim,
@@ -200,7 +207,8 @@ class Runtime:
             "stackId": request.stack_id,
         }
         with log_fields(**fields):
-            claim = await self.journal.claim(self._claim_request(request, owner, token))
+            preload = token is not None and failure_record is None
+            claim, steps = await self._claim(request, owner, token, preload=preload)
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
@@ -210,7 +218,30 @@ class Runtime:
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
                     return await self._fail(request, op, reason, deadlines)
-                return await self._run(request, claim, event, lambda_context, started, deadlines)
+                return await self._run(
+                    request, claim, steps, event, lambda_context, started, deadlines
+                )
+
+    async def _claim(
+        self, request: Request, owner: str, token: str | None, *, preload: bool
+    ) -> tuple[Claim, asyncio.Future[dict[str, StepModel]] | None]:
+        """Claim the operation; with ``preload``, Query its journal alongside the claim.
+
+        A hand-over's successor has a journal to replay, so its Query need not wait for the
+        claim. A step written between that Query and the claim (by a holder that lost the
+        operation) is met by the executor's conditional write, as a late write always is.
+        """
+        steps = asyncio.ensure_future(self.journal.load_steps(_op_id(request))) if preload else None
+        try:
+            claim = await self.journal.claim(self._claim_request(request, owner, token))
+        except BaseException:
+            if steps is not None:
+                discard(steps)
+            raise
+        if steps is not None and (claim.outcome is not ClaimOutcome.CLAIMED or claim.fresh):
+            discard(steps)
+            steps = None
+        return claim, steps
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
@@ -255,6 +286,7 @@ class Runtime:
         self,
         request: Request,
         claim: Claim,
+        steps: asyncio.Future[dict[str, StepModel]] | None,
         event: object,
         lambda_context: Any,
         started: float,
@@ -264,11 +296,16 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadlines = base.bounded_by(float(op.deadline))
         if time.time() >= float(op.deadline):
+            if steps is not None:
+                discard(steps)
             return await self._timed_out(request, op, deadlines, None)
         if self.journal.durable and self._warming is None:
             # A hand-over happens inside the reserve: have its client ready before then.
             self._warming = asyncio.ensure_future(self._warm_lambda_client())
-        journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
+        if steps is not None:
+            journal = await steps
+        else:
+            journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
         if journal:
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.

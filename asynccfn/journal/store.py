@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
+from .._tasks import discard
 from ._flat import FlatCodec, flat_codec
 from ._update import Update
 from .models import (
@@ -361,10 +362,7 @@ class JournalStore:
                 if not last:
                     return steps
         finally:
-            if not pending.done():
-                pending.cancel()
-            elif not pending.cancelled():
-                pending.exception()  # a page after a failure: its own failure is moot
+            discard(pending)  # only a page after a failure (or a cancellation) is left here
 
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
         """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""

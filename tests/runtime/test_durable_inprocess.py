@@ -281,3 +281,92 @@ def test_invariant_10_answers_before_the_response_url_expires(
         assert handler(event, FakeLambdaContext(60))["outcome"] == "FAILED"
     assert time.monotonic() - started < 12
     assert "did not finish within its deadline" in body_of(read)["Reason"]
+
+
+def test_handover_successor_queries_its_journal_alongside_its_claim(
+    journal: str, presigned_response_url: Any
+) -> None:
+    """The successor's Query goes out before its claim's answer is back, and it replays
+    what the predecessor journaled before running the rest live."""
+    from asynccfn._continuation import HANDOVER_KEY
+    from asynccfn._protocol import allowed_hosts_from_env, parse_request
+    from asynccfn.journal.store import ClaimRequest
+
+    url, read = presigned_response_url()
+    calls: list[str] = []
+    handler = asynccfn.lambda_entry(counting_resource(calls), journal=journal)
+    runtime = handler.runtime  # type: ignore[attr-defined]
+    store = runtime.journal
+    event = event_for("create", url, Steps=["a", "b", "c"])
+    request = parse_request(event, allowed_hosts=allowed_hosts_from_env())
+    op_id = operation_id(request.stack_id, request.logical_id, request.request_id)
+
+    async def predecessor() -> str:
+        """The first invocation: journals "a" and "b", then hands over."""
+        now = time.time()
+        claim = await store.claim(
+            ClaimRequest(
+                op_id=op_id,
+                stack_id=request.stack_id,
+                logical_id=request.logical_id,
+                request_id=request.request_id,
+                resource_type=request.resource_type,
+                request_type="Create",
+                attempt=request.attempt_digest,
+                owner="predecessor",
+                token=None,
+                lease=300,
+                issued_at=request.issued_at or now,
+                deadline=now + 600,
+            )
+        )
+        op = claim.operation
+        for seq, name in enumerate(["a", "b"], start=1):
+            step = store.new_step(
+                op_id,
+                f"0#{seq:05d}",
+                name=name,
+                kind="step",
+                status="SUCCEEDED",
+                attempt=1,
+                op_attempt=int(op.attempt_no),
+                started_at=now,
+                ended_at=now,
+                invocation=1,
+                fence=int(op.fence),
+                result=json.dumps(name.upper()),
+            )
+            await store.write_step(step, previous=None)
+        await store.record_handover(
+            op,
+            token="tok-1",
+            state=None,
+            positions=[],
+            physical_id=None,
+            wake_at=None,
+            stalled=0,
+            note="handed over",
+        )
+        return "tok-1"
+
+    order: list[tuple[str, str]] = []
+
+    def sent(model: Any, **_: Any) -> None:
+        order.append(("sent", model.name))
+
+    def answered(model: Any, **_: Any) -> None:
+        order.append(("answered", model.name))
+
+    with closing_handler(handler):
+        token = run(predecessor())
+        client = run(runtime.clients.get("dynamodb"))
+        client.meta.events.register("before-call.dynamodb", sent)
+        client.meta.events.register("after-call.dynamodb", answered)
+        successor = {**event, HANDOVER_KEY: {"token": token}}
+        assert handler(successor, FakeLambdaContext()) == {"outcome": "SUCCESS"}
+        # delivered again (Lambda's own retry of the async invoke): nothing runs twice
+        assert handler(dict(successor), FakeLambdaContext())["outcome"] == "finished"
+    assert order[:2] == [("sent", "UpdateItem"), ("sent", "Query")], order
+    assert order.index(("sent", "Query")) < order.index(("answered", "UpdateItem"))
+    assert calls == ["c"]
+    assert body_of(read)["Data"] == {"Calls": 1}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Failed
 
 if TYPE_CHECKING:
-    from .journal.models import StepModel
+    from .journal.models import StepEntry
 
 
 def to_json(value: Any, *, what: str) -> str:
@@ -32,7 +32,7 @@ def aws_error_code(exc: BaseException) -> str | None:
     return None
 
 
-def rebuild_error(step: StepModel) -> BaseException:
+def rebuild_error(step: StepEntry) -> BaseException:
     """The journaled failure as the same type and message, where the type can be rebuilt."""
     type_name = step.error_type or "builtins:Exception"
     message = step.error_message or ""

@@ -78,7 +78,7 @@ from .journal.ephemeral import EphemeralJournal
 from .journal.models import (
     OperationModel,
     OperationStatus,
-    StepModel,
+    StepEntry,
     StepStatus,
     operation_id,
 )
@@ -224,14 +224,17 @@ class Runtime:
 
     async def _claim(
         self, request: Request, owner: str, token: str | None, *, preload: bool
-    ) -> tuple[Claim, asyncio.Future[dict[str, StepModel]] | None]:
+    ) -> tuple[Claim, asyncio.Future[dict[str, StepEntry]] | None]:
         """Claim the operation; with ``preload``, Query its journal alongside the claim.
 
         A hand-over's successor has a journal to replay, so its Query need not wait for the
         claim. A step written between that Query and the claim (by a holder that lost the
         operation) is met by the executor's conditional write, as a late write always is.
         """
-        steps = asyncio.ensure_future(self.journal.load_steps(_op_id(request))) if preload else None
+        steps = None
+        if preload:  # the Query is the longer request: sent first, the claim prepared meanwhile
+            steps = asyncio.ensure_future(self.journal.load_steps(_op_id(request)))
+            await asyncio.sleep(0)
         try:
             claim = await self.journal.claim(self._claim_request(request, owner, token))
         except BaseException:
@@ -286,7 +289,7 @@ class Runtime:
         self,
         request: Request,
         claim: Claim,
-        steps: asyncio.Future[dict[str, StepModel]] | None,
+        steps: asyncio.Future[dict[str, StepEntry]] | None,
         event: object,
         lambda_context: Any,
         started: float,

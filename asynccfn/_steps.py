@@ -39,7 +39,7 @@ from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:
     from ._retry import RetryPolicy
-    from .journal.models import StepModel
+    from .journal.models import StepEntry
 
 _FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 
@@ -47,9 +47,9 @@ _FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 class StepStore(Protocol):
     """What the executor needs of a journal (the DynamoDB store, or the ephemeral one)."""
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel: ...
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry: ...
 
-    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel: ...
+    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry: ...
 
 
 @dataclass(kw_only=True)
@@ -63,7 +63,7 @@ class Execution:
     invocation: int
     deadlines: Deadlines
     started: float  # loop time the invocation started
-    journal: dict[str, StepModel]
+    journal: dict[str, StepEntry]
     handover_state: str | None = None  # EventState at the last hand-over ...
     handover_at: frozenset[str] = frozenset()  # ... taken at these positions (see _go_live)
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
@@ -381,7 +381,7 @@ class Executor:
 
     # -- journal ---------------------------------------------------------------------------
 
-    def _replayed(self, position: str, name: str) -> StepModel | None:
+    def _replayed(self, position: str, name: str) -> StepEntry | None:
         previous = self.x.journal.get(position)
         if previous is not None and previous.name != name:
             raise NonDeterminismError(
@@ -391,17 +391,17 @@ class Executor:
             )
         return previous
 
-    def _ours(self, step: StepModel) -> bool:
+    def _ours(self, step: StepEntry) -> bool:
         """Whether this invocation wrote ``step`` (fences are unique per claim)."""
         return int(step.fence) == self.x.fence
 
-    def _finished(self, step: StepModel) -> bool:
+    def _finished(self, step: StepEntry) -> bool:
         if step.status == StepStatus.SUCCEEDED.value:
             return True
         # A failure belongs to its attempt: a retried deployment runs the step again.
         return step.status == StepStatus.FAILED.value and int(step.op_attempt) == self.x.op_attempt
 
-    def _replay(self, step: StepModel) -> Any:
+    def _replay(self, step: StepEntry) -> Any:
         self._take_state(step)
         self.x.to_replay -= 1
         if self.x.to_replay <= 0:
@@ -410,7 +410,7 @@ class Executor:
             raise rebuild_error(step)
         return json.loads(step.result) if step.result is not None else None
 
-    def _take_state(self, step: StepModel) -> None:
+    def _take_state(self, step: StepEntry) -> None:
         if step.state is not None:
             self._set_state(step.state)
 
@@ -444,13 +444,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepModel | None,
+        previous: StepEntry | None,
         exc: BaseException,
         attempt: int,
         *,
         retry_at: float | None = None,
         started: float | None = None,
-    ) -> StepModel:
+    ) -> StepEntry:
         code = aws_error_code(exc)
         return await self._write(
             position,
@@ -471,13 +471,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepModel | None,
+        previous: StepEntry | None,
         *,
         status: StepStatus,
         attempt: int,
         started_at: float | None = None,
         **fields: Any,
-    ) -> StepModel:
+    ) -> StepEntry:
         for _ in range(3):
             recorded = await self._write_once(
                 position,
@@ -500,13 +500,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepModel | None,
+        previous: StepEntry | None,
         *,
         status: StepStatus,
         attempt: int,
         started_at: float | None,
         **fields: Any,
-    ) -> StepModel:
+    ) -> StepEntry:
         now = time.time()
         state = self.state_json()
         step = self.x.store.new_step(

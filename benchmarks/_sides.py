@@ -282,7 +282,8 @@ async def journal_for_replay(
 
     from asynccfn._continuation import HANDOVER_KEY
     from asynccfn._protocol import allowed_hosts_from_env, parse_request
-    from asynccfn.journal.models import operation_id
+    from asynccfn.journal._flat import StepCodec
+    from asynccfn.journal.models import bind, operation_id
     from asynccfn.journal.store import ClaimRequest, JournalStore
 
     async def factory() -> Any:
@@ -309,21 +310,24 @@ async def journal_for_replay(
         )
     )
     op = claim.operation
+    codec = StepCodec(bind(table).step)
     items = [
-        store.new_step(
-            op_id,
-            f"0#{i + 1:05d}",
-            name=f"s{i}",
-            kind="step",
-            status="SUCCEEDED",
-            attempt=1,
-            op_attempt=int(op.attempt_no),
-            started_at=now,
-            ended_at=now,
-            invocation=int(op.invocations),
-            fence=int(op.fence),
-            result=result,
-        ).serialize()
+        codec.encode(
+            store.new_step(
+                op_id,
+                f"0#{i + 1:05d}",
+                name=f"s{i}",
+                kind="step",
+                status="SUCCEEDED",
+                attempt=1,
+                op_attempt=int(op.attempt_no),
+                started_at=now,
+                ended_at=now,
+                invocation=int(op.invocations),
+                fence=int(op.fence),
+                result=result,
+            )
+        )[0]
         for i in range(steps)
     ]
     batches = [items[i : i + 25] for i in range(0, len(items), 25)]

@@ -9,12 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._flat import FlatCodec, flat_codec
-from .models import OperationModel, OperationStatus, StepModel, bind, op_pk
+from .models import OperationModel, OperationStatus, StepEntry, bind, op_pk
 from .store import Claim, ClaimOutcome, ClaimRequest
 
 _MODELS = bind("asynccfn-ephemeral")
-_STEPS: FlatCodec[StepModel] = flat_codec(_MODELS.step)
 
 
 class EphemeralJournal:
@@ -44,13 +42,13 @@ class EphemeralJournal:
         )
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=op)
 
-    async def load_steps(self, op_id: str) -> dict[str, StepModel]:
+    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
         return {}
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
-        return _STEPS.build(pk=op_pk(op_id), sk="step#" + position, **attrs)
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+        return StepEntry(pk=op_pk(op_id), sk="step#" + position, **attrs)
 
-    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel:
+    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
         return step
 
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -153,6 +154,35 @@ class StepModel(_JournalModel):
     invocation = NumberAttribute()
     fence = NumberAttribute()
     state = UnicodeAttribute(null=True)  # EventState JSON as of this step, when it changed
+
+
+@dataclass(slots=True, kw_only=True)
+class StepEntry:
+    """A step item as the runtime holds it: a plain record with :class:`StepModel`'s
+    attributes (the codec of :mod:`asynccfn.journal._flat` refuses any difference).
+
+    Every journaled action is built as one and every replayed action read as one, so they
+    skip pynamodb's per-attribute machinery; the journal reader keeps the pynamodb model.
+    """
+
+    pk: str
+    sk: str
+    name: str
+    kind: str
+    status: str
+    attempt: int
+    op_attempt: int
+    started_at: float
+    invocation: int
+    fence: int
+    expires_at: int | None = None
+    result: str | None = None  # JSON
+    error_type: str | None = None
+    error_message: str | None = None
+    error_code: str | None = None
+    ended_at: float | None = None
+    wake_at: float | None = None
+    state: str | None = None
 
 
 class Models:

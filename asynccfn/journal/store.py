@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
-from ._flat import FlatCodec, flat_codec
+from ._flat import StepCodec
 from ._update import Update
 from .models import (
     MAX_EVENTS,
@@ -31,7 +31,7 @@ from .models import (
     Models,
     OperationModel,
     OperationStatus,
-    StepModel,
+    StepEntry,
     bind,
     op_id_of,
     op_pk,
@@ -104,7 +104,7 @@ class JournalStore:
         self.table = table
         self._client = client
         self._models: Models = bind(table)
-        self._steps: FlatCodec[StepModel] = flat_codec(self._models.step)
+        self._steps = StepCodec(self._models.step)
         self._events = self._models.operation.events  # the attributes that encode lists
         self._past_attempts = self._models.operation.past_attempts
         self.retention = retention
@@ -324,7 +324,7 @@ class JournalStore:
 
     # -- steps -----------------------------------------------------------------------------
 
-    async def load_steps(self, op_id: str) -> dict[str, StepModel]:
+    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
         """Every step of the operation: one consistent Query, paginated. The next page is
         asked for before this one is decoded, so decoding overlaps the wait.
 
@@ -333,7 +333,7 @@ class JournalStore:
         """
         client = await self._client()
         decode = self._steps.decode
-        steps: dict[str, StepModel] = {}
+        steps: dict[str, StepEntry] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -349,31 +349,34 @@ class JournalStore:
             with _translated():
                 return await client.query(**kwargs, **start)
 
-        pending = asyncio.ensure_future(page_from({}))
-        try:
-            while True:
-                page = await pending
-                last = page.get("LastEvaluatedKey")
-                if last:
-                    pending = asyncio.ensure_future(page_from({"ExclusiveStartKey": last}))
+        page = await page_from({})
+        while True:
+            last = page.get("LastEvaluatedKey")
+            following = (
+                asyncio.ensure_future(page_from({"ExclusiveStartKey": last})) if last else None
+            )
+            try:
                 for raw in page.get("Items", []):
                     step = decode(raw)
                     steps[step.sk[len(STEP_PREFIX) :]] = step
-                if not last:
-                    return steps
-        finally:
-            discard(pending)  # only a page after a failure (or a cancellation) is left here
+            except BaseException:
+                if following is not None:
+                    discard(following)
+                raise
+            if following is None:
+                return steps
+            page = await following
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepModel:
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
         """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""
-        return self._steps.build(
+        return StepEntry(
             pk=op_pk(op_id),
             sk=STEP_PREFIX + position,
             expires_at=int(time.time() + self.retention),
             **attrs,
         )
 
-    async def write_step(self, step: StepModel, *, previous: StepModel | None) -> StepModel:
+    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
         """Create the slot, or advance it from ``previous``; return what the journal holds.
 
         A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it.

@@ -27,7 +27,7 @@ class Sizes:
     round_trip_replay: int = 1_000  # 4: replayed steps (2.5 KB results: a multi-page journal)
     concurrent: int = 200  # 5: operations at once
     concurrent_steps: int = 1  # 5: steps per operation
-    concurrent_repeats: int = 3
+    concurrent_repeats: int = 7  # a shared machine's noise: the median of several rounds
     memory_in_child: bool = True  # 5: each side's RSS in a fresh process (else in this one)
     handover_chains: int = 4  # 6: operations handing over at the same time
     handover_hops: int = 6  # 6: durable sleeps per operation (about one hand-over each)
@@ -191,11 +191,12 @@ class Stopwatch:
     this process, and their work is not asynccfn's.
     """
 
-    __slots__ = ("_cpu", "_cpu_sum", "_wall", "_wall_sum", "laps")
+    __slots__ = ("_cpu", "_cpu_sum", "_wall", "_wall_sum", "laps", "stopped_at")
 
     def __init__(self) -> None:
         self._wall = self._cpu = self._wall_sum = self._cpu_sum = 0.0
         self.laps: list[Timing] = []
+        self.stopped_at = 0.0  # perf_counter() at the last stop
 
     def start(self) -> None:
         self._wall_sum = self._cpu_sum = 0.0
@@ -211,6 +212,7 @@ class Stopwatch:
 
     def stop(self) -> Timing:
         self.pause()
+        self.stopped_at = time.perf_counter()
         lap = Timing(self._wall_sum, self._cpu_sum)
         self.laps.append(lap)
         return lap

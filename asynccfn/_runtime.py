@@ -13,6 +13,10 @@
      outbox ─> PUT   hand-over token ─> invoke self   outbox (FAILED) ─> PUT
      ─> posted          (invoke fails: FAILED)
 
+A hand-over's successor sends its journal Query first and its claim alongside (it has a
+journal to replay); any other invocation loads the journal after its claim, and a fresh
+operation loads none.
+
 ``invoke`` returns normally when the stack is answered, handed on, or held by another live
 invocation, or when the outcome is terminal; it raises only when Lambda's retry is the way to
 recover (DESIGN.md invariant 1).

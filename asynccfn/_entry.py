@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _logging
+from ._endings import InvocationResult
 from ._errors import ConfigurationError
 from ._resource import Resource
 from ._responder import DeliveryPolicy
-from ._runtime import InvocationResult, Runtime, RuntimeConfig
+from ._runtime import Runtime, RuntimeConfig
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
 DAY = 86_400.0

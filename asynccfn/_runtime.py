@@ -25,36 +25,29 @@ recover (DESIGN.md invariant 1).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import _faults
 from ._clients import ClientPool
 from ._context import Context
-from ._continuation import invoke_self, split_handover
+from ._continuation import split_handover
 from ._deadline import Deadlines, operation_deadline
+from ._endings import Endings, InvocationResult, op_id_for
 from ._errors import (
-    ContinuationError,
     Continued,
-    DeliveryError,
     Failed,
     FenceLost,
     HandOver,
     JournalError,
-    OperationTimeout,
     RequestError,
-    ResponseURLRefused,
-    UndeliverableResponse,
 )
 from ._lease import Lease
 from ._logging import log_fields
 from ._outcomes import (
-    failed_response,
     failure_reason,
     gave_up_reason,
     lambda_failure_record,
@@ -65,12 +58,7 @@ from ._outcomes import (
 from ._protocol import (
     Request,
     RequestType,
-    Response,
-    Status,
     allowed_hosts_from_env,
-    build_body,
-    failed_create_physical_id,
-    failure_physical_id,
     is_failed_create_marker,
 )
 from ._resource import Handler, Resource
@@ -84,7 +72,6 @@ from .journal.models import (
     OperationStatus,
     StepEntry,
     StepStatus,
-    operation_id,
 )
 from .journal.store import (
     LEASE_SKEW,
@@ -98,7 +85,6 @@ from .journal.store import (
 log = logging.getLogger("asynccfn.runtime")
 
 _FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
-_ANSWER_TIME = 0.3  # seconds kept for recording and PUTting a FAILED answer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,15 +99,7 @@ class RuntimeConfig:
     max_stalled: int = 5
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InvocationResult:
-    """What one invocation did, for the entry point (and tests)."""
-
-    outcome: str
-    exit_process: bool = False
-
-
-class Runtime:
+class Runtime(Endings):
     """Runs invocations of one Resource; one per container, reused by warm invocations."""
 
     def __init__(self, config: RuntimeConfig) -> None:
@@ -155,15 +133,6 @@ class Runtime:
             await self.clients.get("lambda")
         except Exception as exc:  # the hand-over will meet (and report) the same problem
             log.warning("could not prepare the Lambda client: %s", exc)
-
-    @property
-    def responder(self) -> Any:
-        if self._responder is None:
-            from ._responder import Responder  # aiohttp: imported on first use
-
-            policy = self.config.delivery or DeliveryPolicy()
-            self._responder = Responder(allowed_hosts=self._allowed_hosts, policy=policy)
-        return self._responder
 
     def work_outlives_invocation(self) -> bool:
         """Whether a step's worker thread, or a handler that ignored cancellation, is still
@@ -218,7 +187,7 @@ class Runtime:
             op = claim.operation
             if _faults.ACTIVE:
                 _faults.crash_point("after-claim")
-            with log_fields(invocation=int(op.invocations), operation=_op_id(request)):
+            with log_fields(invocation=int(op.invocations), operation=op_id_for(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
                     return await self._fail(request, op, reason, deadlines)
@@ -237,7 +206,7 @@ class Runtime:
         """
         steps = None
         if preload:  # the Query is the longer request: sent first, the claim prepared meanwhile
-            steps = asyncio.ensure_future(self.journal.load_steps(_op_id(request)))
+            steps = asyncio.ensure_future(self.journal.load_steps(op_id_for(request)))
             await asyncio.sleep(0)
         try:
             claim = await self.journal.claim(self._claim_request(request, owner, token))
@@ -253,7 +222,7 @@ class Runtime:
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
         return ClaimRequest(
-            op_id=_op_id(request),
+            op_id=op_id_for(request),
             stack_id=request.stack_id,
             logical_id=request.logical_id,
             request_id=request.request_id,
@@ -312,7 +281,7 @@ class Runtime:
         if steps is not None:
             journal = await steps
         else:
-            journal = {} if claim.fresh else await self.journal.load_steps(_op_id(request))
+            journal = {} if claim.fresh else await self.journal.load_steps(op_id_for(request))
         if journal:
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.
@@ -321,7 +290,7 @@ class Runtime:
             _faults.crash_point("after-replay-load")
         execution = Execution(
             store=self.journal,
-            op_id=_op_id(request),
+            op_id=op_id_for(request),
             op_attempt=int(op.attempt_no),
             fence=int(op.fence),
             invocation=int(op.invocations),
@@ -444,199 +413,8 @@ class Runtime:
         error = task.exception()
         return error if error is not None else task.result()
 
-    # -- endings -----------------------------------------------------------------------------
-
-    async def _answer(
-        self,
-        request: Request,
-        op: OperationModel,
-        response: Response,
-        deadlines: Deadlines,
-        status: OperationStatus,
-    ) -> InvocationResult:
-        """The outbox: record the response, PUT it, mark it posted."""
-        body = build_body(
-            response,
-            request.echo,
-            fallback_physical_id=failure_physical_id(request, op.physical_id),
-        )
-        # build_body answers an invalid success (oversize Data, ...) honestly as FAILED.
-        sent = json.loads(body)
-        if sent["Status"] == Status.FAILED.value and status is OperationStatus.SUCCEEDED:
-            status = OperationStatus.FAILED
-        try:
-            async with asyncio.timeout_at(deadlines.hard):
-                await self.journal.record_response(
-                    op,
-                    body=body.decode(),
-                    response_status=sent["Status"],
-                    status=status,
-                    physical_id=sent["PhysicalResourceId"],
-                    reason=sent.get("Reason"),
-                )
-        except FenceLost as exc:
-            log.info("stopping quietly: %s", exc)
-            return InvocationResult(outcome="fence-lost")
-        except TimeoutError:
-            raise JournalError("recording the response outlasted the invocation") from None
-        log.info("answering %s", sent["Status"])
-        if _faults.ACTIVE:
-            _faults.crash_point("after-response-recorded")
-        await self._deliver(request, body, deadlines)
-        return InvocationResult(outcome=sent["Status"])
-
-    async def _fail(
-        self,
-        request: Request,
-        op: OperationModel,
-        reason: str,
-        deadlines: Deadlines,
-        *,
-        ctx: Context | None = None,
-        status: OperationStatus = OperationStatus.FAILED,
-    ) -> InvocationResult:
-        """Answer FAILED for ``reason`` (logged once), through the outbox."""
-        log.error("failing the operation: %s", reason)
-        # What the handler set, in this invocation or (recorded at hand-over) an earlier one.
-        physical_id = ctx.physical_id if ctx is not None else op.physical_id
-        response = failed_response(request, physical_id, reason)
-        return await self._answer(request, op, response, deadlines, status)
-
-    async def _deliver(self, request: Request, body: bytes, deadlines: Deadlines) -> None:
-        """PUT the recorded body. Transient failure raises (Lambda retries, and the retry
-        re-posts the same recorded response); a refusal for good is recorded."""
-        op_id = _op_id(request)
-        try:
-            await self.responder.put(request.response_url, body, deadline=deadlines.hard)
-        except (UndeliverableResponse, ResponseURLRefused) as exc:
-            log.error("response undeliverable: %s", exc)
-            await self.journal.mark_posted(op_id, request.attempt_digest, undeliverable=str(exc))
-            return
-        except DeliveryError as exc:
-            log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
-            raise
-        if _faults.ACTIVE:
-            _faults.crash_point("after-response-put")
-        await self.journal.mark_posted(op_id, request.attempt_digest)
-        if _faults.ACTIVE:
-            _faults.crash_point("after-response-marked")
-        log.info("response posted")
-
-    async def _timed_out(
-        self, request: Request, op: OperationModel, deadlines: Deadlines, ctx: Context | None
-    ) -> InvocationResult:
-        elapsed = time.time() - float(op.issued_at)
-        reason = str(
-            OperationTimeout(
-                f"the operation did not finish within its deadline: {elapsed:.0f} s since "
-                f"CloudFormation issued the request, over {int(op.invocations)} invocation(s)"
-            )
-        )
-        return await self._fail(
-            request, op, reason, deadlines, ctx=ctx, status=OperationStatus.TIMED_OUT
-        )
-
-    async def _hand_over(
-        self,
-        request: Request,
-        op: OperationModel,
-        event: object,
-        executor: Executor,
-        ctx: Context,
-        deadlines: Deadlines,
-        lambda_context: Any,
-    ) -> InvocationResult:
-        ctx_state = executor.state_json()
-        ctx_physical_id = ctx.physical_id
-        if not self.journal.durable:
-            reason = (
-                "the handler ran out of time: the Lambda deadline came before it finished "
-                "(set lambda_entry(journal=...) to continue in a new invocation)"
-            )
-            return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        stalled = 0 if executor.x.progressed else int(op.stalled or 0) + 1
-        if stalled >= self.config.max_stalled:
-            reason = (
-                f"no progress in {stalled} invocations in a row: the work at step position "
-                f"{executor.x.current} is cut off by the deadline each time; give the function "
-                "a longer timeout or split the step"
-            )
-            return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        token = secrets.token_hex(16)
-        assert isinstance(self.journal, JournalStore)
-        assert isinstance(event, Mapping)
-        try:
-            async with asyncio.timeout_at(deadlines.hard):
-                await self.journal.record_handover(
-                    op,
-                    token=token,
-                    state=ctx_state,
-                    positions=sorted(executor.x.interrupted_at),
-                    physical_id=ctx_physical_id,
-                    wake_at=None,
-                    stalled=stalled,
-                    note="handed over",
-                )
-            if _faults.ACTIVE:
-                _faults.crash_point("after-handover-recorded")
-            # The invoke and its retries may use what is left, less the time a FAILED answer
-            # needs should Lambda refuse (a journal write and a PUT).
-            invoke_by = deadlines.hard - min(_ANSWER_TIME, deadlines.remaining_hard() / 2)
-            loop = asyncio.get_running_loop()
-            log.debug(
-                "hand-over recorded %.3f s after the soft deadline", loop.time() - deadlines.soft
-            )
-            if self._warming is not None:
-                await self._warming
-            began = loop.time()
-            log.debug("Lambda client ready %.3f s after the soft deadline", began - deadlines.soft)
-            try:
-                async with asyncio.timeout_at(invoke_by):
-                    client = await self.clients.get("lambda")
-                    await invoke_self(
-                        client, lambda_context.invoked_function_arn, event, token=token
-                    )
-            except TimeoutError:
-                raise ContinuationError(
-                    f"Lambda did not accept the invocation within {invoke_by - began:.2f} s"
-                ) from None
-            took = loop.time() - began
-        except FenceLost as exc:
-            log.info("stopping quietly: %s", exc)
-            return InvocationResult(outcome="fence-lost")
-        except TimeoutError:
-            raise JournalError("recording the hand-over outlasted the invocation") from None
-        except ContinuationError as exc:
-            reason = f"could not continue in a new invocation: {exc}"
-            return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        if _faults.ACTIVE:
-            _faults.crash_point("after-handover-invoked")
-        log.info("handed over to a new invocation (invoke took %.3f s)", took)
-        return InvocationResult(outcome="handed-over")
-
-    async def _answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:
-        if exc.echo is None or exc.response_url is None:
-            log.error("malformed request, no response can be sent: %s", exc.reason)
-            return InvocationResult(outcome="malformed-unanswerable")
-        log.error("malformed request, answering FAILED: %s", exc.reason)
-        # The failed-create marker: rollback's Delete of it then succeeds without user code.
-        marker = failed_create_physical_id(exc.echo)
-        body = build_body(
-            Response(status=Status.FAILED, physical_id=marker, reason=exc.reason), exc.echo
-        )
-        try:
-            await self.responder.put(exc.response_url, body, deadline=deadlines.hard)
-        except (UndeliverableResponse, ResponseURLRefused) as refused:
-            log.error("response undeliverable: %s", refused)
-            return InvocationResult(outcome="malformed-undeliverable")
-        return InvocationResult(outcome="malformed-answered")
-
 
 def _parse(event: object, allowed_hosts: frozenset[str]) -> Request:
     from ._protocol import parse_request
 
     return parse_request(event, allowed_hosts=allowed_hosts)
-
-
-def _op_id(request: Request) -> str:
-    return operation_id(request.stack_id, request.logical_id, request.request_id)

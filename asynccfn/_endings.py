@@ -37,7 +37,7 @@ from ._protocol import (
     failure_physical_id,
 )
 from ._responder import DeliveryPolicy
-from .journal.models import OperationModel, OperationStatus, operation_id
+from .journal.models import OperationEntry, OperationStatus, operation_id
 from .journal.store import JournalStore
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Endings:
     async def _answer(
         self,
         request: Request,
-        op: OperationModel,
+        op: OperationEntry,
         response: Response,
         deadlines: Deadlines,
         status: OperationStatus,
@@ -127,7 +127,7 @@ class Endings:
     async def _fail(
         self,
         request: Request,
-        op: OperationModel,
+        op: OperationEntry,
         reason: str,
         deadlines: Deadlines,
         *,
@@ -162,7 +162,7 @@ class Endings:
         log.info("response posted")
 
     async def _timed_out(
-        self, request: Request, op: OperationModel, deadlines: Deadlines, ctx: Context | None
+        self, request: Request, op: OperationEntry, deadlines: Deadlines, ctx: Context | None
     ) -> InvocationResult:
         elapsed = time.time() - float(op.issued_at)
         reason = str(
@@ -178,7 +178,7 @@ class Endings:
     async def _hand_over(
         self,
         request: Request,
-        op: OperationModel,
+        op: OperationEntry,
         event: object,
         executor: Executor,
         ctx: Context,

@@ -12,7 +12,7 @@ from .journal.store import LEASE_SKEW
 
 if TYPE_CHECKING:
     from ._steps import Execution
-    from .journal.models import OperationModel
+    from .journal.models import OperationEntry
     from .journal.store import JournalStore
 
 
@@ -22,7 +22,7 @@ class Lease:
     __slots__ = ("_execution", "_length", "_op", "_store")
 
     def __init__(
-        self, store: JournalStore, op: OperationModel, length: float, execution: Execution
+        self, store: JournalStore, op: OperationEntry, length: float, execution: Execution
     ) -> None:
         self._store = store
         self._op = op

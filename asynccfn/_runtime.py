@@ -68,7 +68,7 @@ from ._tasks import discard
 from ._threads import busy_threads
 from .journal.ephemeral import EphemeralJournal
 from .journal.models import (
-    OperationModel,
+    OperationEntry,
     OperationStatus,
     StepEntry,
     StepStatus,
@@ -370,7 +370,7 @@ class Runtime(Endings):
         request: Request,
         ctx: Context,
         executor: Executor,
-        op: OperationModel,
+        op: OperationEntry,
         deadlines: Deadlines,
     ) -> Any:
         """Run the handler until it ends or the soft deadline; return its result or the

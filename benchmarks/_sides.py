@@ -282,8 +282,8 @@ async def journal_for_replay(
 
     from asynccfn._continuation import HANDOVER_KEY
     from asynccfn._protocol import allowed_hosts_from_env, parse_request
-    from asynccfn.journal._flat import StepCodec
-    from asynccfn.journal.models import bind, operation_id
+    from asynccfn.journal._flat import EntryCodec
+    from asynccfn.journal.models import StepEntry, bind, operation_id
     from asynccfn.journal.store import ClaimRequest, JournalStore
 
     async def factory() -> Any:
@@ -310,7 +310,7 @@ async def journal_for_replay(
         )
     )
     op = claim.operation
-    codec = StepCodec(bind(table).step)
+    codec = EntryCodec(bind(table).step, StepEntry)
     items = [
         codec.encode(
             store.new_step(

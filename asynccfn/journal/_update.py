@@ -4,16 +4,14 @@ Every operation takes the same few update shapes (claim, lease, hand-over, outbo
 they are written once as expression text here rather than assembled from pynamodb's expression
 objects on every call, which cost more than the rest of the request's preparation together.
 Attribute names are always ``#name`` placeholders (``status``, ``owner`` and more are DynamoDB
-reserved words); values are encoded by their Python type, lists of events by the model's own
-attribute.
+reserved words); values are encoded by their Python type, lists come encoded by the item's
+codec.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-
-from pynamodb.attributes import Attribute
 
 _NAME = re.compile(r"#(\w+)")
 
@@ -63,17 +61,17 @@ class Update:
             self._value(f":{name}", wire(value))
         return self
 
-    def set_list(self, name: str, attribute: Attribute[Any], items: list[Any]) -> Update:
-        """``SET #name = :name``, the list encoded by the model's ``attribute``."""
+    def set_list(self, name: str, items: dict[str, Any]) -> Update:
+        """``SET #name = :name``, ``items`` a list in wire form (``{"L": [...]}``)."""
         self._sets.append(f"#{name} = :{name}")
-        self._value(f":{name}", {"L": attribute.serialize(items)})
+        self._value(f":{name}", items)
         return self
 
-    def append(self, name: str, attribute: Attribute[Any], items: list[Any]) -> Update:
-        """Append to a list attribute (created empty when absent), encoded by ``attribute``."""
+    def append(self, name: str, items: dict[str, Any]) -> Update:
+        """Append ``items`` (a list in wire form) to a list attribute, created when absent."""
         self._sets.append(f"#{name} = list_append(if_not_exists(#{name}, :no_{name}), :{name})")
         self._value(f":no_{name}", {"L": []})
-        self._value(f":{name}", {"L": attribute.serialize(items)})
+        self._value(f":{name}", items)
         return self
 
     def remove(self, *names: str) -> Update:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .models import OperationModel, OperationStatus, StepEntry, bind, op_pk
+from .models import OperationEntry, OperationStatus, StepEntry, op_pk
 from .store import Claim, ClaimOutcome, ClaimRequest
-
-_MODELS = bind("asynccfn-ephemeral")
 
 
 class EphemeralJournal:
@@ -21,7 +19,7 @@ class EphemeralJournal:
 
     async def claim(self, req: ClaimRequest) -> Claim:
         now = time.time()
-        op = _MODELS.operation(
+        op = OperationEntry(
             pk=op_pk(req.op_id),
             sk="op",
             stack_id=req.stack_id,
@@ -54,10 +52,10 @@ class EphemeralJournal:
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
         return None
 
-    async def record_handover(self, current: OperationModel, **_: Any) -> None:
+    async def record_handover(self, current: OperationEntry, **_: Any) -> None:
         raise AssertionError("an ephemeral journal cannot hand over")
 
-    async def record_response(self, current: OperationModel, **_: Any) -> None:
+    async def record_response(self, current: OperationEntry, **_: Any) -> None:
         return None
 
     async def mark_posted(self, op_id: str, attempt: str, **_: Any) -> None:

@@ -70,7 +70,7 @@ def op_pk(op_id: str) -> str:
     return f"op#{op_id}"
 
 
-def op_id_of(item: _JournalModel) -> str:
+def op_id_of(item: _JournalModel | OperationEntry | StepEntry) -> str:
     """The operation id of an operation or step item."""
     return item.pk.removeprefix("op#")
 
@@ -156,14 +156,60 @@ class StepModel(_JournalModel):
     state = UnicodeAttribute(null=True)  # EventState JSON as of this step, when it changed
 
 
+# The runtime's plain records of the items: the same attributes as the pynamodb models (the
+# codecs of asynccfn.journal._flat refuse any difference). The runtime builds and reads items
+# as these, without pynamodb's per-attribute machinery; the journal reader keeps the models.
+
+
+@dataclass(slots=True, kw_only=True)
+class EventEntry:
+    """One of the operation's recent events (:class:`EventRecord`)."""
+
+    at: float
+    what: str
+    invocation: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class OperationEntry:
+    """The operation item (:class:`OperationModel`)."""
+
+    pk: str
+    sk: str
+    stack_id: str
+    logical_id: str
+    request_id: str
+    resource_type: str
+    request_type: str
+    status: str
+    attempt: str
+    attempt_no: int
+    fence: int
+    invocations: int
+    issued_at: float
+    created_at: float
+    updated_at: float
+    deadline: float
+    expires_at: int | None = None
+    past_attempts: list[str] | None = None
+    owner: str | None = None
+    lease_until: float | None = None
+    handover_token: str | None = None
+    handover_state: str | None = None
+    handover_at: str | None = None
+    wake_at: float | None = None
+    stalled: int | None = None
+    response: str | None = None
+    response_status: str | None = None
+    posted_at: float | None = None
+    physical_id: str | None = None
+    reason: str | None = None
+    events: list[EventEntry] | None = None
+
+
 @dataclass(slots=True, kw_only=True)
 class StepEntry:
-    """A step item as the runtime holds it: a plain record with :class:`StepModel`'s
-    attributes (the codec of :mod:`asynccfn.journal._flat` refuses any difference).
-
-    Every journaled action is built as one and every replayed action read as one, so they
-    skip pynamodb's per-attribute machinery; the journal reader keeps the pynamodb model.
-    """
+    """A step item (:class:`StepModel`)."""
 
     pk: str
     sk: str

@@ -15,7 +15,7 @@ def json_size(value: str | None) -> int:
 
 def item_size(item: dict[str, dict[str, Any]]) -> int:
     """The size of a low-level item (``{"name": {"S": "..."}}``) by DynamoDB's rules."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
 def number_size(text: str) -> int:
@@ -24,7 +24,7 @@ def number_size(text: str) -> int:
     return (len(digits) + 1) // 2 + 1
 
 
-def _value_size(value: dict[str, Any]) -> int:
+def value_size(value: dict[str, Any]) -> int:
     ((kind, raw),) = value.items()
     if kind == "S":
         return len(str(raw).encode())
@@ -35,9 +35,9 @@ def _value_size(value: dict[str, Any]) -> int:
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in raw)
+        return 3 + sum(1 + value_size(v) for v in raw)
     if kind == "M":
-        return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in raw.items())
+        return 3 + sum(len(k.encode()) + 1 + value_size(v) for k, v in raw.items())
     if kind in ("SS", "NS", "BS"):
-        return sum(_value_size({kind[0]: v}) for v in raw)
+        return sum(value_size({kind[0]: v}) for v in raw)
     raise ValueError(f"unknown DynamoDB type {kind!r}")

@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
-from ._flat import StepCodec
+from ._flat import EntryCodec
 from ._update import Update
 from .models import (
     MAX_EVENTS,
     OP_SK,
     STEP_PREFIX,
+    EventEntry,
     EventRecord,
     Models,
-    OperationModel,
+    OperationEntry,
     OperationStatus,
     StepEntry,
     bind,
@@ -73,7 +74,7 @@ class ClaimRequest:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     outcome: ClaimOutcome
-    operation: OperationModel
+    operation: OperationEntry
     new_attempt: bool = False
 
     @property
@@ -90,9 +91,8 @@ class JournalStore:
 
     __slots__ = (
         "_client",
-        "_events",
         "_models",
-        "_past_attempts",
+        "_operations",
         "_steps",
         "requests",
         "retention",
@@ -104,9 +104,10 @@ class JournalStore:
         self.table = table
         self._client = client
         self._models: Models = bind(table)
-        self._steps = StepCodec(self._models.step)
-        self._events = self._models.operation.events  # the attributes that encode lists
-        self._past_attempts = self._models.operation.past_attempts
+        self._steps = EntryCodec(self._models.step, StepEntry)
+        self._operations = EntryCodec(
+            self._models.operation, OperationEntry, {EventRecord: EventEntry}
+        )
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -129,7 +130,7 @@ class JournalStore:
                 updated_at=now,
             )
             .remove("handover_token")
-            .append("events", self._events, [_event(now, req.invocation_note)])
+            .append("events", self._events([_event(now, req.invocation_note)]))
             .set_new(  # the first claim creates the operation
                 stack_id=req.stack_id,
                 logical_id=req.logical_id,
@@ -179,7 +180,7 @@ class JournalStore:
             return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
         return await self._claim_new_attempt(req, old)
 
-    async def _claim_new_attempt(self, req: ClaimRequest, old: OperationModel) -> Claim:
+    async def _claim_new_attempt(self, req: ClaimRequest, old: OperationEntry) -> Claim:
         """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
         rest, fenced on the fence we saw so that two new deliveries cannot both win."""
         now = time.time()
@@ -197,9 +198,12 @@ class JournalStore:
                 stalled=0,
             )
             .set_list(
-                "past_attempts", self._past_attempts, [*(old.past_attempts or []), old.attempt]
+                "past_attempts",
+                self._operations.encode_list(
+                    "past_attempts", [*(old.past_attempts or []), old.attempt]
+                ),
             )
-            .set_list("events", self._events, _bounded(old, _event(now, "new attempt claimed")))
+            .set_list("events", self._events(_bounded(old, _event(now, "new attempt claimed"))))
             .remove(
                 "handover_token",
                 "handover_state",
@@ -230,7 +234,7 @@ class JournalStore:
 
     async def record_handover(
         self,
-        current: OperationModel,
+        current: OperationEntry,
         *,
         token: str,
         state: str | None,
@@ -258,14 +262,14 @@ class JournalStore:
                 wake_at=wake_at,
             )
             .set_list(
-                "events", self._events, _bounded(current, _event(now, note, current.invocations))
+                "events", self._events(_bounded(current, _event(now, note, current.invocations)))
             )
         )
         await self._fenced(op_id_of(current), int(current.fence), update)
 
     async def record_response(
         self,
-        current: OperationModel,
+        current: OperationEntry,
         *,
         body: str,
         response_status: str,
@@ -292,7 +296,7 @@ class JournalStore:
                 reason=reason or None,
             )
             .remove("handover_token")
-            .set_list("events", self._events, _bounded(current, event))
+            .set_list("events", self._events(_bounded(current, event)))
         )
         await self._fenced(op_id_of(current), int(current.fence), update)
 
@@ -313,7 +317,7 @@ class JournalStore:
         update = Update().set(posted_at=now, updated_at=now)
         if undeliverable:
             update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
-        update.append("events", self._events, [_event(now, what)])
+        update.append("events", self._events([_event(now, what)]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(
@@ -416,6 +420,9 @@ class JournalStore:
             return self._steps.decode(lost.item)
         return step
 
+    def _events(self, events: list[EventEntry]) -> dict[str, Any]:
+        return self._operations.encode_list("events", events)
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _fenced(self, op_id: str, fence: int, update: Update) -> None:
@@ -428,7 +435,7 @@ class JournalStore:
                 f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
             ) from None
 
-    async def _update(self, op_id: str, request: dict[str, Any]) -> OperationModel:
+    async def _update(self, op_id: str, request: dict[str, Any]) -> OperationEntry:
         """UpdateItem on the operation item, returning it as written (for claims).
 
         Raises:
@@ -436,7 +443,7 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         result = await self._send_update(op_id, {**request, "ReturnValues": "ALL_NEW"})
-        return self._models.operation.from_raw_data(result["Attributes"])
+        return self._operations.decode(result["Attributes"])
 
     async def _write(self, op_id: str, request: dict[str, Any]) -> None:
         """UpdateItem on the operation item when the writer needs nothing back.
@@ -458,7 +465,7 @@ class JournalStore:
                     **request,
                 )
         except _ConditionFailed as lost:
-            item = self._models.operation.from_raw_data(lost.item) if lost.item else None
+            item = self._operations.decode(lost.item) if lost.item else None
             raise _Refused(item) from None
 
 
@@ -469,7 +476,7 @@ class _ConditionFailed(Exception):
 
 
 class _Refused(Exception):
-    def __init__(self, item: OperationModel | None) -> None:
+    def __init__(self, item: OperationEntry | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
 
@@ -492,15 +499,15 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
 
 
-def _event(now: float, what: str, invocation: float | None = None) -> EventRecord:
-    return EventRecord(at=round(now, 3), what=what, invocation=invocation)  # type: ignore[no-untyped-call]
+def _event(now: float, what: str, invocation: int | None = None) -> EventEntry:
+    return EventEntry(at=round(now, 3), what=what, invocation=invocation)
 
 
-def replayed_event(steps: int, invocation: int) -> EventRecord:
+def replayed_event(steps: int, invocation: int) -> EventEntry:
     """The event an invocation records (with its next write) after replaying ``steps``."""
     return _event(time.time(), f"replayed {steps} steps", invocation)
 
 
-def _bounded(current: OperationModel, event: EventRecord) -> list[EventRecord]:
+def _bounded(current: OperationEntry, event: EventEntry) -> list[EventEntry]:
     """The recent events with ``event`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), event][-MAX_EVENTS:]

@@ -1,19 +1,27 @@
-"""The step codec reads and writes exactly what the pynamodb step model would."""
+"""The entry codecs read and write exactly what the pynamodb models would."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-from pynamodb.attributes import ListAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 
 from asynccfn._errors import JournalError
-from asynccfn.journal._flat import StepCodec
-from asynccfn.journal.models import StepEntry, StepModel, bind
+from asynccfn.journal._flat import EntryCodec
+from asynccfn.journal.models import (
+    EventEntry,
+    EventRecord,
+    OperationEntry,
+    StepEntry,
+    StepModel,
+    bind,
+)
 from asynccfn.journal.size import item_size
 
 MODELS = bind("flat-codec-test")
-CODEC = StepCodec(MODELS.step)
+CODEC = EntryCodec(MODELS.step, StepEntry)
+OPERATIONS = EntryCodec(MODELS.operation, OperationEntry, {EventRecord: EventEntry})
 
 STEPS = [
     {
@@ -86,13 +94,63 @@ def test_the_entry_must_match_the_model() -> None:
         colour = UnicodeAttribute(null=True)
 
     with pytest.raises(TypeError, match="differ: \\['colour'\\]"):
-        StepCodec(Extended)
+        EntryCodec(Extended, StepEntry)
     assert {f.name for f in dataclasses.fields(StepEntry)} == set(StepModel.get_attributes())
 
 
-def test_models_with_lists_or_maps_are_not_flat() -> None:
+def test_lists_of_other_kinds_are_refused() -> None:
     class Listing(StepModel):
-        name = ListAttribute(of=UnicodeAttribute)  # same names, one of another kind
+        name = ListAttribute(of=NumberAttribute)  # same names, one of another kind
 
-    with pytest.raises(TypeError, match="not a plain string or number"):
-        StepCodec(Listing)
+    with pytest.raises(TypeError, match="is a list of"):
+        EntryCodec(Listing, StepEntry)
+
+
+OPERATION = {
+    "pk": "op#abc",
+    "sk": "op",
+    "stack_id": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+    "logical_id": "Bucket",
+    "request_id": "r-1",
+    "resource_type": "Custom::Bucket",
+    "request_type": "Update",
+    "status": "RUNNING",
+    "attempt": "a" * 64,
+    "attempt_no": 2,
+    "past_attempts": ["b" * 64, "ü"],
+    "fence": 5,
+    "owner": "lambda-request-1",
+    "lease_until": 1_764_000_030.25,
+    "invocations": 5,
+    "issued_at": 1_764_000_000.0,
+    "created_at": 1_764_000_000.5,
+    "updated_at": 1_764_000_010.125,
+    "deadline": 1_764_003_600,
+    "stalled": 0,
+    "expires_at": 1_900_000_000,
+}
+EVENTS = [(1_764_000_000.5, "claimed", None), (1_764_000_009.75, "handed over ✓", 4)]
+
+
+def test_operation_items_match_pynamodb() -> None:
+    model = MODELS.operation(
+        **OPERATION,
+        events=[EventRecord(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
+    )
+    entry = OperationEntry(
+        **OPERATION,
+        events=[EventEntry(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
+    )
+    reference = model.serialize()
+    raw, size = OPERATIONS.encode(entry)
+    assert raw == reference
+    assert size == item_size(reference)
+    assert OPERATIONS.decode(reference) == entry
+    assert OPERATIONS.encode_list("events", entry.events or []) == reference["events"]
+
+
+def test_operation_items_without_lists() -> None:
+    entry = OperationEntry(**{**OPERATION, "past_attempts": None})
+    raw, _ = OPERATIONS.encode(entry)
+    assert "past_attempts" not in raw and "events" not in raw
+    assert OPERATIONS.decode(raw) == entry

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from asynccfn.journal._update import Update, wire
-from asynccfn.journal.models import EventRecord, bind
 
-EVENTS = bind("update-test").operation.events
+CLAIMED = {"L": [{"M": {"at": {"N": "1.0"}, "what": {"S": "claimed"}}}]}
 
 
 def test_every_clause_and_placeholder() -> None:
@@ -16,7 +15,7 @@ def test_every_clause_and_placeholder() -> None:
         .add(fence=1)
         .set(owner="me", lease_until=12.5, reason=None)
         .set_new(attempt_no=1)
-        .append("events", EVENTS, [EventRecord(at=1.0, what="claimed")])
+        .append("events", CLAIMED)
         .remove("handover_token")
         .request(condition="#fence = :seen", values={":seen": 3}, ReturnValues="ALL_NEW")
     )
@@ -45,7 +44,7 @@ def test_every_clause_and_placeholder() -> None:
         ":lease_until": {"N": "12.5"},
         ":attempt_no": {"N": "1"},
         ":no_events": {"L": []},
-        ":events": {"L": [{"M": {"at": {"N": "1.0"}, "what": {"S": "claimed"}}}]},
+        ":events": CLAIMED,
         ":seen": {"N": "3"},
     }
     assert request["ReturnValues"] == "ALL_NEW"

@@ -10,8 +10,6 @@ the redelivered invocation goes on.
 from __future__ import annotations
 
 import os
-import signal
-from pathlib import Path
 
 POINTS = (
     "after-claim",
@@ -39,6 +37,9 @@ def crash_point(name: str) -> None:
     _seen += 1
     if _seen != _wanted:
         return
+    import signal
+    from pathlib import Path
+
     markers = os.environ.get("ASYNCCFN_CRASH_MARKERS")
     if markers:
         marker = Path(markers) / f"crashed-{name}"

@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _faults
 from ._clients import ClientPool
@@ -66,7 +66,6 @@ from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor
 from ._tasks import discard
 from ._threads import busy_threads
-from .journal.ephemeral import EphemeralJournal
 from .journal.models import (
     OperationEntry,
     OperationStatus,
@@ -81,6 +80,9 @@ from .journal.store import (
     JournalStore,
     replayed_event,
 )
+
+if TYPE_CHECKING:
+    from .journal.ephemeral import EphemeralJournal
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -117,6 +119,8 @@ class Runtime(Endings):
                 retention=config.retention,
             )
         else:
+            from .journal.ephemeral import EphemeralJournal  # journal=None only
+
             self.journal = EphemeralJournal()
 
     async def prepare(self) -> None:

@@ -225,25 +225,19 @@ class Runtime(Endings):
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         issued = request.issued_at or time.time()
-        return ClaimRequest(
-            op_id=op_id_for(request),
-            stack_id=request.stack_id,
-            logical_id=request.logical_id,
-            request_id=request.request_id,
-            resource_type=request.resource_type,
-            request_type=request.request_type.value,
-            attempt=request.attempt_digest,
+        deadline = operation_deadline(
+            issued=issued,
+            timeout=self.config.timeout,
+            service_timeout=request.service_timeout,
+            url_expires_at=request.url_expires_at,
+        )
+        return ClaimRequest.for_request(
+            request,
             owner=owner,
             token=token,
             lease=self.config.lease,
             issued_at=issued,
-            deadline=operation_deadline(
-                issued=issued,
-                timeout=self.config.timeout,
-                service_timeout=request.service_timeout,
-                url_expires_at=request.url_expires_at,
-            ),
-            invocation_note="claimed with hand-over token" if token else "claimed",
+            deadline=deadline,
         )
 
     async def _not_claimed(

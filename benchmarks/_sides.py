@@ -282,7 +282,7 @@ async def journal_for_replay(
 
     from asynccfn._continuation import HANDOVER_KEY
     from asynccfn._protocol import allowed_hosts_from_env, parse_request
-    from asynccfn.journal._flat import EntryCodec
+    from asynccfn.journal._codec import EntryCodec
     from asynccfn.journal.models import StepEntry, bind, operation_id
     from asynccfn.journal.store import ClaimRequest, JournalStore
 
@@ -294,14 +294,8 @@ async def journal_for_replay(
     op_id = operation_id(request.stack_id, request.logical_id, request.request_id)
     now = time.time()
     claim = await store.claim(
-        ClaimRequest(
-            op_id=op_id,
-            stack_id=request.stack_id,
-            logical_id=request.logical_id,
-            request_id=request.request_id,
-            resource_type=request.resource_type,
-            request_type=request.request_type.value,
-            attempt=request.attempt_digest,
+        ClaimRequest.for_request(
+            request,
             owner="bench-predecessor",
             token=None,
             lease=300,

@@ -157,7 +157,7 @@ class StepModel(_JournalModel):
 
 
 # The runtime's plain records of the items: the same attributes as the pynamodb models (the
-# codecs of asynccfn.journal._flat refuse any difference). The runtime builds and reads items
+# codecs of asynccfn.journal._codec refuse any difference). The runtime builds and reads items
 # as these, without pynamodb's per-attribute machinery; the journal reader keeps the models.
 
 

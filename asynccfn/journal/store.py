@@ -2,7 +2,7 @@
 
 Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models` (step items,
 written once per action and read once per replayed action, through the models' flat codec of
-:mod:`asynccfn.journal._flat`); pynamodb's own network calls are synchronous and never used
+:mod:`asynccfn.journal._codec`); pynamodb's own network calls are synchronous and never used
 here. botocore errors become asynccfn's in :func:`_translated`, the one place that knows them.
 
 Every write to the operation item is conditional on the writer's fence; a step slot is created
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
-from ._flat import EntryCodec
+from ._codec import EntryCodec
 from ._update import Update
 from .models import (
     MAX_EVENTS,
@@ -36,11 +36,14 @@ from .models import (
     bind,
     op_id_of,
     op_pk,
+    operation_id,
 )
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+
+    from .._protocol import Request
 
 ClientFactory = Callable[[], Awaitable["DynamoDBClient"]]
 
@@ -69,6 +72,34 @@ class ClaimRequest:
     issued_at: float
     deadline: float
     invocation_note: str = "claimed"
+
+    @classmethod
+    def for_request(
+        cls,
+        request: Request,
+        *,
+        owner: str,
+        token: str | None,
+        lease: float,
+        issued_at: float,
+        deadline: float,
+    ) -> ClaimRequest:
+        """The claim of ``request``'s operation by invocation ``owner``."""
+        return cls(
+            op_id=operation_id(request.stack_id, request.logical_id, request.request_id),
+            stack_id=request.stack_id,
+            logical_id=request.logical_id,
+            request_id=request.request_id,
+            resource_type=request.resource_type,
+            request_type=request.request_type.value,
+            attempt=request.attempt_digest,
+            owner=owner,
+            token=token,
+            lease=lease,
+            issued_at=issued_at,
+            deadline=deadline,
+            invocation_note="claimed with hand-over token" if token else "claimed",
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -305,14 +305,8 @@ def test_handover_successor_queries_its_journal_alongside_its_claim(
         """The first invocation: journals "a" and "b", then hands over."""
         now = time.time()
         claim = await store.claim(
-            ClaimRequest(
-                op_id=op_id,
-                stack_id=request.stack_id,
-                logical_id=request.logical_id,
-                request_id=request.request_id,
-                resource_type=request.resource_type,
-                request_type="Create",
-                attempt=request.attempt_digest,
+            ClaimRequest.for_request(
+                request,
                 owner="predecessor",
                 token=None,
                 lease=300,

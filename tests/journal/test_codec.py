@@ -8,7 +8,7 @@ import pytest
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 
 from asynccfn._errors import JournalError
-from asynccfn.journal._flat import EntryCodec
+from asynccfn.journal._codec import EntryCodec
 from asynccfn.journal.models import (
     EventEntry,
     EventRecord,

@@ -9,9 +9,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 # The project's checkout has the team's shared/ folder beside it.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cfn"
@@ -119,3 +119,77 @@ class Sent:
                 return json.loads(raw)  # type: ignore[no-any-return]
             time.sleep(0.1)
         raise AssertionError(f"no response within {timeout} s")
+
+
+@dataclass
+class LocalFunctions:
+    """Test functions deployed to one local Lambda service (awslambdaric workers), with a
+    journal in DynamoDB Local and responses in moto's S3. Subclasses say where the functions
+    live and under which variable they find their run directory."""
+
+    code_path: ClassVar[Path]
+    run_dir_variable: ClassVar[str]
+    handler_prefix: ClassVar[str] = ""
+
+    service: Any  # a LambdaServiceThread
+    run_dir: Path
+    dynamodb: str
+    responses_host: str
+    make_url: Callable[[], Any]
+    journal: str | None = None
+    functions: list[str] = field(default_factory=list)
+
+    def environment(self) -> dict[str, str]:
+        """The variables every deployed function gets."""
+        return {
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb,
+            "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": self.responses_host,
+            self.run_dir_variable: str(self.run_dir),
+        }
+
+    def deploy(
+        self,
+        name: str,
+        handler: str,
+        *,
+        timeout: float = 3.0,
+        durable: bool = True,
+        environment: dict[str, str] | None = None,
+        **config: Any,
+    ) -> str:
+        """Deploy ``handler`` (``module.object`` under ``code_path``) as ``name``; with
+        ``durable``, journaled in a table made on first use."""
+        from asynccfn.local.lambda_service import FunctionConfig
+
+        env = {**self.environment(), **(environment or {})}
+        if durable:
+            if self.journal is None:
+                self.journal = create_journal_table(self.dynamodb)
+            env["ASYNCCFN_JOURNAL_TABLE"] = self.journal
+        config.setdefault("retry_delays", (0.5, 1.0))
+        self.service.add_function(
+            FunctionConfig(
+                name=name,
+                handler=self.handler_prefix + handler,
+                code_paths=[str(self.code_path)],
+                timeout=timeout,
+                environment=env,
+                **config,
+            )
+        )
+        self.functions.append(name)
+        return name
+
+    def send(
+        self,
+        function: str,
+        kind: str = "create",
+        *,
+        overrides: dict[str, Any] | None = None,
+        **properties: Any,
+    ) -> Sent:
+        """Send a fixture request with ``properties`` added, top-level fields ``overrides``."""
+        url, read = self.make_url()
+        event = {**event_for(kind, url, **properties), **(overrides or {})}
+        self.service.invoke(function, event, invocation_type="Event")
+        return Sent(event=event, read_body=read)

@@ -5,79 +5,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
-from tests.support import Sent, create_journal_table, event_for
+from asynccfn.local.lambda_service import LambdaServiceThread
+from tests.support import LocalFunctions, Sent
 
 FUNCTIONS = Path(__file__).parent / "functions"
 
 
-@dataclass
-class Deployment:
+class Deployment(LocalFunctions):
     """Functions of tests/e2e/functions deployed to one local Lambda service."""
 
-    service: LambdaServiceThread
-    run_dir: Path
-    dynamodb: str
-    responses_host: str
-    make_url: Callable[[], Any]
-    journal: str | None = None
-    functions: list[str] = field(default_factory=list)
+    code_path = FUNCTIONS
+    run_dir_variable = "E2E_RUN_DIR"
+    handler_prefix = "e2e_app."
 
-    def deploy(
-        self,
-        name: str,
-        handler: str,
-        *,
-        timeout: float = 3.0,
-        durable: bool = True,
-        environment: dict[str, str] | None = None,
-        **config: Any,
-    ) -> str:
-        env = {
-            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb,
-            "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": self.responses_host,
-            "E2E_RUN_DIR": str(self.run_dir),
-            "ASYNCCFN_LOG_LEVEL": os.environ.get("ASYNCCFN_LOG_LEVEL", "INFO"),
-            **(environment or {}),
-        }
-        if durable:
-            if self.journal is None:
-                self.journal = create_journal_table(self.dynamodb)
-            env["ASYNCCFN_JOURNAL_TABLE"] = self.journal
-        config.setdefault("retry_delays", (0.5, 1.0))
-        self.service.add_function(
-            FunctionConfig(
-                name=name,
-                handler=f"e2e_app.{handler}",
-                code_paths=[str(FUNCTIONS)],
-                timeout=timeout,
-                environment=env,
-                **config,
-            )
-        )
-        self.functions.append(name)
-        return name
-
-    def send(
-        self,
-        function: str,
-        kind: str = "create",
-        *,
-        overrides: dict[str, Any] | None = None,
-        **properties: Any,
-    ) -> Sent:
-        """Send a fixture request with ``properties`` added, top-level fields ``overrides``."""
-        url, read = self.make_url()
-        event = {**event_for(kind, url, **properties), **(overrides or {})}
-        self.service.invoke(function, event, invocation_type="Event")
-        return Sent(event=event, read_body=read)
+    def environment(self) -> dict[str, str]:
+        log_level = os.environ.get("ASYNCCFN_LOG_LEVEL", "INFO")
+        return {**super().environment(), "ASYNCCFN_LOG_LEVEL": log_level}
 
     def redeliver(self, function: str, sent: Sent) -> None:
         self.service.invoke(function, sent.event, invocation_type="Event")

@@ -11,13 +11,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from asynccfn._errors import AsyncCfnError, ConfigurationError
 from asynccfn._forced_handover import ENV as HANDOVER_AFTER_STEP_ENV
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
-from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION
+from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION, StartStop
 from asynccfn.local._functions import FunctionConfig, RecursiveLoop
 from asynccfn.local._loader import HANDLER, RESOURCE_ENV, journal_table_of, load_resource
 from asynccfn.local._stack_config import DYNAMODB_LOCAL, StackConfig
@@ -33,7 +32,7 @@ EMBEDDED_TABLE = "asynccfn-journal"
 RESPONSE_BUCKET = "asynccfn-local-responses"
 
 
-class LocalDeployment:
+class LocalDeployment(StartStop):
     """The servers, the journal table and the function for one resource: :meth:`start`
     brings them up, :meth:`close` takes them down; :class:`~asynccfn.local.stack.LocalStack`
     sends requests to them."""
@@ -208,15 +207,7 @@ class LocalDeployment:
             self._moto = None
         self._exit.close()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.close()
 
     @property

@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from asynccfn.local._env import LOOPBACK, bound_socket
+from asynccfn.local._env import LOOPBACK, StartStop, bound_socket
 
 _T = TypeVar("_T")
 
 
-class ThreadedApp:
+class ThreadedApp(StartStop):
     """Serve ``build_app()`` on a free loopback port until ``stop()``."""
 
     def __init__(self) -> None:
@@ -87,14 +86,3 @@ class ThreadedApp:
             thread.join(timeout=10)
             loop.close()
             self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

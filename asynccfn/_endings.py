@@ -164,11 +164,11 @@ class Endings:
     async def _timed_out(
         self, request: Request, op: OperationEntry, deadlines: Deadlines, ctx: Context | None
     ) -> InvocationResult:
-        elapsed = time.time() - float(op.issued_at)
+        elapsed = time.time() - op.issued_at
         reason = str(
             OperationTimeout(
                 f"the operation did not finish within its deadline: {elapsed:.0f} s since "
-                f"CloudFormation issued the request, over {int(op.invocations)} invocation(s)"
+                f"CloudFormation issued the request, over {op.invocations} invocation(s)"
             )
         )
         return await self._fail(
@@ -193,7 +193,7 @@ class Endings:
                 "(set lambda_entry(journal=...) to continue in a new invocation)"
             )
             return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        stalled = 0 if executor.x.progressed else int(op.stalled or 0) + 1
+        stalled = 0 if executor.x.progressed else (op.stalled or 0) + 1
         if stalled >= self.config.max_stalled:
             reason = (
                 f"no progress in {stalled} invocations in a row: the work at step position "

@@ -52,5 +52,5 @@ class Lease:
         """
         sent = asyncio.get_running_loop().time()
         until = time.time() + self._length
-        await self._store.renew_lease(op_id_of(self._op), int(self._op.fence), until)
+        await self._store.renew_lease(op_id_of(self._op), self._op.fence, until)
         self._execution.lease_held_until = sent + self._length - LEASE_SKEW

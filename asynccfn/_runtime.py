@@ -191,7 +191,7 @@ class Runtime(Endings):
             op = claim.operation
             if _faults.ACTIVE:
                 _faults.crash_point("after-claim")
-            with log_fields(invocation=int(op.invocations), operation=op_id_for(request)):
+            with log_fields(invocation=op.invocations, operation=op_id_for(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
                     return await self._fail(request, op, reason, deadlines)
@@ -268,8 +268,8 @@ class Runtime(Endings):
     ) -> InvocationResult:
         op = claim.operation
         loop = asyncio.get_running_loop()
-        deadlines = base.bounded_by(float(op.deadline))
-        if time.time() >= float(op.deadline):
+        deadlines = base.bounded_by(op.deadline)
+        if time.time() >= op.deadline:
             if steps is not None:
                 discard(steps)
             return await self._timed_out(request, op, deadlines, None)
@@ -283,15 +283,15 @@ class Runtime(Endings):
         if journal:
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.
-            op.events = [*(op.events or []), replayed_event(len(journal), int(op.invocations))]
+            op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
         if _faults.ACTIVE:
             _faults.crash_point("after-replay-load")
         execution = Execution(
             store=self.journal,
             op_id=op_id_for(request),
-            op_attempt=int(op.attempt_no),
-            fence=int(op.fence),
-            invocation=int(op.invocations),
+            op_attempt=op.attempt_no,
+            fence=op.fence,
+            invocation=op.invocations,
             deadlines=deadlines,
             # When the invocation began, not now: what claiming and loading the journal took
             # (a cold client) must not make a satisfiable ``needs`` look impossible.
@@ -311,7 +311,7 @@ class Runtime(Endings):
             request=request,
             executor=executor,
             clients=self.clients,
-            invocation=int(op.invocations),
+            invocation=op.invocations,
             physical_id=op.physical_id or request.physical_id,
             lambda_context=lambda_context,
         )

@@ -138,7 +138,7 @@ class Executor:
                 return self._replay(previous)
             self._go_live(position)
             attempt = 1
-            if previous is not None and int(previous.op_attempt) == self.x.op_attempt:
+            if previous is not None and previous.op_attempt == self.x.op_attempt:
                 if previous.status == StepStatus.STARTED.value:
                     interrupted = StepInterrupted(
                         f"at-most-once step {name!r} was interrupted in invocation "
@@ -147,8 +147,8 @@ class Executor:
                     await self._record_error(position, name, kind, previous, interrupted, 1)
                     raise interrupted
                 if previous.status == StepStatus.RETRYING.value:
-                    attempt = int(previous.attempt) + 1
-                    await self.wait_until_epoch(float(previous.wake_at or 0))
+                    attempt = previous.attempt + 1
+                    await self.wait_until_epoch(previous.wake_at or 0)
             while True:
                 self._check_can_start(needs)
                 await self._hold_lease()
@@ -207,7 +207,7 @@ class Executor:
             previous = self._replayed(position, name)
             if previous is not None:
                 self._take_state(previous)
-            if previous is None or float(previous.wake_at or 0) > time.time():
+            if previous is None or (previous.wake_at or 0) > time.time():
                 self._go_live(position)
             if previous is None:
                 wake = time.time() + seconds
@@ -220,7 +220,7 @@ class Executor:
                     attempt=1,
                     wake_at=wake,
                 )
-            await self.wait_until_epoch(float(previous.wake_at or 0))
+            await self.wait_until_epoch(previous.wake_at or 0)
 
     async def wait_until(
         self,
@@ -245,10 +245,10 @@ class Executor:
             if previous is not None and self._finished(previous):
                 return self._replay(previous)
             self._go_live(position)
-            started = float(previous.started_at) if previous is not None else time.time()
-            attempt = int(previous.attempt) if previous is not None else 0
+            started = previous.started_at if previous is not None else time.time()
+            attempt = previous.attempt if previous is not None else 0
             if previous is not None:
-                await self.wait_until_epoch(float(previous.wake_at or 0))
+                await self.wait_until_epoch(previous.wake_at or 0)
             while True:
                 self._check_can_start(None)
                 await self._hold_lease()
@@ -393,13 +393,13 @@ class Executor:
 
     def _ours(self, step: StepEntry) -> bool:
         """Whether this invocation wrote ``step`` (fences are unique per claim)."""
-        return int(step.fence) == self.x.fence
+        return step.fence == self.x.fence
 
     def _finished(self, step: StepEntry) -> bool:
         if step.status == StepStatus.SUCCEEDED.value:
             return True
         # A failure belongs to its attempt: a retried deployment runs the step again.
-        return step.status == StepStatus.FAILED.value and int(step.op_attempt) == self.x.op_attempt
+        return step.status == StepStatus.FAILED.value and step.op_attempt == self.x.op_attempt
 
     def _replay(self, step: StepEntry) -> Any:
         self._take_state(step)
@@ -517,7 +517,7 @@ class Executor:
             status=status.value,
             attempt=attempt,
             op_attempt=self.x.op_attempt,
-            started_at=started_at or (float(previous.started_at) if previous else now),
+            started_at=started_at or (previous.started_at if previous else now),
             ended_at=now if status.value in _FINISHED else None,
             invocation=self.x.invocation,
             fence=self.x.fence,

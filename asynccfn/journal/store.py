@@ -29,7 +29,6 @@ from .models import (
     STEP_PREFIX,
     EventEntry,
     EventRecord,
-    Models,
     OperationEntry,
     OperationStatus,
     StepEntry,
@@ -111,7 +110,7 @@ class Claim:
     @property
     def fresh(self) -> bool:
         """No invocation ever held this operation before: there are no steps to load."""
-        return self.outcome is ClaimOutcome.CLAIMED and int(self.operation.fence) == 1
+        return self.outcome is ClaimOutcome.CLAIMED and self.operation.fence == 1
 
 
 class JournalStore:
@@ -122,7 +121,6 @@ class JournalStore:
 
     __slots__ = (
         "_client",
-        "_models",
         "_operations",
         "_steps",
         "requests",
@@ -134,11 +132,9 @@ class JournalStore:
     def __init__(self, table: str, client: ClientFactory, *, retention: float) -> None:
         self.table = table
         self._client = client
-        self._models: Models = bind(table)
-        self._steps = EntryCodec(self._models.step, StepEntry)
-        self._operations = EntryCodec(
-            self._models.operation, OperationEntry, {EventRecord: EventEntry}
-        )
+        models = bind(table)
+        self._steps = EntryCodec(models.step, StepEntry)
+        self._operations = EntryCodec(models.operation, OperationEntry, {EventRecord: EventEntry})
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -206,7 +202,7 @@ class JournalStore:
             return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
         # An earlier attempt's event can arrive late (held in Lambda's queue, or retried by
         # it): CloudFormation waits for the newer attempt's answer only, so never supersede.
-        issued_before = req.issued_at < float(old.issued_at)
+        issued_before = req.issued_at < old.issued_at
         if req.attempt in (old.past_attempts or []) or issued_before:
             return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
         return await self._claim_new_attempt(req, old)
@@ -247,7 +243,7 @@ class JournalStore:
                 "reason",
             )
         )
-        request = update.request(condition="#fence = :seen", values={":seen": int(old.fence)})
+        request = update.request(condition="#fence = :seen", values={":seen": old.fence})
         try:
             item = await self._update(req.op_id, request)
         except _Refused:  # another delivery of the new attempt won: it is live now
@@ -296,7 +292,7 @@ class JournalStore:
                 "events", self._events(_bounded(current, _event(now, note, current.invocations)))
             )
         )
-        await self._fenced(op_id_of(current), int(current.fence), update)
+        await self._fenced(op_id_of(current), current.fence, update)
 
     async def record_response(
         self,
@@ -329,7 +325,7 @@ class JournalStore:
             .remove("handover_token")
             .set_list("events", self._events(_bounded(current, event)))
         )
-        await self._fenced(op_id_of(current), int(current.fence), update)
+        await self._fenced(op_id_of(current), current.fence, update)
 
     async def mark_posted(
         self, op_id: str, attempt: str, *, undeliverable: str | None = None

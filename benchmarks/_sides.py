@@ -183,6 +183,15 @@ def op_key(event: dict[str, Any]) -> str:
     return op_pk(operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"]))
 
 
+async def succeed(runtime: Any, event: dict[str, Any], what: str = "the invocation") -> None:
+    """One invocation of ``runtime`` (its printing kept off the table) that must answer
+    SUCCESS."""
+    with quiet_stdout():
+        result = await runtime.invoke(event, LambdaContext())
+    if result.outcome != "SUCCESS":
+        raise RuntimeError(f"{what} ended {result.outcome}")
+
+
 async def send(client: Any, call: Call) -> Any:
     """Send one recorded call with a raw client."""
     method: Callable[..., Any] = getattr(client, _snake(call.operation))

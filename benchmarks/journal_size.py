@@ -14,14 +14,13 @@ import math
 from benchmarks._harness import Outcome, Row, Sizes, median
 from benchmarks._servers import Servers
 from benchmarks._sides import (
-    LambdaContext,
     build_handler,
     create_event,
     op_key,
     query_items,
-    quiet_stdout,
     raw_dynamodb,
     steps_resource,
+    succeed,
 )
 
 NAME = "7 journal size"
@@ -41,10 +40,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
     runtime = handler.runtime
     event = create_event(servers.response_url(), Steps=sizes.size_steps, Payload=RESULT_BYTES)
     try:
-        with quiet_stdout():
-            result = await runtime.invoke(event, LambdaContext())
-        if result.outcome != "SUCCESS":
-            raise RuntimeError(f"the invocation ended {result.outcome}")
+        await succeed(runtime, event)
     finally:
         await runtime.close()
     pk = op_key(event)

@@ -20,16 +20,15 @@ import time
 from benchmarks._harness import Outcome, Row, Sizes, Stopwatch, Timing, at_most, median, timed
 from benchmarks._servers import Servers
 from benchmarks._sides import (
-    LambdaContext,
     build_handler,
     create_event,
     journal_for_replay,
     op_key,
     query_items,
-    quiet_stdout,
     raw_dynamodb,
     reopen_for_replay,
     steps_resource,
+    succeed,
 )
 
 NAME = "2 replay"
@@ -60,10 +59,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                 pk = op_key(event)
 
                 async def ours() -> None:
-                    with quiet_stdout():
-                        result = await runtime.invoke(successor, LambdaContext())
-                    if result.outcome != "SUCCESS":
-                        raise RuntimeError(f"the replay ended {result.outcome}")
+                    await succeed(runtime, successor, "the replay")
                     answered.append(time.perf_counter() - watch.stopped_at)
 
                 answered: list[float] = []

@@ -15,17 +15,16 @@ from typing import Any
 from benchmarks._harness import Outcome, Row, Sizes, at_most
 from benchmarks._servers import Servers
 from benchmarks._sides import (
-    LambdaContext,
     build_handler,
     create_event,
     journal_for_replay,
     op_key,
     payload_json,
     query_items,
-    quiet_stdout,
     raw_dynamodb,
     recorder_for,
     steps_resource,
+    succeed,
 )
 
 NAME = "4 round-trips"
@@ -50,10 +49,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
         async def count(event: dict[str, Any]) -> tuple[int, int]:
             before = runtime.journal.requests
             recorder.reset()
-            with quiet_stdout():
-                result = await runtime.invoke(event, LambdaContext())
-            if result.outcome != "SUCCESS":
-                raise RuntimeError(f"the invocation ended {result.outcome}")
+            await succeed(runtime, event)
             return recorder.sent, runtime.journal.requests - before
 
         def row(metric: str, counted: tuple[int, int], bound: int, note: str = "") -> Row:

@@ -27,6 +27,7 @@ from benchmarks._sides import (
     retarget,
     send,
     steps_resource,
+    succeed,
 )
 
 NAME = "1 step overhead"
@@ -81,10 +82,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                 if round_ % 2:  # alternate which side runs each block first
                     await floor_block()
                 event = create_event(servers.response_url(), Steps=n)
-                with quiet_stdout():
-                    result = await runtime.invoke(event, LambdaContext())
-                if result.outcome != "SUCCESS":
-                    raise RuntimeError(f"the asynccfn invocation ended {result.outcome}")
+                await succeed(runtime, event, "the asynccfn invocation")
                 while pending:
                     await floor_block()
                 floor_watch.resume()

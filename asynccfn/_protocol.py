@@ -53,6 +53,7 @@ from asynccfn._urls import (
     allowed_hosts_from_env,
     check_response_url,
     describe_url,
+    is_cloudformation_url,
 )
 
 __all__ = [
@@ -137,6 +138,12 @@ class Request:
         return Echo(stack_id=self.stack_id, request_id=self.request_id, logical_id=self.logical_id)
 
     @property
+    def from_cloudformation(self) -> bool:
+        """Whether the ResponseURL points into a CloudFormation response bucket (whose key,
+        checked when parsing, names this very operation): only CloudFormation can sign one."""
+        return is_cloudformation_url(self.response_url)
+
+    @property
     def attempt_digest(self) -> str:
         """Hex SHA-256 of the ResponseURL: names the attempt without storing the credential."""
         return hashlib.sha256(self.response_url.encode("utf-8")).hexdigest()
@@ -171,7 +178,11 @@ def parse_request(event: object, *, allowed_hosts: frozenset[str]) -> Request:
     url_problem: str | None = None
     response_url: str | None = None
     try:
-        response_url = check_response_url(event.get("ResponseURL"), allowed_hosts=allowed_hosts)
+        response_url = check_response_url(
+            event.get("ResponseURL"),
+            allowed_hosts=allowed_hosts,
+            identifiers=(echo.stack_id, echo.logical_id, echo.request_id) if echo else None,
+        )
     except ResponseURLRefused as exc:
         url_problem = exc.reason
 

@@ -25,6 +25,8 @@ __all__ = [
     "allowed_hosts_from_env",
     "check_response_url",
     "describe_url",
+    "is_cloudformation_url",
+    "response_url_identifiers",
 ]
 
 MAX_URL_LENGTH = 8192
@@ -38,12 +40,21 @@ _URL_CHARS = re.compile(r"[!-\[\]-~]+")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,15}")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
-_S3_HOST = re.compile(
-    r"(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.)?"  # bucket (virtual-hosted style)
-    rf"s3(?:-external-1|[.-]{_REGION}|\.dualstack\.{_REGION})?"
-    r"\.amazonaws\.com(?:\.cn)?"
+# Regions of every partition: us-east-1, cn-north-1, us-gov-west-1, us-iso-east-1,
+# eusc-de-east-1, ...
+_REGION = r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}"
+# The S3 endpoints' domains of the AWS partitions: aws, aws-cn, aws-eusc, aws-iso, aws-iso-b,
+# aws-iso-f, aws-iso-e.
+_PARTITION_DOMAIN = (
+    r"(?:amazonaws\.com|amazonaws\.com\.cn|amazonaws\.eu|c2s\.ic\.gov|sc2s\.sgov\.gov"
+    r"|csp\.hci\.ic\.gov|cloud\.adc-e\.uk)"
 )
+_S3_ENDPOINT = rf"s3(?:-external-1|[.-]{_REGION}|\.dualstack\.{_REGION})?\.{_PARTITION_DOMAIN}"
+# CloudFormation's own response buckets: one per region, the region without its dashes.
+_RESPONSE_BUCKET = r"cloudformation-custom-resource-response-[a-z0-9]{4,30}"
+_VIRTUAL_HOSTED = re.compile(rf"{_RESPONSE_BUCKET}\.{_S3_ENDPOINT}")
+_PATH_STYLE = re.compile(_S3_ENDPOINT)
+_PATH_STYLE_BUCKET = re.compile(rf"/{_RESPONSE_BUCKET}/")
 _METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
@@ -60,14 +71,22 @@ def allowed_hosts_from_env(environ: Mapping[str, str] = os.environ) -> frozenset
     return frozenset(entry.strip().lower() for entry in raw.split(",") if entry.strip())
 
 
-def check_response_url(url: object, *, allowed_hosts: frozenset[str]) -> str:
+def check_response_url(
+    url: object,
+    *,
+    allowed_hosts: frozenset[str],
+    identifiers: tuple[str, str, str] | None = None,
+) -> str:
     """Return ``url`` if a response may be PUT to it.
 
-    Allowed: https to an S3 endpoint (``s3.amazonaws.com``, ``BUCKET.s3.amazonaws.com``,
-    ``[BUCKET.]s3.REGION.amazonaws.com``, ``[BUCKET.]s3-REGION.amazonaws.com``, their
-    dualstack and ``.amazonaws.com.cn`` forms) on the default port, and http or https to a
-    host listed in ``allowed_hosts`` (as ``host``, any port, or ``host:port``). Link-local and
-    instance-metadata addresses are refused even when listed.
+    Allowed by default: https, on the default port, to one of CloudFormation's own response
+    buckets (``cloudformation-custom-resource-response-<region>``) on the S3 endpoint of any AWS
+    partition, virtual-hosted or path style. Such a URL's object key is
+    ``StackId|LogicalResourceId|RequestId``: given the event's ``identifiers`` (in that order),
+    a key that names another operation is refused, so an event cannot aim the answer to one
+    operation at another's URL. Any other host only when ``allowed_hosts`` lists it (as
+    ``host``, any port, or ``host:port``; http or https), for a user's own receiver or a local
+    server. Link-local and instance-metadata addresses are refused even when listed.
 
     Raises:
         ResponseURLRefused: with a reason that names the host at most, never the URL.
@@ -100,14 +119,60 @@ def check_response_url(url: object, *, allowed_hosts: frozenset[str]) -> str:
         _refuse_url(f"ResponseURL must use https{hint}; got {scheme!r} to host {shown_host}")
     if ip is not None or host == "localhost" or host.endswith(".localhost"):
         _refuse_url(
-            f"ResponseURL host {shown_host} is a local or IP-literal address; only S3 hosts "
-            f"are allowed unless {ALLOWED_HOSTS_ENV} names it"
+            f"ResponseURL host {shown_host} is a local or IP-literal address; only "
+            f"CloudFormation response buckets are allowed unless {ALLOWED_HOSTS_ENV} or "
+            "lambda_entry(response_hosts=...) names it"
         )
-    if not _S3_HOST.fullmatch(host):
-        _refuse_url(f"ResponseURL host {shown_host} is not an S3 endpoint")
+    key = _response_bucket_key(url, host)
+    if key is None:
+        _refuse_url(
+            f"ResponseURL host {shown_host} is not a CloudFormation response bucket; "
+            f"other hosts must be allowed by lambda_entry(response_hosts=...) or "
+            f"{ALLOWED_HOSTS_ENV}"
+        )
     if port not in (None, 443):
         _refuse_url(f"ResponseURL port {port} is not allowed for S3 host {shown_host}")
+    if identifiers is not None and key != "|".join(identifiers):
+        _refuse_url(
+            "ResponseURL names another operation: its object key is not this event's "
+            "StackId|LogicalResourceId|RequestId"
+        )
     return url
+
+
+def is_cloudformation_url(url: str) -> bool:
+    """Whether ``url`` (already checked) points into a CloudFormation response bucket, which
+    only CloudFormation can sign: the mark of a genuine new attempt of a request."""
+    try:
+        scheme, host, _port = _url_parts(url)
+    except ResponseURLRefused:
+        return False
+    return scheme == "https" and _response_bucket_key(url, host) is not None
+
+
+def response_url_identifiers(url: str) -> tuple[str, str, str] | None:
+    """(StackId, LogicalResourceId, RequestId) decoded from a CloudFormation response
+    bucket URL's object key, or None when ``url`` is not of that shape."""
+    try:
+        _scheme, host, _port = _url_parts(url, userinfo_ok=True)
+    except ResponseURLRefused:
+        return None
+    key = _response_bucket_key(url, host)
+    parts = key.split("|") if key is not None else []
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _response_bucket_key(url: str, host: str) -> str | None:
+    """The decoded object key when ``url`` addresses a CloudFormation response bucket."""
+    path = urlsplit(url).path
+    if _VIRTUAL_HOSTED.fullmatch(host):
+        return unquote(path[1:])
+    if _PATH_STYLE.fullmatch(host):
+        bucket = _PATH_STYLE_BUCKET.match(path)
+        return unquote(path[bucket.end() :]) if bucket is not None else None
+    return None
 
 
 def describe_url(url: str) -> str:

@@ -1,13 +1,15 @@
 """CloudFormation custom-resource events for tests: the project's Create, Update and Delete.
 
 ``event(kind, **changes)`` returns a fresh copy with top-level keys replaced; a change to
-``MISSING`` removes the key.
+``MISSING`` removes the key. A ResponseURL into CloudFormation's response bucket names its
+operation in its object key, so changed identifiers change the fixture URL's key too.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any, Final
+from urllib.parse import quote
 
 STACK_ID: Final = (
     "arn:aws:cloudformation:us-east-1:123456789012:stack/demo-stack/"
@@ -99,6 +101,9 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
+_IDENTIFIERS: Final = ("StackId", "LogicalResourceId", "RequestId")
+
+
 def event(kind: str = "create", **changes: object) -> dict[str, Any]:
     """A deep copy of the ``kind`` event with top-level ``changes`` (MISSING deletes a key)."""
     result = copy.deepcopy(EVENTS[kind])
@@ -107,7 +112,23 @@ def event(kind: str = "create", **changes: object) -> dict[str, Any]:
             result.pop(key, None)
         else:
             result[key] = value
+    identifiers = [result.get(key) for key in _IDENTIFIERS]
+    if (
+        "ResponseURL" not in changes
+        and any(key in changes for key in _IDENTIFIERS)
+        and all(isinstance(value, str) and value for value in identifiers)
+    ):
+        result["ResponseURL"] = rekeyed(result["ResponseURL"], *identifiers)
     return result
+
+
+def rekeyed(url: str, stack_id: str, logical_id: str, request_id: str) -> str:
+    """``url`` with its object key naming (stack_id, logical_id, request_id), as CloudFormation
+    keys its response objects."""
+    base, _, query = url.partition("?")
+    host = base.split("/", 3)[2]
+    key = "|".join((stack_id, logical_id, request_id))
+    return f"https://{host}/{quote(key, safe='/')}?{query}"
 
 
 def url_secrets(url: str) -> list[str]:

@@ -156,7 +156,7 @@ def test_sixty_character_resource_type_is_accepted() -> None:
 
 def test_sigv2_url_expiry() -> None:
     url = (
-        f"https://{CREATE['ResponseURL'].split('/')[2]}/key%7Cx"
+        f"{CREATE['ResponseURL'].split('?')[0]}"
         "?AWSAccessKeyId=AKIAEXAMPLE&Expires=1795356000&Signature=abc%2Bdef%3D"
     )
     request = parse(event("create", ResponseURL=url))
@@ -277,7 +277,8 @@ MALFORMED: list[tuple[str, dict[str, Any], str, bool]] = [
 def test_malformed_event_is_refused_with_a_clear_reason(
     kind: str, changes: dict[str, Any], expected: str, has_echo: bool
 ) -> None:
-    error = refusal(event(kind, **changes))
+    raw = event(kind, **changes)
+    error = refusal(raw)
     assert type(error) is RequestError
     assert expected in error.reason
     assert error.args == (error.reason,)
@@ -286,7 +287,7 @@ def test_malformed_event_is_refused_with_a_clear_reason(
     else:
         assert error.echo is None
     # The URL passed the allow-list, so the runtime can still answer FAILED.
-    assert error.response_url == EVENTS[kind]["ResponseURL"]
+    assert error.response_url == raw["ResponseURL"]
 
 
 @pytest.mark.parametrize("raw", [[], "Create", None, 3, [CREATE]])
@@ -317,28 +318,72 @@ def test_null_service_timeout_is_absent() -> None:
 
 # --- the response URL ----------------------------------------------------------------------
 
-S3_URLS = [
-    "https://s3.amazonaws.com/bucket/key",
-    "https://bucket.s3.amazonaws.com/key",
-    "https://s3.eu-west-1.amazonaws.com/bucket/key",
-    "https://my.bucket.s3.eu-west-1.amazonaws.com/key",
-    "https://s3-us-west-2.amazonaws.com/bucket/key",
-    "https://bucket.s3-ap-southeast-2.amazonaws.com/key",
-    "https://bucket.s3.us-gov-west-1.amazonaws.com/key",
-    "https://bucket.s3.cn-north-1.amazonaws.com.cn/key",
-    "https://s3.cn-northwest-1.amazonaws.com.cn/bucket/key",
-    "https://bucket.s3.dualstack.us-east-1.amazonaws.com/key",
-    "https://s3-external-1.amazonaws.com/bucket/key",
-    "https://BUCKET.S3.AMAZONAWS.COM:443/key",
+CFN_BUCKET = "cloudformation-custom-resource-response"
+RESPONSE_BUCKET_URLS = [
+    f"https://{CFN_BUCKET}-useast1.s3.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-euwest1.s3.eu-west-1.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-uswest2.s3-us-west-2.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-useast1.s3.dualstack.us-east-1.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-usgovwest1.s3.us-gov-west-1.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-cnnorth1.s3.cn-north-1.amazonaws.com.cn/key",
+    f"https://{CFN_BUCKET}-euscdeeast1.s3.eusc-de-east-1.amazonaws.eu/key",
+    f"https://{CFN_BUCKET}-usisoeast1.s3.us-iso-east-1.c2s.ic.gov/key",
+    f"https://{CFN_BUCKET}-usisobeast1.s3.us-isob-east-1.sc2s.sgov.gov/key",
+    f"https://s3.amazonaws.com/{CFN_BUCKET}-useast1/key",
+    f"https://s3.cn-northwest-1.amazonaws.com.cn/{CFN_BUCKET}-cnnorthwest1/key",
+    f"https://s3.eusc-de-east-1.amazonaws.eu/{CFN_BUCKET}-euscdeeast1/key",
+    f"https://{CFN_BUCKET.upper()}-USEAST1.S3.AMAZONAWS.COM:443/key",
     CREATE["ResponseURL"],
 ]
 
 
-@pytest.mark.parametrize("url", S3_URLS)
-def test_s3_urls_are_accepted(url: str) -> None:
+@pytest.mark.parametrize("url", RESPONSE_BUCKET_URLS)
+def test_cloudformation_response_buckets_of_every_partition_are_accepted(url: str) -> None:
     assert check_response_url(url, allowed_hosts=NO_HOSTS) is url
 
 
+OTHER_S3_URLS = [
+    "https://s3.amazonaws.com/bucket/key",
+    "https://bucket.s3.amazonaws.com/key",
+    "https://s3.eu-west-1.amazonaws.com/bucket/key",
+    "https://my.bucket.s3.eu-west-1.amazonaws.com/key",
+    "https://bucket.s3.cn-north-1.amazonaws.com.cn/key",
+    f"https://{CFN_BUCKET}-useast1.evil.s3.amazonaws.com/key",
+    f"https://{CFN_BUCKET}-useast1.s3.amazonaws.com.evil.com/key",
+]
+
+
+@pytest.mark.parametrize("url", OTHER_S3_URLS)
+def test_other_s3_buckets_only_when_the_user_allows_them(url: str) -> None:
+    """Any bucket of anyone's would otherwise receive an operation's answer (NoEcho Data
+    included) from an event that names it."""
+    with pytest.raises(ResponseURLRefused, match="not a CloudFormation response bucket"):
+        check_response_url(url, allowed_hosts=NO_HOSTS)
+    host = url.split("/")[2]
+    assert check_response_url(url, allowed_hosts=frozenset({host})) is url
+
+
+def test_a_response_bucket_key_naming_another_operation_is_refused() -> None:
+    url = CREATE["ResponseURL"]
+    ids = (STACK_ID, "DemoBucket", CREATE["RequestId"])
+    assert check_response_url(url, allowed_hosts=NO_HOSTS, identifiers=ids) is url
+    for other in ((STACK_ID, "Other", ids[2]), (STACK_ID, "DemoBucket", "another-request")):
+        with pytest.raises(ResponseURLRefused, match="names another operation"):
+            check_response_url(url, allowed_hosts=NO_HOSTS, identifiers=other)
+    with pytest.raises(ResponseURLRefused, match="names another operation") as caught:
+        parse(
+            event(
+                "create",
+                ResponseURL=response_url(
+                    "forged", amz_date="20261122T120000Z", signature_digit="9"
+                ),
+            )
+        )
+    assert caught.value.response_url is None  # nothing can be sent to it
+    assert caught.value.echo == ECHO
+
+
+NOT_A_RESPONSE_BUCKET = "is not a CloudFormation response bucket"
 REFUSED_URLS: list[tuple[object, str]] = [
     (None, "ResponseURL is missing"),
     (42, "ResponseURL must be a string; got number"),
@@ -349,10 +394,10 @@ REFUSED_URLS: list[tuple[object, str]] = [
     ("javascript:alert(1)", "no host"),
     ("//bucket.s3.amazonaws.com/key", "no valid scheme"),
     ("bucket.s3.amazonaws.com/key", "no valid scheme"),
-    ("https://evil.example.com/key", "host evil.example.com is not an S3 endpoint"),
-    ("https://s3.amazonaws.com.evil.com/key", "is not an S3 endpoint"),
-    ("https://bucket.s3.amazonaws.com.cn.evil.com/key", "is not an S3 endpoint"),
-    ("https://abc.execute-api.us-east-1.amazonaws.com/key", "is not an S3 endpoint"),
+    ("https://evil.example.com/key", f"host evil.example.com {NOT_A_RESPONSE_BUCKET}"),
+    ("https://s3.amazonaws.com.evil.com/key", NOT_A_RESPONSE_BUCKET),
+    ("https://bucket.s3.amazonaws.com.cn.evil.com/key", NOT_A_RESPONSE_BUCKET),
+    ("https://abc.execute-api.us-east-1.amazonaws.com/key", NOT_A_RESPONSE_BUCKET),
     ("https://169.254.169.254/latest/meta-data/", "link-local or instance-metadata"),
     ("http://169.254.169.254/latest/meta-data/", "link-local or instance-metadata"),
     ("https://169.254.170.2/v2/credentials", "link-local or instance-metadata"),
@@ -370,7 +415,7 @@ REFUSED_URLS: list[tuple[object, str]] = [
     ("https://bucket.s3.amazonaws.com/a key", "cannot hold"),
     ("https://bucket.s3.amazonaws.com/key\r\nHost: evil", "cannot hold"),
     ("https://bucket.s3.amazonaws.com/ключ", "cannot hold"),
-    ("https://bucket.s3.amazonaws.com:8443/key", "port 8443 is not allowed"),
+    (f"https://{CFN_BUCKET}-useast1.s3.amazonaws.com:8443/key", "port 8443 is not allowed"),
     ("https://bucket.s3.amazonaws.com:http/key", "malformed host or port"),
     ("https://[not-ipv6/key", "malformed host or port"),
     ("https://evil.com%2Es3.amazonaws.com/key", "malformed host name"),
@@ -404,7 +449,7 @@ def test_refused_url_in_an_event_keeps_the_echo(url: object, expected: str) -> N
 def test_refused_url_reason_also_names_other_problems() -> None:
     with pytest.raises(ResponseURLRefused) as caught:
         parse(event("create", ResponseURL="https://evil.com/x", RequestType="Nope"))
-    assert "not an S3 endpoint" in caught.value.reason
+    assert NOT_A_RESPONSE_BUCKET in caught.value.reason
     assert "RequestType must be one of" in caught.value.reason
 
 
@@ -777,7 +822,9 @@ def test_failed_create_marker_is_stable_per_request() -> None:
     new_attempt = parse(
         event(
             "create",
-            ResponseURL=response_url("x", amz_date="20261123T000000Z", signature_digit="7"),
+            ResponseURL=response_url(
+                CREATE["RequestId"], amz_date="20261123T000000Z", signature_digit="7"
+            ),
         )
     )
     assert failed_create_physical_id(new_attempt) == marker

@@ -105,6 +105,7 @@ def test_no_secret_in_logs_cli_output_or_journal_items(
             assert part not in stored
 
 
+RESPONSE_BUCKET = "cloudformation-custom-resource-response-useast1"
 FORGED = [
     ("https://169.254.169.254/latest/meta-data/iam/security-credentials/", "instance-metadata"),
     ("http://169.254.170.2/v2/credentials", "link-local"),
@@ -116,10 +117,15 @@ FORGED = [
     ("ftp://s3.amazonaws.com/r", "must use https"),
     ("gopher://s3.amazonaws.com/r", "must use https"),
     ("file:///etc/passwd", "ResponseURL"),
-    ("https://s3.amazonaws.com.evil.example/r", "not an S3 endpoint"),
-    ("https://responses.evil.example/r", "not an S3 endpoint"),
+    ("https://s3.amazonaws.com.evil.example/r", "not a CloudFormation response bucket"),
+    ("https://responses.evil.example/r", "not a CloudFormation response bucket"),
+    # anyone's own bucket: it would receive the operation's answer, NoEcho Data included
+    ("https://attacker-bucket.s3.amazonaws.com/r", "not a CloudFormation response bucket"),
+    ("https://s3.us-west-2.amazonaws.com/attacker-bucket/r", "not a CloudFormation response"),
+    # CloudFormation's bucket, but the object of another operation
+    (f"https://{RESPONSE_BUCKET}.s3.amazonaws.com/other%7Cstack%7Cop", "another operation"),
     ("https://s3.amazonaws.com@evil.example/r", "user information"),
-    ("https://s3.amazonaws.com:444/r", "port 444"),
+    (f"https://{RESPONSE_BUCKET}.s3.amazonaws.com:444/r", "port 444"),
 ]
 
 

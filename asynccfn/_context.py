@@ -58,16 +58,25 @@ class Context:
         executor: Executor,
         clients: ClientPool,
         invocation: int,
-        physical_id: str | None,
         lambda_context: Any = None,
     ) -> None:
         self.request = request
         self.lambda_context = lambda_context  # Lambda's own context object for this invocation
-        self.physical_id = physical_id
         self.invocation = invocation
         self._executor = executor
         self._clients = clients
         self.logger: logging.LoggerAdapter[logging.Logger] = _HandlerLogger(self)
+
+    @property
+    def physical_id(self) -> str | None:
+        """The resource's physical id as the handler set it (a failed Create reports it). It
+        is journaled before the next live step, so an answer written by another invocation
+        (after a crash) reports it too."""
+        return self._executor.x.physical_id
+
+    @physical_id.setter
+    def physical_id(self, value: str | None) -> None:
+        self._executor.x.physical_id = value
 
     @property
     def state(self) -> dict[str, Any]:

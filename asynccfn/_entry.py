@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _logging
@@ -19,6 +19,7 @@ from ._errors import ConfigurationError
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
+from .journal.store import LEASE_SKEW
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
 DAY = 86_400.0
@@ -35,34 +36,51 @@ def _persistent_loop() -> asyncio.AbstractEventLoop:
 
 
 class LambdaHandler:
-    """The callable Lambda runs (``module.handler``); ``runtime`` is exposed for tests."""
+    """The callable Lambda runs (``module.handler``); ``runtime`` is exposed for tests.
 
-    __slots__ = ("runtime",)
+    ``exit_process`` ends the process when work that cannot be cancelled outlives an
+    invocation (``os._exit``; a test passes its own to watch it).
+    """
 
-    def __init__(self, runtime: Runtime) -> None:
+    __slots__ = ("_exit_process", "runtime")
+
+    def __init__(
+        self, runtime: Runtime, *, exit_process: Callable[[int], object] = os._exit
+    ) -> None:
         self.runtime = runtime
+        self._exit_process = exit_process
 
     def __call__(self, event: Any, context: Any) -> dict[str, str]:
         """Handle one invocation.
 
         Raises:
-            JournalError, DeliveryError: only when Lambda's retry is the way to recover.
+            JournalError, DeliveryError, OperationBusy: only when Lambda's retry is the way to
+                recover.
         """
         _logging.configure()
-        result: InvocationResult = _persistent_loop().run_until_complete(
-            self.runtime.invoke(event, context)
-        )
-        if result.exit_process or self.runtime.work_outlives_invocation():
-            # Work that cannot be stopped is still running: end the process so it cannot
-            # resume inside a later invocation of this container (invariant 6). The journal
-            # makes Lambda's retry of this invocation harmless.
-            logging.getLogger("asynccfn.runtime").warning(
-                "work that cannot be cancelled outlived the invocation; ending the process"
-            )
-            logging.shutdown()
-            sys.stdout.flush()
-            os._exit(0)
+        result: InvocationResult | None = None
+        try:
+            result = _persistent_loop().run_until_complete(self.runtime.invoke(event, context))
+        finally:
+            # Also when the invocation raised: a worker thread must not go on making side
+            # effects after Lambda considers the invocation over (invariant 6).
+            if (result is not None and result.exit_process) or (
+                self.runtime.work_outlives_invocation()
+            ):
+                self._end_process(failed=result is None)
         return {"outcome": result.outcome}
+
+    def _end_process(self, *, failed: bool) -> None:
+        """End the process so that work which cannot be stopped cannot resume inside a later
+        invocation of this container. The journal makes Lambda's retry of this invocation
+        harmless; a non-zero status after a failed invocation makes Lambda retry it."""
+        logging.getLogger("asynccfn.runtime").warning(
+            "work that cannot be cancelled outlived the invocation%s; ending the process",
+            " (which failed)" if failed else "",
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        self._exit_process(1 if failed else 0)
 
 
 def lambda_entry(
@@ -74,6 +92,9 @@ def lambda_entry(
     lease: float = 30.0,
     retention: float = 30 * DAY,
     delivery: DeliveryPolicy | None = None,
+    max_invocations: int = 100,
+    response_hosts: Iterable[str] = (),
+    lease_skew: float = LEASE_SKEW,
 ) -> Callable[[Any, Any], dict[str, str]]:
     """Turn ``resource`` into a Lambda handler.
 
@@ -82,7 +103,11 @@ def lambda_entry(
     back before the Lambda deadline (default: 10 s, less for short timeouts); ``timeout`` caps
     the whole operation across invocations; ``lease`` is the claim's lease length and
     ``retention`` how long journal items live (seconds); ``delivery`` how the response PUT
-    retries (default: 6 attempts with jittered backoff from 0.5 s up to 8 s).
+    retries (default: 6 attempts with jittered backoff from 0.5 s up to 8 s);
+    ``max_invocations`` bounds every chain of hand-overs (the operation fails when it is
+    reached); ``response_hosts`` are further hosts (``host`` or ``host:port``) responses may be
+    PUT to besides CloudFormation's own response buckets, as ``ASYNCCFN_ALLOWED_RESPONSE_HOSTS``
+    names them; ``lease_skew`` is the clock skew tolerated between invocations (seconds).
 
     Raises:
         ConfigurationError: an argument is out of range.
@@ -97,6 +122,20 @@ def lambda_entry(
         raise ConfigurationError(f"retention must be at least an hour, got {retention!r}")
     if reserve is not None and reserve < 0:
         raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
+    if isinstance(max_invocations, bool) or not isinstance(max_invocations, int):
+        raise ConfigurationError(f"max_invocations must be an int, got {max_invocations!r}")
+    if max_invocations < 1:
+        raise ConfigurationError(f"max_invocations must be >= 1, got {max_invocations!r}")
+    if not 0 <= lease_skew < lease:
+        raise ConfigurationError(
+            f"lease_skew must be within [0, lease), got {lease_skew!r} for lease {lease!r}"
+        )
+    if isinstance(response_hosts, str):
+        raise ConfigurationError(
+            "response_hosts must be a collection of hosts, not one string: "
+            f"response_hosts=[{response_hosts!r}]"
+        )
+    hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
     table = journal or os.environ.get(JOURNAL_ENV) or None
     config = RuntimeConfig(
         resource=resource,
@@ -106,6 +145,9 @@ def lambda_entry(
         lease=lease,
         retention=retention,
         delivery=delivery,
+        max_invocations=max_invocations,
+        lease_skew=lease_skew,
+        response_hosts=hosts,
     )
     handler = LambdaHandler(Runtime(config))
     if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):

@@ -16,7 +16,10 @@
     ├── DeliveryError             the response PUT did not succeed (transient: Lambda retries)
     │   └── UndeliverableResponse the URL refused the response for good (403, expired)
     ├── JournalError              DynamoDB failed (transient: Lambda retries)
-    │   └── FenceLost             a newer invocation holds the operation: stop quietly
+    │   ├── FenceLost             a newer invocation holds the operation: stop quietly
+    │   └── LeaseLost             no renewal succeeded before the lease ran out
+    ├── OperationBusy             another invocation's live lease bars this one for now
+    │                             (transient: Lambda's retry claims once it has run out)
     └── ContinuationError         the self-invocation failed after its retries
 
 ``HandOver`` derives from ``BaseException``, not from this tree: it is the runtime's signal that
@@ -112,6 +115,17 @@ class JournalError(AsyncCfnError):
 
 class FenceLost(JournalError):
     """A newer invocation claimed the operation; this one must stop without writing."""
+
+
+class LeaseLost(JournalError):
+    """The lease could not be renewed before it ran out: another invocation may hold the
+    operation now, so this one stops its work and lets Lambda's retry continue."""
+
+
+class OperationBusy(AsyncCfnError):
+    """The operation is held under a live lease that this invocation may take over only once
+    it has run out (Lambda's retry of the holder's own request id, or a new attempt that cannot
+    prove it is newer): raised so that Lambda's retry claims it later."""
 
 
 class ContinuationError(AsyncCfnError):

@@ -43,6 +43,7 @@ from ._errors import (
     FenceLost,
     HandOver,
     JournalError,
+    OperationBusy,
     RequestError,
 )
 from ._lease import Lease
@@ -78,6 +79,7 @@ from .journal.store import (
     ClaimOutcome,
     ClaimRequest,
     JournalStore,
+    owner_id,
     replayed_event,
 )
 
@@ -99,6 +101,9 @@ class RuntimeConfig:
     retention: float
     delivery: DeliveryPolicy | None = None
     max_stalled: int = 5
+    max_invocations: int = 100
+    lease_skew: float = LEASE_SKEW
+    response_hosts: frozenset[str] = frozenset()
 
 
 class Runtime(Endings):
@@ -107,7 +112,7 @@ class Runtime(Endings):
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
         self.clients = ClientPool()
-        self._allowed_hosts = allowed_hosts_from_env()
+        self._allowed_hosts = allowed_hosts_from_env() | config.response_hosts
         self._responder: Any = None
         self._warming: asyncio.Future[None] | None = None
         self._stray: asyncio.Task[Any] | None = None
@@ -117,6 +122,7 @@ class Runtime(Endings):
                 config.journal,
                 lambda: self.clients.get("dynamodb"),
                 retention=config.retention,
+                lease_skew=config.lease_skew,
             )
         else:
             from .journal.ephemeral import EphemeralJournal  # journal=None only
@@ -166,13 +172,15 @@ class Runtime(Endings):
             reserve=self.config.reserve,
         )
         event, token = split_handover(event)
-        owner = str(getattr(lambda_context, "aws_request_id", "") or secrets.token_hex(8))
+        lambda_request = str(getattr(lambda_context, "aws_request_id", "") or "")
         failure_record = lambda_failure_record(event)
         if failure_record is not None:
-            # Lambda gave up on that invocation: it holds the operation no more, so claim as
-            # it (its lease may still look live), or with the hand-over token it carried.
+            # Lambda gave up on that invocation: claim as it, which succeeds only once its
+            # lease has run out (a forged record naming a live holder gets nothing), or with
+            # the hand-over token it carried.
             event, token = split_handover(failure_record["requestPayload"])
-            owner = str(failure_record["requestContext"].get("requestId") or owner)
+            lambda_request = str(failure_record["requestContext"].get("requestId") or "")
+        owner = owner_id(lambda_request or secrets.token_hex(8), secrets.token_hex(4))
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:
@@ -186,6 +194,15 @@ class Runtime(Endings):
         with log_fields(**fields):
             preload = token is not None and failure_record is None
             claim, steps = await self._claim(request, owner, token, preload=preload)
+            if claim.outcome is ClaimOutcome.BUSY:
+                # An on-failure record only answers once it holds the operation, so it may
+                # wait longer than an invocation that still has work to do.
+                wait_until = deadlines.soft
+                if failure_record is not None:
+                    wait_until = max(wait_until, deadlines.hard - _FAILED_ANSWER_TIME)
+                claim = await self._claim_after_lease(
+                    claim, request, owner, token, deadlines, wait_until
+                )
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
@@ -194,6 +211,13 @@ class Runtime(Endings):
             with log_fields(invocation=op.invocations, operation=op_id_for(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
+                    return await self._fail(request, op, reason, deadlines)
+                if op.invocations > self.config.max_invocations:
+                    reason = (
+                        f"the operation did not finish in {self.config.max_invocations} "
+                        "invocations (lambda_entry(max_invocations=...)); it is failed so that "
+                        "no chain of hand-overs runs without end"
+                    )
                     return await self._fail(request, op, reason, deadlines)
                 return await self._run(
                     request, claim, steps, event, lambda_context, started, deadlines
@@ -223,13 +247,57 @@ class Runtime(Endings):
             steps = None
         return claim, steps
 
+    async def _claim_after_lease(
+        self,
+        busy: Claim,
+        request: Request,
+        owner: str,
+        token: str | None,
+        deadlines: Deadlines,
+        wait_until: float,
+    ) -> Claim:
+        """The operation is held under a lease this invocation may take over only once it has
+        run out. Wait for that when it comes before ``wait_until`` (loop time) and claim again;
+        a holder that renewed meanwhile is alive, and answers itself.
+
+        Raises:
+            OperationBusy: the lease outlasts this invocation, or a new attempt still waits
+                (Lambda's retry claims later).
+            JournalError: DynamoDB failed.
+        """
+        op = busy.operation
+        new_attempt = op.attempt != request.attempt_digest
+        ends = (op.lease_until or 0.0) + self.config.lease_skew + 0.05
+        wake = deadlines.epoch_to_loop(ends)
+        if wake < wait_until:
+            log.info(
+                "the operation's lease is live: waiting %.1f s for it to run out",
+                max(0.0, ends - time.time()),
+            )
+            await asyncio.sleep(max(0.0, wake - asyncio.get_running_loop().time()))
+            claim, _ = await self._claim(request, owner, token, preload=False)
+            if claim.outcome is not ClaimOutcome.BUSY:
+                return claim
+            if not new_attempt and (claim.operation.lease_until or 0) > (op.lease_until or 0):
+                return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=claim.operation)
+        raise OperationBusy(
+            "another invocation holds the operation under a live lease"
+            + (" and this new attempt cannot prove it is newer" if new_attempt else "")
+            + "; Lambda's retry will claim it once the lease has run out"
+        )
+
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
-        issued = request.issued_at or time.time()
-        deadline = operation_deadline(
-            issued=issued,
-            timeout=self.config.timeout,
-            service_timeout=request.service_timeout,
-            url_expires_at=request.url_expires_at,
+        now = time.time()
+        issued = _clamped_issue_time(request, now)
+        # Counted from the first claim as well: an event's own dates never stretch it.
+        deadline = min(
+            operation_deadline(
+                issued=issued,
+                timeout=self.config.timeout,
+                service_timeout=request.service_timeout,
+                url_expires_at=request.url_expires_at,
+            ),
+            now + self.config.timeout,
         )
         return ClaimRequest.for_request(
             request,
@@ -299,20 +367,26 @@ class Runtime(Endings):
             journal=journal,
             handover_state=op.handover_state,
             handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
+            physical_id=op.physical_id or request.physical_id,
+            recorded_physical_id=op.physical_id or request.physical_id,
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
         )
         if isinstance(self.journal, JournalStore):
-            lease = Lease(self.journal, op, self.config.lease, execution)
-            execution.lease_held_until = started + self.config.lease - LEASE_SKEW
-            execution.renew_lease = lease.renew
+            execution.lease = Lease(
+                self.journal,
+                op_id=op_id_for(request),
+                fence=op.fence,
+                length=self.config.lease,
+                skew=self.config.lease_skew,
+                started=started,
+            )
         executor = Executor(execution)
         ctx = Context(
             request=request,
             executor=executor,
             clients=self.clients,
             invocation=op.invocations,
-            physical_id=op.physical_id or request.physical_id,
             lambda_context=lambda_context,
         )
         handler = self._handler_for(request)
@@ -379,11 +453,8 @@ class Runtime(Endings):
             return await handler(request, ctx)
 
         task = asyncio.create_task(run())
-        heartbeat = None
-        if isinstance(self.journal, JournalStore):
-            lease = Lease(self.journal, op, self.config.lease, executor.x)
-            heartbeat = asyncio.create_task(lease.heartbeat(task))
-        lost: list[FenceLost] = []
+        lease = executor.x.lease
+        heartbeat = asyncio.create_task(lease.heartbeat(task)) if lease is not None else None
         try:
             timeout = max(0.0, deadlines.soft - asyncio.get_running_loop().time())
             done, _ = await asyncio.wait({task}, timeout=timeout)
@@ -392,24 +463,49 @@ class Runtime(Endings):
                 task.cancel()
                 await asyncio.wait({task}, timeout=deadlines.remaining_hard())
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                try:
-                    await heartbeat
-                except FenceLost as exc:
-                    lost.append(exc)
-                except asyncio.CancelledError:
-                    pass
-        if lost:
-            return lost[0]
+            lost = await _stopped(heartbeat)
         if not task.done():
             log.error("the handler ignored cancellation; answering without it")
             self._stray = task
-            return asyncio.CancelledError()
+            return lost or asyncio.CancelledError()
         if task.cancelled():
-            return asyncio.CancelledError()
+            return lost or asyncio.CancelledError()
         error = task.exception()
+        if lost is not None and isinstance(error, asyncio.CancelledError | HandOver):
+            return lost
+        # The handler's own outcome stands, even beside a heartbeat that failed meanwhile: the
+        # fenced outbox write decides whether this invocation may still answer.
         return error if error is not None else task.result()
+
+
+async def _stopped(heartbeat: asyncio.Task[None] | None) -> JournalError | None:
+    """Stop the heartbeat; the error it ended with, when it found the lease lost."""
+    if heartbeat is None:
+        return None
+    heartbeat.cancel()
+    try:
+        await heartbeat
+    except JournalError as exc:
+        return exc
+    except asyncio.CancelledError:
+        pass
+    return None
+
+
+_FAILED_ANSWER_TIME = 1.0  # seconds kept for recording and PUTting a FAILED answer after a wait
+_URL_LIFETIME = 7200.0  # what CloudFormation signs its ResponseURLs for, when a URL says nothing
+
+
+def _clamped_issue_time(request: Request, now: float) -> float:
+    """When CloudFormation issued the request, as the URL's X-Amz-Date says, but never before
+    the URL's own lifetime ago nor after now (with the lease skew): a crafted date can neither
+    stretch the operation's deadline nor make an attempt look newer than it can be."""
+    if request.issued_at is None:
+        return now
+    lifetime = _URL_LIFETIME
+    if request.url_expires_at is not None:
+        lifetime = min(_URL_LIFETIME, max(0.0, request.url_expires_at - request.issued_at))
+    return min(max(request.issued_at, now - lifetime), now + LEASE_SKEW)
 
 
 def _parse(event: object, allowed_hosts: frozenset[str]) -> Request:

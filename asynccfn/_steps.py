@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import contextvars
 import json
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from . import _faults, _forced_handover
 from ._deadline import Deadlines
 from ._errors import (
     ConfigurationError,
+    FenceLost,
     HandOver,
     NonDeterminismError,
     PayloadTooLarge,
@@ -38,6 +38,7 @@ from .journal.models import StepKind, StepStatus
 from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:
+    from ._lease import Lease
     from ._retry import RetryPolicy
     from .journal.models import StepEntry
 
@@ -50,6 +51,8 @@ class StepStore(Protocol):
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry: ...
 
     async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry: ...
+
+    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None: ...
 
 
 @dataclass(kw_only=True)
@@ -74,8 +77,9 @@ class Execution:
     stopping: bool = False
     progressed: bool = False  # a record was written or a durable wait spent this invocation
     current: str | None = None  # the position live work is at (for stalled reasons)
-    lease_held_until: float = math.inf  # loop time until which the lease is surely ours
-    renew_lease: Callable[[], Awaitable[None]] | None = None  # renews it, or raises FenceLost
+    lease: Lease | None = None  # the operation's lease, in a durable journal
+    physical_id: str | None = None  # ctx.physical_id, journaled before live work when changed
+    recorded_physical_id: str | None = None
 
 
 class Executor:
@@ -138,26 +142,23 @@ class Executor:
                 return self._replay(previous)
             self._go_live(position)
             attempt = 1
-            if previous is not None and previous.op_attempt == self.x.op_attempt:
-                if previous.status == StepStatus.STARTED.value:
-                    interrupted = StepInterrupted(
-                        f"at-most-once step {name!r} was interrupted in invocation "
-                        f"{previous.invocation} and will not run again"
-                    )
-                    await self._record_error(position, name, kind, previous, interrupted, 1)
-                    raise interrupted
-                if previous.status == StepStatus.RETRYING.value:
-                    attempt = previous.attempt + 1
-                    await self.wait_until_epoch(previous.wake_at or 0)
+            if (
+                previous is not None
+                and previous.op_attempt == self.x.op_attempt
+                and previous.status == StepStatus.RETRYING.value
+            ):
+                attempt = previous.attempt + 1
+                await self.wait_until_epoch(previous.wake_at or 0)
             while True:
-                self._check_can_start(needs)
-                await self._hold_lease()
                 if at_most_once:
-                    previous = await self._write(
-                        position, name, kind, previous, status=StepStatus.STARTED, attempt=attempt
+                    previous, attempt = await self._start_attempt(
+                        position, name, kind, previous, attempt, retry, needs
                     )
-                    if self._finished(previous):
+                    if not self._ours(previous):
                         return self._replay(previous)
+                else:
+                    self._check_can_start(needs)
+                    await self._hold_lease()
                 started = time.time()
                 try:
                     value = await body()
@@ -193,6 +194,98 @@ class Executor:
                 if not self._ours(recorded):
                     return self._replay(recorded)
                 return live(value) if live is not None else json.loads(result)
+
+    async def _start_attempt(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepEntry | None,
+        attempt: int,
+        retry: RetryPolicy | None,
+        needs: float | None,
+    ) -> tuple[StepEntry, int]:
+        """Journal the start of an at-most-once attempt before its body runs.
+
+        A slot some other invocation started and never finished is never started again at the
+        same attempt: an older holder's start counts as a failed attempt (see
+        :meth:`_interrupted`), a newer holder's means this invocation has lost the operation.
+        Returns this invocation's STARTED record and its attempt number, or a finished record
+        another invocation wrote (to replay).
+
+        Raises:
+            StepInterrupted: the interrupted attempt was the last one allowed.
+            FenceLost: a newer invocation started the step.
+            HandOver: the soft deadline came while waiting to start.
+        """
+        while True:
+            if previous is not None and previous.status == StepStatus.STARTED.value:
+                if previous.fence > self.x.fence:
+                    raise FenceLost(
+                        f"step {name!r} was started by a newer invocation (fence "
+                        f"{previous.fence}); this invocation had {self.x.fence}"
+                    )
+                previous = await self._interrupted(position, name, kind, previous, retry)
+                if self._finished(previous):
+                    return previous, attempt
+            if (
+                previous is not None
+                and previous.status == StepStatus.RETRYING.value
+                and previous.op_attempt == self.x.op_attempt
+            ):
+                attempt = max(attempt, previous.attempt + 1)
+                await self.wait_until_epoch(previous.wake_at or 0)
+            self._check_can_start(needs)
+            await self._hold_lease()
+            recorded = await self._write_once(
+                position,
+                name,
+                kind,
+                previous,
+                status=StepStatus.STARTED,
+                attempt=attempt,
+                started_at=None,
+            )
+            if self._ours(recorded) or self._finished(recorded):
+                return recorded, attempt
+            previous = recorded  # another invocation moved the slot first: look again
+
+    async def _interrupted(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        started: StepEntry,
+        retry: RetryPolicy | None,
+    ) -> StepEntry:
+        """An at-most-once attempt that ``started`` records was begun by some invocation and
+        never finished: count it as a failed attempt. Returns what the journal then holds (the
+        attempt recorded as RETRYING when ``retry`` allows another, or whatever a racing writer
+        recorded first).
+
+        Raises:
+            StepInterrupted: no further attempt is allowed.
+        """
+        interrupted = StepInterrupted(
+            f"at-most-once step {name!r} was interrupted in invocation {started.invocation} "
+            f"(attempt {started.attempt}) and will not run again"
+        )
+        if retry is not None and retry.should_retry(interrupted, started.attempt):
+            return await self._record_error(
+                position,
+                name,
+                kind,
+                started,
+                interrupted,
+                started.attempt,
+                retry_at=time.time() + retry.delay(started.attempt),
+            )
+        recorded = await self._record_error(
+            position, name, kind, started, interrupted, started.attempt
+        )
+        if self._ours(recorded) or not self._finished(recorded):
+            raise interrupted
+        return recorded
 
     async def sleep(self, seconds: float, name: str) -> None:
         """A durable sleep: the wake time is journaled once, then waited for, across
@@ -367,17 +460,20 @@ class Executor:
             raise HandOver(f"step needs {needs:g} s, {deadlines.remaining():.1f} s left")
 
     async def _hold_lease(self) -> None:
-        """Before live work: if the heartbeat could not renew the lease in time (the event
-        loop was blocked, the container frozen), renew it now, so that work a newer
-        invocation has taken over is not done again here.
+        """Before live work: make sure the lease is still ours (see ``Lease.ensure_held``), and
+        journal a physical id the handler set since the last live work, so that whatever this
+        work builds can be found by a FAILED answer written elsewhere.
 
         Raises:
             FenceLost: a newer invocation holds the operation.
             JournalError: DynamoDB failed.
         """
-        renew = self.x.renew_lease
-        if renew is not None and asyncio.get_running_loop().time() >= self.x.lease_held_until:
-            await renew()
+        x = self.x
+        if x.lease is not None:
+            await x.lease.ensure_held()
+        if x.physical_id is not None and x.physical_id != x.recorded_physical_id:
+            await x.store.record_physical_id(x.op_id, x.fence, x.physical_id)
+            x.recorded_physical_id = x.physical_id
 
     # -- journal ---------------------------------------------------------------------------
 
@@ -489,7 +585,13 @@ class Executor:
                 started_at=started_at,
                 **fields,
             )
-            if self._ours(recorded) or self._finished(recorded):
+            if (
+                self._ours(recorded)
+                or self._finished(recorded)
+                or recorded.status == StepStatus.STARTED.value
+            ):
+                # A slot another invocation started at most once is never advanced from here:
+                # the caller decides (see ``_interrupted``).
                 return recorded
             # Another invocation advanced the slot without finishing it: advance from there.
             previous = recorded

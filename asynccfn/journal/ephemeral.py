@@ -52,6 +52,9 @@ class EphemeralJournal:
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
         return None
 
+    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
+        return None
+
     async def record_handover(self, current: OperationEntry, **_: Any) -> None:
         raise AssertionError("an ephemeral journal cannot hand over")
 

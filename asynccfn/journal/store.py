@@ -52,6 +52,10 @@ LEASE_SKEW = 2.0  # seconds of clock skew tolerated between invocations' wall cl
 class ClaimOutcome(enum.Enum):
     CLAIMED = "claimed"  # this invocation holds the operation now
     LIVE_DUPLICATE = "live-duplicate"  # another invocation holds it: stop at once
+    # Held under a live lease that this invocation may take over only once it has run out:
+    # Lambda's retry of (or its on-failure record for) the holder's own request id, which may
+    # also be a concurrent duplicate of it, or a new attempt that cannot prove it is newer.
+    BUSY = "busy"
     FINISHED = "finished"  # this attempt already has its response
     STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
 
@@ -65,8 +69,9 @@ class ClaimRequest:
     resource_type: str
     request_type: str
     attempt: str  # SHA-256 of the ResponseURL
-    owner: str  # the Lambda request id
+    owner: str  # the Lambda request id and a per-invocation nonce (see owner_id)
     token: str | None  # the hand-over token this invocation carries, if any
+    from_cloudformation: bool  # the ResponseURL is a CloudFormation response bucket's
     lease: float
     issued_at: float
     deadline: float
@@ -94,6 +99,7 @@ class ClaimRequest:
             attempt=request.attempt_digest,
             owner=owner,
             token=token,
+            from_cloudformation=request.from_cloudformation,
             lease=lease,
             issued_at=issued_at,
             deadline=deadline,
@@ -101,11 +107,21 @@ class ClaimRequest:
         )
 
 
+def owner_id(lambda_request_id: str, nonce: str) -> str:
+    """The owner recorded by a claim: Lambda's request id names the invocation Lambda retries
+    or reports on; the nonce tells apart two deliveries that carry the same request id."""
+    return f"{lambda_request_id}#{nonce}"
+
+
+def lambda_request_of(owner: str | None) -> str:
+    """The Lambda request id part of an owner recorded by :func:`owner_id`."""
+    return (owner or "").partition("#")[0]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     outcome: ClaimOutcome
     operation: OperationEntry
-    new_attempt: bool = False
 
     @property
     def fresh(self) -> bool:
@@ -123,14 +139,23 @@ class JournalStore:
         "_client",
         "_operations",
         "_steps",
+        "lease_skew",
         "requests",
         "retention",
         "table",
     )
     durable = True
 
-    def __init__(self, table: str, client: ClientFactory, *, retention: float) -> None:
+    def __init__(
+        self,
+        table: str,
+        client: ClientFactory,
+        *,
+        retention: float,
+        lease_skew: float = LEASE_SKEW,
+    ) -> None:
         self.table = table
+        self.lease_skew = lease_skew
         self._client = client
         models = bind(table)
         self._steps = EntryCodec(models.step, StepEntry)
@@ -173,14 +198,15 @@ class JournalStore:
                 expires_at=int(now + self.retention),
             )
         )
-        #   never claimed ─────────────────────────────┐
-        #   this attempt, RUNNING, and either          ├─> claim
-        #     the holder's lease ran out,              │
-        #     the holder handed over to this token, or │
-        #     Lambda is retrying this very invocation ─┘
-        released = "#lease_until < :expired OR #owner = :owner"
+        #   never claimed ──────────────────────────────┐
+        #   this attempt, RUNNING, and either           ├─> claim
+        #     the holder's lease ran out (skew allowed),│
+        #     or the holder handed over to this token ──┘
+        # Nothing else: not even the holder's own Lambda request id, which a concurrent
+        # duplicate delivery (or a forged on-failure record) can carry too.
+        released = "#lease_until < :expired"
         values: dict[str, Any] = {":running": OperationStatus.RUNNING.value}
-        values[":expired"] = now - LEASE_SKEW
+        values[":expired"] = now - self.lease_skew
         if req.token is not None:
             released += " OR #handover_token = :token"
             values[":token"] = req.token
@@ -197,19 +223,34 @@ class JournalStore:
         if old is None:  # deleted between the two: a new operation after all
             return await self.claim(req)
         if old.attempt == req.attempt:
-            if old.status == OperationStatus.RUNNING.value:
-                return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=old)
-            return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
+            if old.status != OperationStatus.RUNNING.value:
+                return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
+            if lambda_request_of(old.owner) == lambda_request_of(req.owner):
+                return Claim(outcome=ClaimOutcome.BUSY, operation=old)
+            return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=old)
         # An earlier attempt's event can arrive late (held in Lambda's queue, or retried by
         # it): CloudFormation waits for the newer attempt's answer only, so never supersede.
-        issued_before = req.issued_at < old.issued_at
-        if req.attempt in (old.past_attempts or []) or issued_before:
+        if req.attempt in (old.past_attempts or []) or req.issued_at < old.issued_at:
             return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
-        return await self._claim_new_attempt(req, old)
+        # A live holder is superseded only by an attempt whose URL CloudFormation alone can
+        # have signed (its response bucket, its key naming this operation) and that was issued
+        # later; anything else waits until the holder is done or its lease has run out.
+        proven = req.from_cloudformation and req.issued_at > old.issued_at
+        if not proven and self._lease_live(old, now):
+            return Claim(outcome=ClaimOutcome.BUSY, operation=old)
+        return await self._claim_new_attempt(req, old, supersede=proven)
 
-    async def _claim_new_attempt(self, req: ClaimRequest, old: OperationEntry) -> Claim:
+    def _lease_live(self, op: OperationEntry, now: float) -> bool:
+        return op.status == OperationStatus.RUNNING.value and (op.lease_until or 0) >= (
+            now - self.lease_skew
+        )
+
+    async def _claim_new_attempt(
+        self, req: ClaimRequest, old: OperationEntry, *, supersede: bool
+    ) -> Claim:
         """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
-        rest, fenced on the fence we saw so that two new deliveries cannot both win."""
+        rest, fenced on the fence we saw so that two new deliveries cannot both win, and (unless
+        ``supersede``) only once the operation is finished or its holder's lease ran out."""
         now = time.time()
         update = (
             Update()
@@ -243,12 +284,19 @@ class JournalStore:
                 "reason",
             )
         )
-        request = update.request(condition="#fence = :seen", values={":seen": old.fence})
+        #   the fence we saw ──┬── and the holder is done, or its lease ran out ──> claim
+        #                      └── or this attempt proved it is CloudFormation's newer one
+        condition = "#fence = :seen"
+        values: dict[str, Any] = {":seen": old.fence}
+        if not supersede:
+            condition += " AND (#status <> :running OR #lease_until < :expired)"
+            values[":running"] = OperationStatus.RUNNING.value
+            values[":expired"] = now - self.lease_skew
         try:
-            item = await self._update(req.op_id, request)
-        except _Refused:  # another delivery of the new attempt won: it is live now
+            item = await self._update(req.op_id, update.request(condition=condition, values=values))
+        except _Refused:  # another delivery won, or the holder renewed: look again
             return await self.claim(req)
-        return Claim(outcome=ClaimOutcome.CLAIMED, operation=item, new_attempt=True)
+        return Claim(outcome=ClaimOutcome.CLAIMED, operation=item)
 
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
         """Extend the lease while this invocation runs.
@@ -258,6 +306,16 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         await self._fenced(op_id, fence, Update().set(lease_until=lease_until))
+
+    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
+        """Journal the physical id the handler set, before its next live work: a FAILED answer
+        written by another invocation (Lambda's on-failure record) reports it, so rollback's
+        Delete reaches user code for what was built.
+
+        Raises:
+            FenceLost, JournalError: as :meth:`renew_lease`.
+        """
+        await self._fenced(op_id, fence, Update().set(physical_id=physical_id))
 
     async def record_handover(
         self,

@@ -31,6 +31,12 @@ from tests.reliability._tally import SECRETS
 from tests.support import create_journal_table, event_for
 
 FUNCTIONS = Path(__file__).parent / "functions"
+# One machine's clock: the deployed functions tolerate little skew, so a crashed holder's lease
+# (3 s by default here) runs out soon after it stops renewing.
+REL_LEASE_SKEW = 0.3
+# Lambda retries a failed async event a minute or two later, after a crashed holder's lease
+# has run out; these delays keep that order at the suite's scale (lease 3 s + skew).
+LEASE_OUTLASTING_RETRIES = (3.5, 3.5)
 
 
 # -- secrets in pytest's captured output ------------------------------------------------------
@@ -144,6 +150,7 @@ class Rel:
         *,
         timeout: float = 5.0,
         lease: float = 3.0,
+        lease_skew: float = REL_LEASE_SKEW,
         dynamodb: str | None = None,
         environment: dict[str, str] | None = None,
         retry_delays: tuple[float, ...] = (0.3, 0.6),
@@ -155,6 +162,7 @@ class Rel:
             "ASYNCCFN_JOURNAL_TABLE": self.journal_table,
             "REL_RUN_DIR": str(self.run_dir),
             "REL_LEASE": str(lease),
+            "REL_LEASE_SKEW": str(lease_skew),
             **(environment or {}),
         }
         self.service.add_function(

@@ -17,10 +17,15 @@ import pytest
 
 from asynccfn._faults import POINTS
 from asynccfn.journal.models import OperationStatus, StepKind, StepStatus
-from asynccfn.journal.store import LEASE_SKEW
 from asynccfn.local import Outcome
 from tests.reliability._tally import count
-from tests.reliability.conftest import Rel, Sent, wait_for
+from tests.reliability.conftest import (
+    LEASE_OUTLASTING_RETRIES,
+    REL_LEASE_SKEW,
+    Rel,
+    Sent,
+    wait_for,
+)
 
 STEPS = 3
 CRASHES = [*POINTS, "after-step-recorded@2", "mid-step"]
@@ -45,7 +50,7 @@ def wait_after_lease(rel: Rel, sent: Sent) -> None:
     def lease_over() -> bool:
         op = rel.detail(sent).operation
         until = op.lease_until.timestamp() if op.lease_until else 0.0
-        return time.time() > until + LEASE_SKEW + 0.2
+        return time.time() > until + REL_LEASE_SKEW + 0.2
 
     wait_for(lease_over, timeout=40, interval=0.2)
 
@@ -85,6 +90,7 @@ def test_a_crash_at_every_point_is_survived(rel: Rel, point: str, redelivery: st
         timeout=4.0,
         environment={**crash_environment(point, str(markers)), "REL_RESERVE": "2.0"},
         max_retries=2 if redelivery == "lambda-retry" else 0,
+        retry_delays=LEASE_OUTLASTING_RETRIES,
         concurrency=2,
     )
     sent = operation(rel, function, point)

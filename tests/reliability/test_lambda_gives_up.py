@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from asynccfn.local import Outcome
-from tests.reliability.conftest import Rel, wait_for
+from tests.reliability.conftest import LEASE_OUTLASTING_RETRIES, Rel, wait_for
 
 
 def on_failure_records(rel: Rel, function: str) -> list[Any]:
@@ -32,7 +32,11 @@ def on_failure_records(rel: Rel, function: str) -> list[Any]:
 def test_retries_exhausted_answers_failed_with_attempts_and_lambdas_error(
     rel: Rel, misbehaviour: dict[str, Any], error_type: str
 ) -> None:
-    fn = rel.deploy("doomed", timeout=2.0, on_failure="doomed", retry_delays=(0.3, 0.5))
+    # Each retry (and the on-failure record) carries the request id of the attempt that died,
+    # and claims once that attempt's lease has run out: the record may wait for it.
+    fn = rel.deploy(
+        "doomed", timeout=4.5, on_failure="doomed", retry_delays=LEASE_OUTLASTING_RETRIES
+    )
     sent = rel.send(fn, **misbehaviour)
     response = sent.response(timeout=40)
     assert response["Status"] == "FAILED", response
@@ -45,8 +49,8 @@ def test_retries_exhausted_answers_failed_with_attempts_and_lambdas_error(
     attempts = [r for r in rel.records(fn) if r.request_id == rel.records(fn)[0].request_id]
     assert [r.attempt for r in attempts] == [1, 2, 3]
     assert all(r.outcome is not Outcome.SUCCESS for r in attempts)
-    assert attempts[1].started - attempts[0].ended >= 0.3  # Lambda's retry delays
-    assert attempts[2].started - attempts[1].ended >= 0.5
+    assert attempts[1].started - attempts[0].ended >= LEASE_OUTLASTING_RETRIES[0]
+    assert attempts[2].started - attempts[1].ended >= LEASE_OUTLASTING_RETRIES[1]
 
     # Duplicates of the record change nothing: no second answer, no work.
     [record] = on_failure_records(rel, fn)
@@ -63,7 +67,7 @@ def test_retries_exhausted_answers_failed_with_attempts_and_lambdas_error(
 
 def test_an_event_too_old_answers_failed(rel: Rel) -> None:
     fn = rel.deploy(
-        "aging", timeout=2.0, on_failure="aging", max_event_age=1.0, retry_delays=(1.5,)
+        "aging", timeout=4.5, on_failure="aging", max_event_age=1.0, retry_delays=(1.5,)
     )
     sent = rel.send(fn, AlwaysCrash=True)
     response = sent.response(timeout=30)

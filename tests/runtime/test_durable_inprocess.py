@@ -186,6 +186,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
                 attempt="digest",
                 owner=owner,
                 token=None,
+                from_cloudformation=False,
                 lease=0.0,
                 issued_at=time.time(),
                 deadline=time.time() + 600,

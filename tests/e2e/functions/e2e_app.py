@@ -107,7 +107,12 @@ async def create_steps(request: asynccfn.Request, ctx: asynccfn.Context) -> asyn
     return asynccfn.Success(physical_id="steps", data={"Done": str(ctx.state["done"])})
 
 
-steps_handler = asynccfn.lambda_entry(steps)
+# A short lease, as the crash tests wait one out before Lambda's retry may claim.
+steps_handler = asynccfn.lambda_entry(
+    steps,
+    lease=float(os.environ.get("E2E_LEASE", "30")),
+    lease_skew=float(os.environ.get("E2E_LEASE_SKEW", "2")),
+)
 
 
 # -- waiting: sleep, wait_until, retry ------------------------------------------------------

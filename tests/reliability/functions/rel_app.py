@@ -111,5 +111,6 @@ async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
 handler = asynccfn.lambda_entry(
     work,
     lease=float(os.environ.get("REL_LEASE", "30")),
+    lease_skew=float(os.environ.get("REL_LEASE_SKEW", "2")),
     reserve=float(os.environ["REL_RESERVE"]) if "REL_RESERVE" in os.environ else None,
 )

@@ -242,8 +242,8 @@ def drive(config: StackConfig, plan: Plan, console: Console, *, keep: bool) -> i
     """
     from .local.stack import LocalStack
 
-    stack = LocalStack(config, watcher=ProgressPrinter(console))
-    with _terminate_as_interrupt():
+    with _stop_signals_interrupt():
+        stack = LocalStack(config, watcher=ProgressPrinter(console))
         try:
             stack.start()
             print_setup(stack, console)
@@ -454,8 +454,13 @@ def _shown_response(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the run as Ctrl-C does, through the clean-up."""
+def _stop_signals_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the run through the clean-up, wherever it was started.
+
+    SIGINT is installed, not inherited: a process started from a background job of a
+    non-interactive shell (or by a supervisor that ignores it) begins with SIGINT ignored,
+    and Python then leaves it ignored, so Ctrl-C would be lost and the servers left running.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -463,11 +468,15 @@ def _terminate_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-# The project's checkout has the team's shared/ folder beside it.
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cfn"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cfn"
 
 
 def fixture_event(kind: str) -> dict[str, Any]:
-    """One of the shared CloudFormation fixture events (create, update, delete)."""
+    """One of the CloudFormation fixture events (create, update, delete)."""
     return json.loads((FIXTURES / f"{kind}.json").read_text())
 
 

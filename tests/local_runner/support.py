@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -44,8 +45,16 @@ class Command:
         raise AssertionError(f"no line with {text!r} in:\n" + "\n".join(self.lines))
 
     def finish(self, timeout: float = 120.0) -> tuple[int, str, str]:
-        """Wait for the exit; return (exit code, stdout, stderr)."""
-        code = self.process.wait(timeout=timeout)
+        """Wait for the exit; return (exit code, stdout, stderr).
+
+        A command still running after ``timeout`` is stopped (SIGTERM takes it through its
+        clean-up) before the failure, so that its servers do not outlive the test.
+        """
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
         while (line := self._queue.get(timeout=10)) is not None:
             self.lines.append(line)
         assert self.process.stdout is not None and self.process.stderr is not None
@@ -53,6 +62,17 @@ class Command:
         self.process.stdout.close()
         self.process.stderr.close()
         return code, "\n".join(self.lines), err
+
+    def stop(self) -> None:
+        """End the command if it still runs: SIGTERM, then SIGKILL if that is not enough."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     @property
     def lambda_endpoint(self) -> str:
@@ -64,11 +84,26 @@ class Command:
         raise AssertionError("the command did not print its Lambda endpoint")
 
 
-def start(*args: str) -> Command:
-    """Start ``asynccfn ARGS`` from the repository's root, as the README's commands run."""
+# Sets the command's SIGINT disposition before it starts, as a shell does: a non-interactive
+# shell starts a background job (`asynccfn local ... &`) with SIGINT ignored.
+_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.Handlers(int(sys.argv[1]))); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def start(*args: str, sigint: signal.Handlers | None = None) -> Command:
+    """Start ``asynccfn ARGS`` from the repository's root, as the README's commands run.
+
+    ``sigint`` (``SIG_DFL`` or ``SIG_IGN``): the disposition it starts with, whatever this
+    process has; by default it inherits this process's.
+    """
     env = {**os.environ, "NO_COLOR": "1"}
+    command = [str(ASYNCCFN), *args]
+    if sigint is not None:
+        command = [sys.executable, "-c", _WITH_SIGINT, str(int(sigint)), *command]
     process = subprocess.Popen(
-        [str(ASYNCCFN), *args],
+        command,
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -76,16 +111,16 @@ def start(*args: str) -> Command:
         stderr=subprocess.PIPE,
         text=True,
     )
-    command = Command(process=process)
+    running = Command(process=process)
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            command._queue.put(line.rstrip("\n"))
-        command._queue.put(None)
+            running._queue.put(line.rstrip("\n"))
+        running._queue.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    return command
+    return running
 
 
 def run(*args: str, timeout: float = 120.0) -> tuple[int, str, str, str]:

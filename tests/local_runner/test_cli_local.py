@@ -57,13 +57,18 @@ def test_a_failing_handler_is_one_clear_line_and_exit_3(capsys: pytest.CaptureFi
     assert '"Status": "FAILED"' in out and "Timeline (UTC)" in out
 
 
-def test_ctrl_c_stops_every_process_it_started() -> None:
-    command = support.start("local", f"{RESOURCES}:slow", "--lambda-timeout", "3")
-    command.wait_for("invocation 1: claimed")
-    endpoint = command.lambda_endpoint
-    assert support.workers_of(endpoint), "the run's Lambda workers should be running"
-    command.process.send_signal(signal.SIGINT)
-    code, out, err = command.finish(timeout=60)
+# SIG_IGN is how a background job of a shell script starts; a SIGINT must still stop it.
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["default", "ignored"])
+def test_ctrl_c_stops_every_process_it_started(sigint: signal.Handlers) -> None:
+    command = support.start("local", f"{RESOURCES}:slow", "--lambda-timeout", "3", sigint=sigint)
+    try:
+        command.wait_for("invocation 1: claimed")
+        endpoint = command.lambda_endpoint
+        assert support.workers_of(endpoint), "the run's Lambda workers should be running"
+        command.process.send_signal(signal.SIGINT)
+        code, out, err = command.finish(timeout=60)
+    finally:
+        command.stop()
     assert code == 130 and err.strip() == "asynccfn: interrupted", (out, err)
     assert support.workers_of(endpoint) == []
 
@@ -71,17 +76,21 @@ def test_ctrl_c_stops_every_process_it_started() -> None:
 def test_keep_leaves_the_journal_queryable_until_ctrl_c() -> None:
     from asynccfn.journal import Journal
 
-    command = support.start("local", f"{RESOURCES}:counting", "--keep")
-    command.wait_for("Serving it until Ctrl-C.")
-    kept = command.wait_for("asynccfn journal list")
-    args = kept.split()
-    table = args[args.index("--table") + 1]
-    endpoint = args[args.index("--endpoint-url") + 1]
-    operations = list(Journal(table, region="us-east-1", endpoint_url=endpoint).iter_operations())
-    assert sorted(op.request_type.value for op in operations) == ["Create", "Delete"]
-    assert support.workers_of(command.lambda_endpoint) == []  # the function is gone already
-    command.process.send_signal(signal.SIGINT)
-    code, out, err = command.finish(timeout=60)
+    command = support.start("local", f"{RESOURCES}:counting", "--keep", sigint=signal.SIG_IGN)
+    try:
+        command.wait_for("Serving it until Ctrl-C.")
+        kept = command.wait_for("asynccfn journal list")
+        args = kept.split()
+        table = args[args.index("--table") + 1]
+        endpoint = args[args.index("--endpoint-url") + 1]
+        journal = Journal(table, region="us-east-1", endpoint_url=endpoint)
+        operations = list(journal.iter_operations())
+        assert sorted(op.request_type.value for op in operations) == ["Create", "Delete"]
+        assert support.workers_of(command.lambda_endpoint) == []  # the function is gone already
+        command.process.send_signal(signal.SIGINT)
+        code, out, err = command.finish(timeout=60)
+    finally:
+        command.stop()
     assert code == 0, (out, err)
 
 
@@ -95,3 +104,16 @@ def test_a_single_update_is_sent_and_replayed(capsys: pytest.CaptureFixture[str]
     assert '"Done": "2"' in out
     assert "every step came from the journal; the same response" in out
     assert out.splitlines()[-1] == "Update SUCCESS"
+
+
+def test_ctrl_c_stops_the_demo_started_with_sigint_ignored() -> None:
+    command = support.start("demo", sigint=signal.SIG_IGN)
+    try:
+        command.wait_for("invocation 1: claimed")
+        endpoint = command.lambda_endpoint
+        command.process.send_signal(signal.SIGINT)
+        code, out, err = command.finish(timeout=60)
+    finally:
+        command.stop()
+    assert code == 130 and err.strip() == "asynccfn: interrupted", (out, err)
+    assert support.workers_of(endpoint) == []

@@ -1,11 +1,11 @@
 """Hostile and malformed CloudFormation events, as hypothesis strategies.
 
-An event starts from the shared fixture and each field is kept, dropped, or replaced by
-something wrong: another JSON type, an empty or oversized value, odd Unicode (lone surrogates,
-NUL, bidirectional marks), deep nesting, huge properties, a ResponseURL aimed where no response
-may go. Extra fields are added; Data may be anything (the handler answers with it); the raw
-JSON may repeat keys, a decoy value first (the JSON parser keeps the last); the event may come
-inside Lambda's on-failure record (Lambda gave up on it: answer FAILED).
+An event starts from a fixture (tests/fixtures/cfn) and each field is kept, dropped, or
+replaced by something wrong: another JSON type, an empty or oversized value, odd Unicode (lone
+surrogates, NUL, bidirectional marks), deep nesting, huge properties, a ResponseURL aimed where
+no response may go. Extra fields are added; Data may be anything (the handler answers with it);
+the raw JSON may repeat keys, a decoy value first (the JSON parser keeps the last); the event
+may come inside Lambda's on-failure record (Lambda gave up on it: answer FAILED).
 
 Each :class:`Case` says what a correct runtime must do with it: answer the issued URL once
 (``deliverable``), FAILED when the event is malformed, or post nothing and log one line.

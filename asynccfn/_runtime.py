@@ -301,6 +301,7 @@ class Runtime(Endings):
             handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
+            errors=self.config.resource.error_types,
         )
         if isinstance(self.journal, JournalStore):
             lease = Lease(self.journal, op, self.config.lease, execution)

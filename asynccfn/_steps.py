@@ -18,7 +18,7 @@ import contextvars
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +32,7 @@ from ._errors import (
     StepInterrupted,
     WaitTimeout,
 )
-from ._journaled import aws_error_code, rebuild_error, to_json, type_name
+from ._journaled import aws_error_code, error_text, rebuild_error, to_json, type_name
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
 from .journal.size import STATE_CAP
@@ -76,6 +76,7 @@ class Execution:
     current: str | None = None  # the position live work is at (for stalled reasons)
     lease_held_until: float = math.inf  # loop time until which the lease is surely ours
     renew_lease: Callable[[], Awaitable[None]] | None = None  # renews it, or raises FenceLost
+    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
 
 
 class Executor:
@@ -407,7 +408,7 @@ class Executor:
         if self.x.to_replay <= 0:
             self.x.replaying = False
         if step.status == StepStatus.FAILED.value:
-            raise rebuild_error(step)
+            raise rebuild_error(step, self.x.errors)
         return json.loads(step.result) if step.result is not None else None
 
     def _take_state(self, step: StepEntry) -> None:
@@ -460,7 +461,7 @@ class Executor:
             status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
             attempt=attempt,
             error_type=type_name(exc),
-            error_message=str(exc)[:4000],
+            error_message=error_text(exc)[:4000],
             error_code=code,
             wake_at=retry_at,
             started_at=started,

@@ -224,7 +224,7 @@ def test_properties_do_not_alias_the_event() -> None:
 # --- malformed events ----------------------------------------------------------------------
 
 HAS_ECHO = True
-NO_ECHO = False
+NO_ECHO = False  # the identifiers are not valid: the echo comes from the URL's object key
 
 MALFORMED: list[tuple[str, dict[str, Any], str, bool]] = [
     ("create", {"RequestType": MISSING}, "RequestType is missing", HAS_ECHO),
@@ -281,11 +281,9 @@ def test_malformed_event_is_refused_with_a_clear_reason(
     assert type(error) is RequestError
     assert expected in error.reason
     assert error.args == (error.reason,)
-    if has_echo:
-        assert error.echo == parse(event(kind)).echo
-    else:
-        assert error.echo is None
-    # The URL passed the allow-list, so the runtime can still answer FAILED.
+    # The URL passed the allow-list, so the runtime can still answer FAILED, echoing valid
+    # identifiers as given and recovering the others from the URL's object key.
+    assert error.echo == parse(event(kind)).echo
     assert error.response_url == EVENTS[kind]["ResponseURL"]
 
 
@@ -302,7 +300,58 @@ def test_every_problem_is_named() -> None:
     assert "StackId is empty" in error.reason
     assert "RequestType must be one of" in error.reason
     assert "ResourceType must be" in error.reason
-    assert error.echo is None
+    assert error.echo == Echo(
+        stack_id=STACK_ID, request_id=EVENTS["update"]["RequestId"], logical_id="DemoBucket"
+    )
+
+
+# A URL of an allowed host whose object key is not StackId|LogicalResourceId|RequestId.
+PLAIN_URL = "https://responses.example.test/r?X-Amz-Signature=abc"
+PLAIN_HOSTS = frozenset({"responses.example.test"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"StackId": MISSING}, {"stack_id": ""}),
+        ({"StackId": ""}, {"stack_id": ""}),
+        ({"StackId": 5}, {"stack_id": ""}),
+        ({"RequestId": None, "LogicalResourceId": ["x"]}, {"request_id": "", "logical_id": ""}),
+        ({"LogicalResourceId": "L" * 300}, {"logical_id": "L" * 254}),  # JSON: with quotes
+        ({"RequestId": "a\ud800b"}, {"request_id": "a?b"}),
+        ({"StackId": "\x1b" * 400}, {"stack_id": "\x1b" * 170}),  # 6 bytes each as JSON
+    ],
+)
+def test_identifiers_a_url_key_cannot_give_are_echoed_as_the_event_has_them(
+    changes: dict[str, Any], expected: dict[str, str]
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse(event("create", ResponseURL=PLAIN_URL, **changes), PLAIN_HOSTS)
+    error = caught.value
+    assert error.response_url == PLAIN_URL
+    valid = {"stack_id": STACK_ID, "request_id": CREATE["RequestId"], "logical_id": "DemoBucket"}
+    assert error.echo == Echo(**{**valid, **expected})
+    body = json.loads(build_body(Response(status=Status.FAILED, physical_id="p"), error.echo))
+    assert body["Status"] == "FAILED"  # the echo always fits a body
+
+
+def test_every_identifier_is_recovered_from_a_path_style_url_key() -> None:
+    key = "arn%3Aaws%3Acloudformation%3Aeu-west-1%3A123456789012%3Astack/other/42%7CLogical%7Creq-9"
+    url = f"https://responses.example.test/bucket/{key}?X-Amz-Signature=abc"
+    raw = event("create", ResponseURL=url, StackId=MISSING, RequestId="", LogicalResourceId=7)
+    with pytest.raises(RequestError) as caught:
+        parse(raw, PLAIN_HOSTS)
+    assert caught.value.echo == Echo(
+        stack_id="arn:aws:cloudformation:eu-west-1:123456789012:stack/other/42",
+        logical_id="Logical",
+        request_id="req-9",
+    )
+
+
+def test_a_refused_url_recovers_nothing() -> None:
+    with pytest.raises(ResponseURLRefused) as caught:
+        parse(event("create", ResponseURL="ftp://x/y", StackId=MISSING))
+    assert caught.value.echo is None and caught.value.response_url is None
 
 
 @pytest.mark.parametrize("value", [1, 3600, 300, 90.5, "300", " 42 ", "12.5"])

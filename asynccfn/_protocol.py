@@ -44,6 +44,7 @@ from asynccfn._response import (
     failed_create_physical_id,
     is_failed_create_marker,
     mask_no_echo,
+    masked_body,
 )
 from asynccfn._response import MASK as MASK
 from asynccfn._response import TRUNCATION_MARKER as TRUNCATION_MARKER
@@ -74,6 +75,7 @@ __all__ = [
     "failure_physical_id",
     "is_failed_create_marker",
     "mask_no_echo",
+    "masked_body",
     "parse_request",
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -26,6 +27,7 @@ from protocol_events import (
 from asynccfn._errors import RequestError, ResponseURLRefused
 from asynccfn._protocol import (
     FAILED_CREATE_MARKER_PREFIX,
+    MASK,
     MAX_BODY_BYTES,
     MAX_PHYSICAL_ID_BYTES,
     TRUNCATION_MARKER,
@@ -42,6 +44,7 @@ from asynccfn._protocol import (
     failure_physical_id,
     is_failed_create_marker,
     mask_no_echo,
+    masked_body,
     parse_request,
 )
 
@@ -925,3 +928,28 @@ def test_arbitrary_urls_are_checked_or_refused(url: str, host: str) -> None:
         else:
             assert checked is candidate
         assert "/" not in describe_url(candidate).split("://", 1)[-1]
+
+
+def test_noecho_data_never_shows_in_the_reason() -> None:
+    secret = "hunter2-hunter2-hunter2"
+    response = Response(
+        status=Status.FAILED,
+        physical_id="p",
+        reason=f"could not rotate {secret} (was {{'Password': {secret!r}}})",
+        data={"Password": secret},
+        no_echo=True,
+    )
+    body = decoded(build_body(response, ECHO))
+    assert secret not in body["Reason"] and "could not rotate ****" in body["Reason"]
+    shown = decoded(build_body(dataclasses.replace(response, no_echo=False), ECHO))
+    assert secret in shown["Reason"]  # without NoEcho the handler's reason stands as given
+
+
+def test_masked_body_masks_noecho_data_only() -> None:
+    secret_body = build_body(
+        Response(status=Status.SUCCESS, physical_id="p", data={"K": "v1"}, no_echo=True), ECHO
+    )
+    masked = json.loads(masked_body(secret_body) or "{}")
+    assert masked == {**json.loads(secret_body), "Data": {"K": MASK}}
+    plain = build_body(Response(status=Status.SUCCESS, physical_id="p", data={"K": "v"}), ECHO)
+    assert masked_body(plain) is None and masked_body(b"not json") is None

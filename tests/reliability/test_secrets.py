@@ -8,6 +8,7 @@ where no response may go, each refused with a reason that names the host at most
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import traceback
@@ -100,12 +101,21 @@ def test_no_secret_in_logs_cli_output_or_journal_items(
 
     view = json.dumps(rel.detail(kept).to_json())
     assert secret not in view and "****" in view
-    # The journal keeps the URL's digest, never the URL: the outbox holds the response body
-    # (NoEcho Data included, so that a re-post sends the same bytes), not where it goes.
+    # The journal keeps the URL's digest, never the URL; the outbox held the whole body until
+    # it was posted (a re-post sends the same bytes), and keeps it NoEcho-masked since, with
+    # the digest of what was sent.
     stored = raw_items(rel.dynamodb, rel.journal_table)
     for sent in (kept, failed):
         for part in (sent.url.url, sent.url.url.split("X-Amz-Signature=")[1]):
             assert part not in stored
+    assert secret not in stored
+    assert (
+        shown["operation"]["response"]["digest"] == hashlib.sha256(kept.url.stored()[0]).hexdigest()
+    )
+    # CloudFormation alone reads NoEcho Data: every other field of each response is scanned
+    bodies = [json.loads(body) for sent in (kept, failed) for body in sent.url.stored()]
+    assert SECRETS.found_in(json.dumps({**b, "Data": None}) for b in bodies) == []
+    assert SECRETS.found_in([stored]) == []
 
 
 FORGED = [

@@ -1,5 +1,6 @@
 """What ``ctx.call`` learns from botocore's service model: idempotency tokens to derive,
-sensitive members to keep out of the journal, and which errors are transient."""
+sensitive members to keep out of the journal and out of error text, and which errors are
+transient."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import base64
 import datetime
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from ._redact import Redactor
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -51,23 +54,47 @@ def is_transient_aws_error(exc: BaseException) -> bool:
 class PreparedCall:
     request: Mapping[str, Any]
     output_shape: Any  # botocore Shape of the response, or None
+    redactor: Redactor = field(default_factory=Redactor)  # masks sensitive values in errors
 
 
 def prepare_call(
     method: Callable[..., Any], request: Mapping[str, Any], *, seed: str
 ) -> PreparedCall:
     """Fill the operation's ``idempotencyToken`` members the caller left out with values
-    derived from ``seed`` (operation and step position), so re-runs reuse them."""
+    derived from ``seed`` (operation and step position), so re-runs reuse them, and learn
+    the values of its ``sensitive`` members (at any depth) for the call's error text."""
     operation = _operation_model(method)
     if operation is None:
         return PreparedCall(request=dict(request), output_shape=None)
     filled = dict(request)
     input_shape = operation.input_shape
+    secrets: list[Any] = []
     if input_shape is not None:
         for name, member in input_shape.members.items():
             if member.metadata.get("idempotencyToken") and name not in filled:
                 filled[name] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asynccfn:{seed}:{name}"))
-    return PreparedCall(request=filled, output_shape=operation.output_shape)
+        _sensitive_values(filled, input_shape, secrets)
+    return PreparedCall(
+        request=filled, output_shape=operation.output_shape, redactor=Redactor(secrets)
+    )
+
+
+def _sensitive_values(value: Any, shape: Any, found: list[Any]) -> None:
+    """Collect the parts of a request that sit where the model marks a shape ``sensitive``,
+    whatever their type (a dict given where a secret string was meant is a secret too)."""
+    if shape is None:
+        return
+    if shape.metadata.get("sensitive"):
+        found.append(value)
+        return
+    if isinstance(value, Mapping):
+        members = getattr(shape, "members", None)
+        value_shape = getattr(shape, "value", None)
+        for key, item in value.items():
+            _sensitive_values(item, members.get(key) if members else value_shape, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _sensitive_values(item, getattr(shape, "member", None), found)
 
 
 def call_encoder(prepared: PreparedCall, *, redact: bool = True) -> Callable[[Any], Any]:

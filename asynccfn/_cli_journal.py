@@ -24,6 +24,8 @@ from .cli import (
     group_help,
     human_duration,
     open_journal,
+    printable_fields,
+    printable_json,
 )
 from .journal.models import OperationStatus, StepKind, StepStatus
 
@@ -139,6 +141,7 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
     if not page.operations:
         console.note(f"no operations match in {journal.where}")
         return EXIT_OK
+    page = printable_fields(page)
     now = _now()
     rows = [
         [
@@ -178,6 +181,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         console.print(_dumps(detail.to_json()))
         return EXIT_OK
+    detail = printable_fields(detail)
     now = _now()
     for line in header_lines(detail.operation, console, now):
         console.print(line)
@@ -274,6 +278,8 @@ def response_lines(response: ResponseRecord, console: Console) -> list[str]:
     if response.data:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in response.data.items())
         lines.append(f"  Data         {shown}" + ("  (NoEcho)" if response.no_echo else ""))
+    if response.digest:
+        lines.append(console.paint(f"  SHA-256      {response.digest}", Tone.DIM))
     return lines
 
 
@@ -418,7 +424,7 @@ def run_tail(args: argparse.Namespace, console: Console) -> int:
     said: str | None = None
     first = True
     while True:
-        detail = journal.get_operation(op_id)
+        detail = printable_fields(journal.get_operation(op_id))
         now = _now()
         if first:
             for line in header_lines(detail.operation, console, now)[:4]:
@@ -543,4 +549,4 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _dumps(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    return printable_json(document)

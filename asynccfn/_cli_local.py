@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_journal import header_lines, timeline
 from ._protocol import RequestType, mask_no_echo
-from .cli import EXIT_OK, EXIT_UNSUCCESSFUL, Console, Tone, human_duration
+from .cli import (
+    EXIT_OK,
+    EXIT_UNSUCCESSFUL,
+    Console,
+    Tone,
+    human_duration,
+    printable,
+    printable_fields,
+    printable_json,
+)
 
 if TYPE_CHECKING:
     from .journal.query import OperationDetail
@@ -343,6 +352,7 @@ class ProgressPrinter:
             c.print(f"  physical id  {event['PhysicalResourceId']}")
 
     def journal(self, detail: OperationDetail) -> None:
+        detail = printable_fields(detail)
         op_id = detail.operation.op_id
         for entry in timeline(detail):
             key = (op_id, *entry.key)
@@ -406,7 +416,7 @@ class ProgressPrinter:
             + ", ".join(parts)
         )
         if run.reason and not run.ok:
-            c.print("  " + c.paint(_LOG_STREAM.sub("", run.reason), Tone.BAD))
+            c.print("  " + c.paint(printable(_LOG_STREAM.sub("", run.reason)), Tone.BAD))
 
 
 def print_summary(runs: Sequence[OperationRun], console: Console) -> None:
@@ -423,10 +433,11 @@ def print_summary(runs: Sequence[OperationRun], console: Console) -> None:
         console.print(console.paint("Response", Tone.BOLD))
         for line in _dumps(_shown_response(run.response)).splitlines():
             console.print(f"  {line}")
-        for line in header_lines(run.journal.operation, console, now):
+        shown = printable_fields(run.journal)
+        for line in header_lines(shown.operation, console, now):
             console.print(line)
         console.print(console.paint("Timeline (UTC)", Tone.BOLD))
-        for entry in timeline(run.journal):
+        for entry in timeline(shown):
             for line in entry.render(console):
                 console.print(line)
         replay = run.replay
@@ -575,4 +586,4 @@ def _short(value: Any, limit: int = 100) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return printable_json(value)

@@ -134,9 +134,11 @@ class Context:
 
         Throttling and 5xx are retried over two minutes with durable delays. Members the
         service model marks ``sensitive`` are not journaled: the live call returns them,
-        replay returns None in their place. ``idempotencyToken`` members are derived from the
-        operation and the step's position, so a re-run after a crash cannot create a second
-        resource.
+        replay returns None in their place. The values of the request's ``sensitive``
+        members never appear in the error the call raises (botocore's ParamValidationError
+        names the parameter only), so neither in the FAILED reason, the journal nor a log.
+        ``idempotencyToken`` members are derived from the operation and the step's position,
+        so a re-run after a crash cannot create a second resource.
 
         Raises:
             botocore's ClientError (rebuilt from the journal on replay), and as :meth:`step`.
@@ -150,7 +152,15 @@ class Context:
         prepared = prepare_call(method, request, seed=seed)
 
         async def body() -> Any:
-            return await method(**prepared.request)
+            try:
+                return await method(**prepared.request)
+            except Exception as exc:
+                masked = prepared.redactor.error(exc)
+                if masked is exc:
+                    raise
+            # Raised outside the except block and from None, so that no traceback or chain
+            # can print the original, whose message may repeat a sensitive value.
+            raise masked from None
 
         return await self._executor.step(
             StepKind.CALL,

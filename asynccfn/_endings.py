@@ -35,6 +35,7 @@ from ._protocol import (
     build_body,
     failed_create_physical_id,
     failure_physical_id,
+    masked_body,
 )
 from ._responder import DeliveryPolicy
 from .journal.models import OperationEntry, OperationStatus, operation_id
@@ -149,14 +150,16 @@ class Endings:
             await self.responder.put(request.response_url, body, deadline=deadlines.hard)
         except (UndeliverableResponse, ResponseURLRefused) as exc:
             log.error("response undeliverable: %s", exc)
-            await self.journal.mark_posted(op_id, request.attempt_digest, undeliverable=str(exc))
+            await self.journal.mark_posted(
+                op_id, request.attempt_digest, undeliverable=str(exc), kept=masked_body(body)
+            )
             return
         except DeliveryError as exc:
             log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
             raise
         if _faults.ACTIVE:
             _faults.crash_point("after-response-put")
-        await self.journal.mark_posted(op_id, request.attempt_digest)
+        await self.journal.mark_posted(op_id, request.attempt_digest, kept=masked_body(body))
         if _faults.ACTIVE:
             _faults.crash_point("after-response-marked")
         log.info("response posted")

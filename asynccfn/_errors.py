@@ -10,7 +10,8 @@
     │   ├── NonDeterminismError   replay found another step at a journaled position
     │   ├── ConcurrentStepError   two steps started at once in one scope (use ctx.parallel)
     │   ├── PayloadTooLarge       a step result or the EventState exceeds the journal's cap
-    │   └── OperationTimeout      the operation's deadline passed
+    │   ├── OperationTimeout      the operation's deadline passed
+    │   └── StepFailed            a journaled error of a type that is not rebuilt (its name)
     ├── RequestError              the event is not a valid custom-resource request
     │   └── ResponseURLRefused    the ResponseURL is absent, malformed or not allowed
     ├── DeliveryError             the response PUT did not succeed (transient: Lambda retries)
@@ -74,6 +75,26 @@ class PayloadTooLarge(Failed):
 
 class OperationTimeout(Failed):
     """The operation's deadline passed before the handler finished."""
+
+
+class StepFailed(Failed):
+    """A step's journaled error whose type is not rebuilt on replay.
+
+    Replay rebuilds only built-in exceptions, botocore's ClientError, asynccfn's own errors
+    and the types registered with ``Resource(errors=[...])``: the journal names the type, and
+    importing a module the journal names would run whatever that module runs. Any other type
+    comes back as this, carrying the journaled ``type_name`` (``module:QualName``) and
+    ``message``; its reason reads ``QualName: message``.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        qualname = type_name.rpartition(":")[2] or type_name
+        super().__init__(f"{qualname}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[StepFailed], tuple[str, str]]:
+        return type(self), (self.type_name, self.message)
 
 
 class RequestError(AsyncCfnError):

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
+import builtins
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Failed
+from . import _errors
+from ._errors import Failed, StepFailed
 
 if TYPE_CHECKING:
     from .journal.models import StepEntry
+
+# asynccfn's own errors, by the name a journal item gives them (built once, never imported
+# from journal text).
+_OWN_ERRORS: dict[str, type[Exception]] = {
+    f"{obj.__module__}:{obj.__qualname__}": obj
+    for obj in vars(_errors).values()
+    if isinstance(obj, type) and issubclass(obj, Exception) and obj is not StepFailed
+}
 
 
 def to_json(value: Any, *, what: str) -> str:
@@ -20,8 +30,17 @@ def to_json(value: Any, *, what: str) -> str:
 
 
 def type_name(exc: BaseException) -> str:
+    """The ``module:QualName`` a journal item names ``exc``'s type by (a StepFailed keeps
+    the name of the type it stands for, so that it replays as itself)."""
+    if isinstance(exc, StepFailed):
+        return exc.type_name
     cls = type(exc)
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def error_text(exc: BaseException) -> str:
+    """The message a journal item records for ``exc`` (a StepFailed's own message)."""
+    return exc.message if isinstance(exc, StepFailed) else str(exc)
 
 
 def aws_error_code(exc: BaseException) -> str | None:
@@ -32,9 +51,15 @@ def aws_error_code(exc: BaseException) -> str | None:
     return None
 
 
-def rebuild_error(step: StepEntry) -> BaseException:
-    """The journaled failure as the same type and message, where the type can be rebuilt."""
-    type_name = step.error_type or "builtins:Exception"
+def rebuild_error(
+    step: StepEntry, registered: Mapping[str, type[Exception]] | None = None
+) -> Exception:
+    """The journaled failure as the same type and message, where the type may be rebuilt:
+    a built-in exception, botocore's ClientError (by its error code), asynccfn's own errors
+    and the types in ``registered`` (by ``module:QualName``, from ``Resource(errors=...)``).
+    Anything else, and a type whose constructor refuses the message, comes back as
+    :class:`StepFailed`. No module is imported: the journal's text chooses nothing to run."""
+    name = step.error_type or "builtins:Exception"
     message = step.error_message or ""
     if step.error_code is not None:
         from botocore.exceptions import ClientError
@@ -43,13 +68,20 @@ def rebuild_error(step: StepEntry) -> BaseException:
             {"Error": {"Code": step.error_code, "Message": message}},
             step.name.split(":")[-1],
         )
-    module_name, _, qualname = type_name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        if isinstance(obj, type) and issubclass(obj, Exception):
-            return obj(message)
-    except Exception:
-        pass
-    return Failed(f"{qualname or type_name}: {message}")
+    cls = _rebuildable(name, registered or {})
+    if cls is not None:
+        try:
+            return cls(message)
+        except Exception:  # a constructor that wants more than a message
+            pass
+    return StepFailed(name, message)
+
+
+def _rebuildable(name: str, registered: Mapping[str, type[Exception]]) -> type[Exception] | None:
+    module, _, qualname = name.partition(":")
+    if module == "builtins":
+        found = vars(builtins).get(qualname)
+        if isinstance(found, type) and issubclass(found, Exception):
+            return found
+        return None
+    return _OWN_ERRORS.get(name) or registered.get(name)

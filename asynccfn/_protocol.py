@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from asynccfn._errors import RequestError, ResponseURLRefused
 from asynccfn._json_values import (
@@ -43,6 +44,7 @@ from asynccfn._response import (
     failed_create_physical_id,
     is_failed_create_marker,
     mask_no_echo,
+    masked_body,
 )
 from asynccfn._response import MASK as MASK
 from asynccfn._response import TRUNCATION_MARKER as TRUNCATION_MARKER
@@ -74,6 +76,7 @@ __all__ = [
     "failure_physical_id",
     "is_failed_create_marker",
     "mask_no_echo",
+    "masked_body",
     "parse_request",
 ]
 
@@ -91,6 +94,13 @@ _MAX_SERVICE_TIMEOUT = 3600
 _GENERIC_RESOURCE_TYPE = "AWS::CloudFormation::CustomResource"
 _RESOURCE_TYPE = re.compile(r"Custom::[A-Za-z0-9_@:-]+")
 _DECIMAL = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*")
+# A CloudFormation ResponseURL's object key, decoded: StackId|LogicalResourceId|RequestId.
+_URL_KEY = re.compile(r"(?:^|/)(arn:[^|]*:stack/[^|]+)\|([^|/]+)\|([^|/]+)$")
+_IDENTIFIERS = (
+    ("StackId", _MAX_STACK_ID_BYTES),
+    ("LogicalResourceId", _MAX_LOGICAL_ID_BYTES),
+    ("RequestId", _MAX_REQUEST_ID_BYTES),
+)
 
 
 class RequestType(enum.Enum):
@@ -161,8 +171,11 @@ def parse_request(event: object, *, allowed_hosts: frozenset[str]) -> Request:
     Raises:
         ResponseURLRefused: ResponseURL is absent, malformed or not allowed (``echo`` is set
             when the identifiers are valid; ``response_url`` is None).
-        RequestError: any other field is invalid; ``echo`` and ``response_url`` are set when
-            those parts are valid, so a FAILED response can still be posted.
+        RequestError: any other field is invalid; ``response_url`` is set when it passed the
+            allow-list, and then ``echo`` always is, so a FAILED response can be posted:
+            identifiers that are missing, empty or invalid are taken from the URL's object key
+            (``StackId|LogicalResourceId|RequestId``), or echoed as the event has them (see
+            ``_recovered_echo``).
     """
     if not isinstance(event, Mapping):
         raise RequestError(f"the event must be a JSON object; got {_json_type(event)}")
@@ -185,6 +198,10 @@ def parse_request(event: object, *, allowed_hosts: frozenset[str]) -> Request:
         )
     except ResponseURLRefused as exc:
         url_problem = exc.reason
+    if echo is None and response_url is not None:
+        # The URL can take an answer: CloudFormation fails an invalid one at once, and
+        # waits an hour for none.
+        echo = _recovered_echo(event, response_url)
 
     request_type = _request_type(event, problems)
     resource_type = _resource_type(event, problems)
@@ -248,6 +265,47 @@ def _identifier(event: Mapping[Any, Any], name: str, limit: int, problems: list[
         problems.append(f"{name} is too long ({size} bytes as JSON; the limit is {limit})")
         return None
     return value
+
+
+def _recovered_echo(event: Mapping[Any, Any], response_url: str) -> Echo:
+    """The identifiers a FAILED answer to a malformed event echoes: each valid one as given,
+    the others from the ResponseURL's object key when it has CloudFormation's shape, else
+    the event's string as given (as valid text, cut to the limit) or empty."""
+    from_key = _url_key_identifiers(response_url)
+    echoed = []
+    for index, (name, limit) in enumerate(_IDENTIFIERS):
+        value = _identifier(event, name, limit, [])
+        if value is None and from_key is not None:
+            value = _echoable(from_key[index], limit)
+        if value is None:
+            given = event.get(name)
+            value = _echoable(given, limit) if isinstance(given, str) else ""
+        echoed.append(value)
+    stack_id, logical_id, request_id = echoed
+    return Echo(stack_id=stack_id, logical_id=logical_id, request_id=request_id)
+
+
+def _url_key_identifiers(response_url: str) -> tuple[str, str, str] | None:
+    """(StackId, LogicalResourceId, RequestId) from a CloudFormation ResponseURL's object key
+    (``/arn%3Aaws%3Acloudformation%3A...%3Astack/NAME/ID%7CLogicalId%7CRequestId``, after the
+    bucket in a path-style URL), or None when the key has another shape."""
+    try:
+        path = unquote(urlsplit(response_url).path, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    match = _URL_KEY.search(path)
+    if match is None:
+        return None
+    return match[1], match[2], match[3]
+
+
+def _echoable(value: str, limit: int) -> str:
+    """``value`` as text a response can carry: lone surrogates replaced, at most ``limit``
+    bytes as JSON."""
+    text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
+    while (_json_size(text) or 0) > limit:
+        text = text[:-1]
+    return text
 
 
 def _request_type(event: Mapping[Any, Any], problems: list[str]) -> RequestType | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ConfigurationError
@@ -23,13 +24,24 @@ class Resource:
 
     ``resource_type`` (e.g. ``"Custom::Bucket"``), when given, is checked against each request's
     ResourceType so a function serving several types cannot run the wrong handlers.
+
+    ``errors`` lists the handler's own exception types that a journaled step failure may be
+    rebuilt as on replay (built-in exceptions, botocore's ClientError and asynccfn's errors
+    always are); a failure of any other type replays as :class:`asynccfn.StepFailed`.
+
+    Raises:
+        ConfigurationError: an entry of ``errors`` is not an Exception subclass.
     """
 
-    __slots__ = ("_handlers", "resource_type")
+    __slots__ = ("_handlers", "error_types", "resource_type")
 
-    def __init__(self, resource_type: str | None = None) -> None:
+    def __init__(
+        self, resource_type: str | None = None, *, errors: Iterable[type[Exception]] = ()
+    ) -> None:
         self.resource_type = resource_type
         self._handlers: dict[RequestType, Handler] = {}
+        self.error_types: Mapping[str, type[Exception]] = MappingProxyType(_error_types(errors))
+        """The registered error types by the ``module:QualName`` a journal item names."""
 
     def __repr__(self) -> str:
         kinds = ", ".join(t.value for t in self._handlers)
@@ -65,3 +77,18 @@ class Resource:
     def handler_for(self, request_type: RequestType) -> Handler | None:
         """The registered handler, or None when the resource has none for this type."""
         return self._handlers.get(request_type)
+
+
+def _error_types(errors: Iterable[type[Exception]]) -> dict[str, type[Exception]]:
+    if isinstance(errors, type | str):  # one type (or a name) where a list was meant
+        raise ConfigurationError(
+            f"Resource(errors=...) takes a list of exception types, got {errors!r}"
+        )
+    types: dict[str, type[Exception]] = {}
+    for cls in errors:
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise ConfigurationError(
+                f"Resource(errors=...) takes Exception subclasses, got {cls!r}"
+            )
+        types[f"{cls.__module__}:{cls.__qualname__}"] = cls
+    return types

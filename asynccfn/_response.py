@@ -35,6 +35,7 @@ __all__ = [
     "failed_create_physical_id",
     "is_failed_create_marker",
     "mask_no_echo",
+    "masked_body",
 ]
 
 MAX_BODY_BYTES = 4096
@@ -105,6 +106,7 @@ def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     - PhysicalResourceId empty, over MAX_PHYSICAL_ID_BYTES or not valid text: FAILED saying
       so, reporting ``fallback_physical_id`` (the runtime passes ``failure_physical_id``),
       or the failed-create marker when that is absent or unusable too.
+    - NoEcho: no value of Data appears in the Reason (masked).
 
     Data keys are sorted, so the same response always gives the same bytes: the outbox can
     re-post a recorded response byte for byte.
@@ -138,6 +140,12 @@ def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         data = None
     if status is Status.FAILED and not reason:
         reason = "the handler failed without giving a reason"
+    if reason and response.no_echo and response.data is not None:
+        # NoEcho Data is for Fn::GetAtt alone: never in a Reason the console, the journal
+        # and the logs show (the one redaction point; it imports this module, hence here).
+        from asynccfn._redact import Redactor
+
+        reason = Redactor([response.data]).text(reason)
 
     def encode(reason: str | None, data: Mapping[str, Any] | None) -> bytes:
         return _encode(status, reason, physical_id, echo, response.no_echo, data)
@@ -295,3 +303,20 @@ def is_failed_create_marker(physical_id: str | None) -> bool:
 def mask_no_echo(data: Mapping[str, Any]) -> dict[str, str]:
     """``data`` with every value replaced by a mask, for logs and journal views."""
     return {str(key): MASK for key in data}
+
+
+def masked_body(body: bytes | str) -> str | None:
+    """A response body as the journal keeps it once posted: Data values masked when the body
+    says NoEcho, else None (the body is kept as sent). Raises nothing."""
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("NoEcho") is not True:
+        return None
+    data = fields.get("Data")
+    if isinstance(data, Mapping):
+        fields["Data"] = mask_no_echo(data)
+    elif data is not None:
+        fields["Data"] = MASK
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))

@@ -69,6 +69,7 @@ from ._tasks import discard
 from ._threads import busy_threads
 from .journal.models import (
     OperationEntry,
+    op_id_of,
     OperationStatus,
     StepEntry,
     StepStatus,
@@ -371,6 +372,7 @@ class Runtime(Endings):
             recorded_physical_id=op.physical_id or request.physical_id,
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
+            errors=self.config.resource.error_types,
         )
         if isinstance(self.journal, JournalStore):
             execution.lease = Lease(
@@ -398,6 +400,7 @@ class Runtime(Endings):
             # The journal, not the handler, failed (invariant 1): no FAILED answer; Lambda's
             # retry continues the operation from what was recorded.
             log.error("the journal failed, Lambda's retry will continue: %s", outcome)
+            await self._release(op, deadlines)
             raise outcome
         if isinstance(outcome, Continued):
             # The handler invoked the function again itself, its state in the payload (the
@@ -422,6 +425,15 @@ class Runtime(Endings):
             deadlines,
             OperationStatus.SUCCEEDED,
         )
+
+    async def _release(self, op: OperationEntry, deadlines: Deadlines) -> None:
+        """Best effort: give the lease up before failing, so that Lambda's retry (which carries
+        this invocation's request id) need not wait for it to run out."""
+        try:
+            async with asyncio.timeout_at(deadlines.hard):
+                await self.journal.release_lease(op_id_of(op), op.fence)
+        except (JournalError, TimeoutError) as exc:
+            log.info("the lease stays until it runs out: %s", exc)
 
     def _handler_for(self, request: Request) -> Handler:
         resource = self.config.resource

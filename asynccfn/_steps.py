@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +32,7 @@ from ._errors import (
     StepInterrupted,
     WaitTimeout,
 )
-from ._journaled import aws_error_code, rebuild_error, to_json, type_name
+from ._journaled import aws_error_code, error_text, rebuild_error, to_json, type_name
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
 from .journal.size import STATE_CAP
@@ -80,6 +80,7 @@ class Execution:
     lease: Lease | None = None  # the operation's lease, in a durable journal
     physical_id: str | None = None  # ctx.physical_id, journaled before live work when changed
     recorded_physical_id: str | None = None
+    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
 
 
 class Executor:
@@ -503,7 +504,7 @@ class Executor:
         if self.x.to_replay <= 0:
             self.x.replaying = False
         if step.status == StepStatus.FAILED.value:
-            raise rebuild_error(step)
+            raise rebuild_error(step, self.x.errors)
         return json.loads(step.result) if step.result is not None else None
 
     def _take_state(self, step: StepEntry) -> None:
@@ -556,7 +557,7 @@ class Executor:
             status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
             attempt=attempt,
             error_type=type_name(exc),
-            error_message=str(exc)[:4000],
+            error_message=error_text(exc)[:4000],
             error_code=code,
             wake_at=retry_at,
             started_at=started,

@@ -19,13 +19,16 @@ Exit codes: 0 done, 1 error, 2 usage, 3 ``journal tail`` saw the operation end u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import importlib
+import json
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ._errors import AsyncCfnError
 
@@ -60,6 +63,60 @@ class CliError(Exception):
 
 
 # -- output ---------------------------------------------------------------------------------
+
+# What a terminal acts on instead of showing: C0 controls, DEL, C1 controls (0x9b is a CSI of
+# its own), and the bidirectional controls that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_CONTROL_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# The only escape sequences the CLI writes itself: Console.paint's colours.
+_PAINTED = re.compile("(\x1b\\[[0-9]{1,2}m)")
+
+T = TypeVar("T")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` safe to print: every control character escaped as a terminal cannot act on
+    it (``\\n``, ``\\x1b``, ``\\u202e``), so that text from the journal (an error message
+    built from a property, an event's identifiers) cannot clear the screen, set the window
+    title or reorder a line. The one helper for it; raises nothing."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable_json(document: Any) -> str:
+    """``document`` as indented JSON whose strings hold no control character a terminal acts
+    on: JSON escapes C0 itself, and C1 and bidirectional controls are escaped here too (as
+    ``\\u0080``, still JSON). Raises TypeError/ValueError as ``json.dumps``."""
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    return _CONTROL_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def printable_fields(record: T) -> T:
+    """A copy of a journal record (a frozen dataclass, or a tuple, list or mapping of them)
+    with :func:`printable` applied to every string it holds, for the text views."""
+    value: Any = record
+    if isinstance(value, str):
+        return printable(value)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: printable_fields(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)  # type: ignore[return-value]
+    if isinstance(value, tuple | list):
+        return type(value)(printable_fields(item) for item in value)  # type: ignore[return-value]
+    if isinstance(value, Mapping):
+        return {printable_fields(k): printable_fields(v) for k, v in value.items()}  # type: ignore[return-value]
+    return record
 
 
 class Tone(enum.Enum):
@@ -105,16 +162,19 @@ class Console:
         return cls(out=out, err=err, color=color)
 
     def paint(self, text: str, tone: Tone | None) -> str:
+        text = printable(text, keep_newlines=True)  # the only escapes are the colour's own
         if not self.color or tone is None or not text:
             return text
         return f"\x1b[{tone.value}m{text}\x1b[0m"
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """Write a line; a control character in it is escaped (see :func:`printable`), the
+        colours of :meth:`paint` aside."""
+        print(_safe(text), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        """A remark for the person, not the output (stderr)."""
-        print(text, file=self.err, flush=True)
+        """A remark for the person, not the output (stderr); escaped as :meth:`print`."""
+        print(_safe(text), file=self.err, flush=True)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
         """Aligned columns; a cell is text, or (text, tone). Numbers align right."""
@@ -141,6 +201,16 @@ class Console:
 
 
 Cell = str | tuple[str, "Tone | None"]
+
+
+def _safe(text: str) -> str:
+    """``text`` with its control characters escaped, the colour sequences paint wrote kept
+    (the journal's own text was escaped before it was painted)."""
+    parts = _PAINTED.split(text)
+    return "".join(
+        part if index % 2 else printable(part, keep_newlines=True)
+        for index, part in enumerate(parts)
+    )
 
 
 def _cell_text(cell: Cell) -> str:

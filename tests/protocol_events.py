@@ -116,7 +116,10 @@ def event(kind: str = "create", **changes: object) -> dict[str, Any]:
     if (
         "ResponseURL" not in changes
         and any(key in changes for key in _IDENTIFIERS)
-        and all(isinstance(value, str) and value for value in identifiers)
+        and all(
+            isinstance(value, str) and 0 < len(value) <= limit
+            for value, limit in zip(identifiers, (1024, 256, 256), strict=True)
+        )
     ):
         result["ResponseURL"] = rekeyed(result["ResponseURL"], *identifiers)
     return result

@@ -684,3 +684,75 @@ def test_status_choices_cover_every_operation_status(run: Any) -> None:
     ran = run("journal", "list", "--help")
     for status in OperationStatus:
         assert status.value.lower() in ran.out
+
+
+# What a crafted property or identifier could do to the operator's terminal: clear the screen,
+# set the window title (OSC ... BEL), a C1 CSI, reorder the line.
+HOSTILE = "wipe\x1b[2J\x1b[H-title\x1b]0;pwned\x07-c1\x9b31m-rtl\u202e-end\nsecond line"
+ESCAPED = "wipe\\x1b[2J\\x1b[H-title\\x1b]0;pwned\\x07-c1\\x9b31m-rtl\\u202e-end\\nsecond line"
+
+
+def test_every_view_escapes_control_characters_from_the_journal(
+    run: Any,
+    dynamodb_endpoint: str,
+    moto_endpoint: str,
+    presigned_response_url: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
+    table = create_journal_table(dynamodb_endpoint)
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        def refuse(name: str) -> None:
+            raise ValueError(f"bad name {name}")  # an error message built from a property
+
+        await ctx.step(f"check {request.properties['Name']}", refuse, request.properties["Name"])
+        raise AssertionError("unreachable")
+
+    url, read = presigned_response_url()
+    event = event_for("create", url, Name=HOSTILE)
+    event["LogicalResourceId"] = f"Demo{HOSTILE}"
+    handler = asynccfn.lambda_entry(resource, journal=table)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext())
+    assert HOSTILE in json.loads(read() or b"{}")["Reason"]
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    at = ["--table", table, "--region", "us-east-1", "--endpoint-url", dynamodb_endpoint]
+    outputs = {}
+    for argv in (
+        ["journal", "list"],
+        ["journal", "list", "--json"],
+        ["journal", "show", op_id],
+        ["journal", "show", op_id, "--json"],
+        ["journal", "tail", op_id],
+        ["--color", "always", "journal", "show", op_id],
+    ):
+        ran = run(*argv, *at)
+        assert ran.code in (0, 3), (argv, ran.err)
+        outputs[" ".join(argv)] = ran.out + ran.err
+    for argv, text in outputs.items():
+        for char in ("\x07", "\x9b", "\u202e", "\x1b]", "\x1b[2J", "\x1b[H"):
+            assert char not in text, (argv, char)
+        if "--json" not in argv:
+            assert ESCAPED in text or f"Demo{ESCAPED}" in text, argv
+            assert "second line" not in text.replace("\\nsecond line", ""), argv
+    show = outputs[f"journal show {op_id}"]
+    assert f"bad name {ESCAPED}" in show and f"Demo{ESCAPED}" in show
+    assert f"Demo{ESCAPED}"[:30] in outputs["journal list"]
+    shown = json.loads(outputs[f"journal show {op_id} --json"])
+    assert shown["operation"]["logical_id"] == f"Demo{HOSTILE}"  # JSON escapes, not mangles
+    assert "\\u001b[2J" in outputs[f"journal show {op_id} --json"]
+    assert "\\u009b" in outputs["journal list --json"]
+    coloured = outputs[f"--color always journal show {op_id}"]
+    assert ANSI.search(coloured) and ESCAPED in coloured  # the CLI's colours stay
+
+
+def test_printable_escapes_what_a_terminal_would_act_on() -> None:
+    assert cli.printable(HOSTILE) == ESCAPED
+    assert cli.printable("tab\there", keep_newlines=True) == "tab\\there"
+    assert cli.printable("two\nlines", keep_newlines=True) == "two\nlines"
+    assert cli.printable("naïve 汉字 \U0001f4a5") == "naïve 汉字 \U0001f4a5"
+    assert json.loads(cli.printable_json({"k": HOSTILE})) == {"k": HOSTILE}

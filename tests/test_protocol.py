@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -26,6 +27,7 @@ from protocol_events import (
 from asynccfn._errors import RequestError, ResponseURLRefused
 from asynccfn._protocol import (
     FAILED_CREATE_MARKER_PREFIX,
+    MASK,
     MAX_BODY_BYTES,
     MAX_PHYSICAL_ID_BYTES,
     TRUNCATION_MARKER,
@@ -42,6 +44,7 @@ from asynccfn._protocol import (
     failure_physical_id,
     is_failed_create_marker,
     mask_no_echo,
+    masked_body,
     parse_request,
 )
 
@@ -224,7 +227,7 @@ def test_properties_do_not_alias_the_event() -> None:
 # --- malformed events ----------------------------------------------------------------------
 
 HAS_ECHO = True
-NO_ECHO = False
+NO_ECHO = False  # the identifiers are not valid: the echo comes from the URL's object key
 
 MALFORMED: list[tuple[str, dict[str, Any], str, bool]] = [
     ("create", {"RequestType": MISSING}, "RequestType is missing", HAS_ECHO),
@@ -282,11 +285,9 @@ def test_malformed_event_is_refused_with_a_clear_reason(
     assert type(error) is RequestError
     assert expected in error.reason
     assert error.args == (error.reason,)
-    if has_echo:
-        assert error.echo == parse(event(kind)).echo
-    else:
-        assert error.echo is None
-    # The URL passed the allow-list, so the runtime can still answer FAILED.
+    # The URL passed the allow-list, so the runtime can still answer FAILED, echoing valid
+    # identifiers as given and recovering the others from the URL's object key.
+    assert error.echo == parse(event(kind)).echo
     assert error.response_url == raw["ResponseURL"]
 
 
@@ -303,7 +304,58 @@ def test_every_problem_is_named() -> None:
     assert "StackId is empty" in error.reason
     assert "RequestType must be one of" in error.reason
     assert "ResourceType must be" in error.reason
-    assert error.echo is None
+    assert error.echo == Echo(
+        stack_id=STACK_ID, request_id=EVENTS["update"]["RequestId"], logical_id="DemoBucket"
+    )
+
+
+# A URL of an allowed host whose object key is not StackId|LogicalResourceId|RequestId.
+PLAIN_URL = "https://responses.example.test/r?X-Amz-Signature=abc"
+PLAIN_HOSTS = frozenset({"responses.example.test"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"StackId": MISSING}, {"stack_id": ""}),
+        ({"StackId": ""}, {"stack_id": ""}),
+        ({"StackId": 5}, {"stack_id": ""}),
+        ({"RequestId": None, "LogicalResourceId": ["x"]}, {"request_id": "", "logical_id": ""}),
+        ({"LogicalResourceId": "L" * 300}, {"logical_id": "L" * 254}),  # JSON: with quotes
+        ({"RequestId": "a\ud800b"}, {"request_id": "a?b"}),
+        ({"StackId": "\x1b" * 400}, {"stack_id": "\x1b" * 170}),  # 6 bytes each as JSON
+    ],
+)
+def test_identifiers_a_url_key_cannot_give_are_echoed_as_the_event_has_them(
+    changes: dict[str, Any], expected: dict[str, str]
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse(event("create", ResponseURL=PLAIN_URL, **changes), PLAIN_HOSTS)
+    error = caught.value
+    assert error.response_url == PLAIN_URL
+    valid = {"stack_id": STACK_ID, "request_id": CREATE["RequestId"], "logical_id": "DemoBucket"}
+    assert error.echo == Echo(**{**valid, **expected})
+    body = json.loads(build_body(Response(status=Status.FAILED, physical_id="p"), error.echo))
+    assert body["Status"] == "FAILED"  # the echo always fits a body
+
+
+def test_every_identifier_is_recovered_from_a_path_style_url_key() -> None:
+    key = "arn%3Aaws%3Acloudformation%3Aeu-west-1%3A123456789012%3Astack/other/42%7CLogical%7Creq-9"
+    url = f"https://responses.example.test/bucket/{key}?X-Amz-Signature=abc"
+    raw = event("create", ResponseURL=url, StackId=MISSING, RequestId="", LogicalResourceId=7)
+    with pytest.raises(RequestError) as caught:
+        parse(raw, PLAIN_HOSTS)
+    assert caught.value.echo == Echo(
+        stack_id="arn:aws:cloudformation:eu-west-1:123456789012:stack/other/42",
+        logical_id="Logical",
+        request_id="req-9",
+    )
+
+
+def test_a_refused_url_recovers_nothing() -> None:
+    with pytest.raises(ResponseURLRefused) as caught:
+        parse(event("create", ResponseURL="ftp://x/y", StackId=MISSING))
+    assert caught.value.echo is None and caught.value.response_url is None
 
 
 @pytest.mark.parametrize("value", [1, 3600, 300, 90.5, "300", " 42 ", "12.5"])
@@ -923,3 +975,28 @@ def test_arbitrary_urls_are_checked_or_refused(url: str, host: str) -> None:
         else:
             assert checked is candidate
         assert "/" not in describe_url(candidate).split("://", 1)[-1]
+
+
+def test_noecho_data_never_shows_in_the_reason() -> None:
+    secret = "hunter2-hunter2-hunter2"
+    response = Response(
+        status=Status.FAILED,
+        physical_id="p",
+        reason=f"could not rotate {secret} (was {{'Password': {secret!r}}})",
+        data={"Password": secret},
+        no_echo=True,
+    )
+    body = decoded(build_body(response, ECHO))
+    assert secret not in body["Reason"] and "could not rotate ****" in body["Reason"]
+    shown = decoded(build_body(dataclasses.replace(response, no_echo=False), ECHO))
+    assert secret in shown["Reason"]  # without NoEcho the handler's reason stands as given
+
+
+def test_masked_body_masks_noecho_data_only() -> None:
+    secret_body = build_body(
+        Response(status=Status.SUCCESS, physical_id="p", data={"K": "v1"}, no_echo=True), ECHO
+    )
+    masked = json.loads(masked_body(secret_body) or "{}")
+    assert masked == {**json.loads(secret_body), "Data": {"K": MASK}}
+    plain = build_body(Response(status=Status.SUCCESS, physical_id="p", data={"K": "v"}), ECHO)
+    assert masked_body(plain) is None and masked_body(b"not json") is None

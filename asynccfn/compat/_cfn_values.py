@@ -12,6 +12,7 @@ from typing import Any
 
 from .._errors import Failed
 from .._protocol import Request
+from .._redact import Redactor
 from .._result import Success
 
 SUCCESS = "SUCCESS"
@@ -81,6 +82,8 @@ def to_success(result: object, *, kind: str, request: Request) -> Success:
     if status == FAILED:
         if not isinstance(reason, str) or not reason.strip():
             raise Failed(f"{where} returned Status FAILED without a Reason")
+        if result.get("NoEcho") is True and result.get("Data") is not None:
+            reason = Redactor([result["Data"]]).text(reason)  # NoEcho Data: never in a reason
         raise Failed(reason)
     if status != SUCCESS:
         what = "no Status" if "Status" not in result else f"Status {_shown(status)}"

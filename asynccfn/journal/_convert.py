@@ -103,6 +103,7 @@ def _response(item: OperationModel) -> ResponseRecord | None:
         data=data,
         no_echo=no_echo,
         posted_at=_maybe_time(item.posted_at),
+        digest=item.response_digest,
     )
 
 

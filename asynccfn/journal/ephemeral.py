@@ -52,6 +52,9 @@ class EphemeralJournal:
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
         return None
 
+    async def release_lease(self, op_id: str, fence: int) -> None:
+        return None
+
     async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
         return None
 

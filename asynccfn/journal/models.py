@@ -126,7 +126,9 @@ class OperationModel(_JournalModel):
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     deadline = NumberAttribute()
-    response = UnicodeAttribute(null=True)  # the exact body, recorded before the PUT
+    # The exact body, recorded before the PUT; once posted, with NoEcho Data masked.
+    response = UnicodeAttribute(null=True)
+    response_digest = UnicodeAttribute(null=True)  # SHA-256 of the exact body, hex
     response_status = UnicodeAttribute(null=True)
     posted_at = NumberAttribute(null=True)
     physical_id = UnicodeAttribute(null=True)
@@ -200,6 +202,7 @@ class OperationEntry:
     wake_at: float | None = None
     stalled: int | None = None
     response: str | None = None
+    response_digest: str | None = None
     response_status: str | None = None
     posted_at: float | None = None
     physical_id: str | None = None

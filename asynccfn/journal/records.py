@@ -64,7 +64,9 @@ class ErrorRecord:
 class ResponseRecord:
     """The response recorded in the outbox (the exact body CloudFormation gets).
 
-    ``data`` has every value masked when the handler asked for NoEcho.
+    ``data`` has every value masked when the handler asked for NoEcho (and once the response
+    is posted, the journal keeps it only masked); ``digest`` is the hex SHA-256 of the exact
+    body that was recorded and sent.
     """
 
     status: ResponseStatus
@@ -73,6 +75,7 @@ class ResponseRecord:
     data: Mapping[str, Any] | None
     no_echo: bool
     posted_at: datetime.datetime | None
+    digest: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

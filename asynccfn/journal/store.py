@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -279,6 +280,7 @@ class JournalStore:
                 "physical_id",
                 "wake_at",
                 "response",
+                "response_digest",
                 "response_status",
                 "posted_at",
                 "reason",
@@ -306,6 +308,15 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         await self._fenced(op_id, fence, Update().set(lease_until=lease_until))
+
+    async def release_lease(self, op_id: str, fence: int) -> None:
+        """Give the lease up early (the invocation is about to fail), so that Lambda's retry
+        of it claims at once instead of waiting for the lease to run out.
+
+        Raises:
+            FenceLost, JournalError: as :meth:`renew_lease`.
+        """
+        await self._fenced(op_id, fence, Update().set(lease_until=0))
 
     async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
         """Journal the physical id the handler set, before its next live work: a FAILED answer
@@ -362,7 +373,8 @@ class JournalStore:
         physical_id: str,
         reason: str | None,
     ) -> None:
-        """The outbox: record the response (and release the lease) before it is PUT.
+        """The outbox: record the response (and release the lease) before it is PUT, with
+        the SHA-256 of the exact body, which stays when the body is masked once posted.
 
         Raises:
             FenceLost, JournalError: as :meth:`renew_lease`.
@@ -373,6 +385,7 @@ class JournalStore:
             Update()
             .set(
                 response=body,
+                response_digest=hashlib.sha256(body.encode()).hexdigest(),
                 response_status=response_status,
                 status=status.value,
                 physical_id=physical_id,
@@ -386,9 +399,16 @@ class JournalStore:
         await self._fenced(op_id_of(current), current.fence, update)
 
     async def mark_posted(
-        self, op_id: str, attempt: str, *, undeliverable: str | None = None
+        self,
+        op_id: str,
+        attempt: str,
+        *,
+        undeliverable: str | None = None,
+        kept: str | None = None,
     ) -> None:
-        """Mark the recorded response delivered (or undeliverable, with why).
+        """Mark the recorded response delivered (or undeliverable, with why). ``kept``, when
+        given, replaces the recorded body: no duplicate re-posts it from now on, so what only
+        a re-post needed (NoEcho Data) need not be kept.
 
         Conditional on the attempt, not the fence: a duplicate that re-posts a finished
         attempt's response holds no fence. Losing the condition means a newer attempt took
@@ -400,6 +420,8 @@ class JournalStore:
         now = time.time()
         what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
         update = Update().set(posted_at=now, updated_at=now)
+        if kept is not None:
+            update.set(response=kept)
         if undeliverable:
             update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
         update.append("events", self._events([_event(now, what)]))

@@ -22,6 +22,7 @@ class Tally:
     bad_events: int = 0
     responses_expected: int = 0
     responses_lost: int = 0
+    secrets_planted: int = 0
     secrets_checked: int = 0
     secrets_leaked: int = 0
 
@@ -38,7 +39,8 @@ class Tally:
             f"{self.crash_points_total}; DynamoDB faults injected {self.ddb_faults_injected}, "
             f"survived {self.ddb_faults_survived}; bad events tried {self.bad_events}; "
             f"responses lost {self.responses_lost} (of {self.responses_expected} expected); "
-            f"secrets leaked {self.secrets_leaked} (over {self.secrets_checked} texts checked)"
+            f"secrets planted {self.secrets_planted}, leaked {self.secrets_leaked} (over "
+            f"{self.secrets_checked} texts checked: responses, logs, journal items, CLI output)"
         )
 
 
@@ -65,7 +67,9 @@ class Secrets:
 
     def register(self, *values: str) -> None:
         with self._lock:
-            self._values.update(v for v in values if len(v) >= self._MIN_LENGTH)
+            new = {v for v in values if len(v) >= self._MIN_LENGTH} - self._values
+            self._values.update(new)
+        count(secrets_planted=len(new))
 
     def register_url(self, url: str) -> None:
         """The URL, its path with query, and each signature parameter's value."""

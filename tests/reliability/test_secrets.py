@@ -8,8 +8,10 @@ where no response may go, each refused with a reason that names the host at most
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import traceback
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,8 @@ from aiohttp import web
 import asynccfn
 from asynccfn import cli
 from asynccfn._entry import LambdaHandler
+from asynccfn.journal.models import operation_id
+from asynccfn.journal.query import Journal
 from tests.reliability._endpoint import Fault
 from tests.reliability._tally import SECRETS
 from tests.reliability._threaded import ThreadedApp
@@ -97,12 +101,21 @@ def test_no_secret_in_logs_cli_output_or_journal_items(
 
     view = json.dumps(rel.detail(kept).to_json())
     assert secret not in view and "****" in view
-    # The journal keeps the URL's digest, never the URL: the outbox holds the response body
-    # (NoEcho Data included, so that a re-post sends the same bytes), not where it goes.
+    # The journal keeps the URL's digest, never the URL; the outbox held the whole body until
+    # it was posted (a re-post sends the same bytes), and keeps it NoEcho-masked since, with
+    # the digest of what was sent.
     stored = raw_items(rel.dynamodb, rel.journal_table)
     for sent in (kept, failed):
         for part in (sent.url.url, sent.url.url.split("X-Amz-Signature=")[1]):
             assert part not in stored
+    assert secret not in stored
+    assert (
+        shown["operation"]["response"]["digest"] == hashlib.sha256(kept.url.stored()[0]).hexdigest()
+    )
+    # CloudFormation alone reads NoEcho Data: every other field of each response is scanned
+    bodies = [json.loads(body) for sent in (kept, failed) for body in sent.url.stored()]
+    assert SECRETS.found_in(json.dumps({**b, "Data": None}) for b in bodies) == []
+    assert SECRETS.found_in([stored]) == []
 
 
 RESPONSE_BUCKET = "cloudformation-custom-resource-response-useast1"
@@ -175,3 +188,80 @@ def test_a_redirect_from_the_response_endpoint_is_not_followed(
         assert handler(event, FakeLambdaContext(10))["outcome"] == "SUCCESS"
     assert [p.answer for p in url.puts()] == ["307"]
     assert trap.hits == 0
+
+
+def journal_cli_outputs(
+    capsys: pytest.CaptureFixture[str], endpoint: str, table: str, op_id: str
+) -> list[str]:
+    """What every journal command prints about the table and the operation (text and JSON)."""
+    common = ["--table", table, "--region", "us-east-1", "--endpoint-url", endpoint]
+    outputs: list[str] = []
+    for argv in (
+        ["journal", "list"],
+        ["journal", "list", "--json"],
+        ["journal", "show", op_id],
+        ["journal", "show", op_id, "--json"],
+        ["journal", "tail", op_id, "--timeout", "5"],
+    ):
+        assert cli.main([*argv, *common]) in (0, 3), argv
+        out, err = capsys.readouterr()
+        outputs += [out, err]
+    return outputs
+
+
+def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    asynccfn_logs: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = f"sensitive-{secrets.token_hex(16)}"
+    SECRETS.register(secret)
+    caught: list[BaseException] = []
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        sm = await ctx.client("secretsmanager")
+        try:  # a dict where a string was meant: botocore's message repeats it
+            await ctx.call(
+                "secretsmanager:CreateSecret",
+                sm.create_secret,
+                Name="db",
+                SecretString={"username": "admin", "password": secret},
+            )
+        except Exception as exc:
+            caught.append(exc)
+            raise
+        raise AssertionError("unreachable")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table)
+    assert isinstance(handler, LambdaHandler)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext(10))
+    body = url.single_response()
+    assert body["Status"] == "FAILED"
+    assert "ParamValidationError" in body["Reason"] and "SecretString" in body["Reason"]
+    [error] = caught
+    chain = "".join(traceback.format_exception(error))
+    assert error.__cause__ is None and error.__context__ is None and error.__suppress_context__
+    logged = [json.loads(line) for line in asynccfn_logs]
+    assert [line["level"] for line in logged].count("ERROR") == 2  # the traceback, the reason
+    assert any("ParamValidationError" in line.get("errorType", "") for line in logged)
+
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
+    [step] = reader.get_operation(op_id).steps
+    assert step.error is not None and "SecretString" in step.error.message
+    texts = [
+        json.dumps(body),
+        chain,
+        *asynccfn_logs,
+        raw_items(local_env, journal_table),
+        *journal_cli_outputs(capsys, local_env, journal_table, op_id),
+    ]
+    assert SECRETS.found_in(texts) == [], "a sensitive member's value leaked"
+    assert all(secret not in text for text in texts)

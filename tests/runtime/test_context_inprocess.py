@@ -235,3 +235,51 @@ def test_invariant_4_heartbeat_keeps_the_lease_for_a_long_invocation(
     with closing_handler(handler):
         assert run(both()) == ["SUCCESS", "live-duplicate"]
     assert json.loads(read() or b"{}")["Status"] == "SUCCESS"
+
+
+class QuotaError(Exception):
+    """A handler's own error type, registered with the resource below."""
+
+
+class UnlistedError(Exception):
+    """A handler's own error type nobody registered."""
+
+
+def test_replayed_step_errors_rebuild_only_registered_types(
+    journal: str, presigned_response_url: Callable[[], Any]
+) -> None:
+    resource = asynccfn.Resource(errors=[QuotaError])
+    seen: list[tuple[str, str]] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        for name, error in (("quota", QuotaError), ("unlisted", UnlistedError)):
+
+            def fail(error: type[Exception] = error) -> None:
+                raise error(f"{error.__name__} says no")
+
+            try:
+                await ctx.step(name, fail)
+            except Exception as exc:
+                seen.append((type(exc).__name__, str(exc)))
+        if not ctx.is_replaying and len(seen) == 2:
+            # The journal, not the handler, failed: Lambda retries this invocation, which
+            # replays both failed steps from the journal.
+            raise asynccfn.JournalError("the journal went away")
+        return asynccfn.Success(data={"Seen": len(seen)})
+
+    url, read = presigned_response_url()
+    event = event_for("create", url)
+    handler = asynccfn.lambda_entry(resource, journal=journal)
+    lambda_context = FakeLambdaContext()
+    with closing_handler(handler):
+        with pytest.raises(asynccfn.JournalError):
+            handler(event, lambda_context)
+        handler(event, lambda_context)  # Lambda's retry of the same invocation
+    assert json.loads(read() or b"{}")["Status"] == "SUCCESS"
+    assert seen == [
+        ("QuotaError", "QuotaError says no"),
+        ("UnlistedError", "UnlistedError says no"),
+        ("QuotaError", "QuotaError says no"),  # replayed: the registered type itself
+        ("StepFailed", "UnlistedError: UnlistedError says no"),  # replayed: not registered
+    ]

@@ -4,6 +4,8 @@ handler raises so Lambda's retry runs again, and the retry re-posts the same bod
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from aiohttp import web
 
 import asynccfn
+from asynccfn.journal.models import bind, op_pk, operation_id
 from asynccfn.local import free_port
 from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
 
@@ -110,11 +113,67 @@ def test_invariant_1_403_is_terminal_and_recorded_undeliverable(
     event = event_for("create", receiver.url)
     with closing_handler(handler):
         assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"  # returns normally
-    from asynccfn.journal.models import bind, op_pk, operation_id
-
     models = bind(table, "us-east-1", dynamodb_endpoint)
     op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
     op = models.operation.get(op_pk(op_id), "op")
     assert op.status == "UNDELIVERABLE"
     assert "403" in (op.reason or "")
     assert receiver.url not in (op.reason or "")
+
+
+def test_invariant_8_13_noecho_data_is_kept_only_until_posted(
+    receiver: FlakyReceiver, dynamodb_endpoint: str
+) -> None:
+    secret = "noecho-" + "7f3a" * 8
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success(physical_id="db", data={"Password": secret}, no_echo=True)
+
+    table = create_journal_table(dynamodb_endpoint)
+    fast = asynccfn.DeliveryPolicy(attempts=2, base_delay=0.05, max_delay=0.1)
+    handler = asynccfn.lambda_entry(resource, journal=table, delivery=fast)
+    event: dict[str, Any] = event_for("create", receiver.url)
+    models = bind(table, "us-east-1", dynamodb_endpoint)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    with closing_handler(handler):
+        with pytest.raises(asynccfn.DeliveryError):
+            handler(event, FakeLambdaContext())
+        recorded = models.operation.get(op_pk(op_id), "op")
+        assert recorded.posted_at is None
+        assert secret in (recorded.response or "")  # what Lambda's retry must re-post
+        receiver.status = 200
+        assert handler(event, FakeLambdaContext())["outcome"] == "re-posted"
+    (body,) = receiver.bodies
+    assert json.loads(body)["Data"] == {"Password": secret}  # CloudFormation gets it all
+    posted = models.operation.get(op_pk(op_id), "op")
+    assert posted.posted_at is not None
+    assert secret not in json.dumps(posted.serialize())
+    kept = json.loads(posted.response or "{}")
+    assert kept["Data"] == {"Password": "****"} and kept["NoEcho"] is True
+    assert kept["PhysicalResourceId"] == "db" and kept["Status"] == "SUCCESS"
+    assert posted.response_digest == hashlib.sha256(body).hexdigest()
+
+
+def test_a_response_without_noecho_is_kept_as_sent_with_its_digest(
+    receiver: FlakyReceiver, dynamodb_endpoint: str
+) -> None:
+    receiver.status = 200
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success(physical_id="plain", data={"Arn": "arn:aws:s3:::plain"})
+
+    table = create_journal_table(dynamodb_endpoint)
+    handler = asynccfn.lambda_entry(resource, journal=table)
+    event = event_for("create", receiver.url)
+    with closing_handler(handler):
+        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
+    (body,) = receiver.bodies
+    models = bind(table, "us-east-1", dynamodb_endpoint)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op = models.operation.get(op_pk(op_id), "op")
+    assert op.response == body.decode() and op.posted_at is not None
+    assert op.response_digest == hashlib.sha256(body).hexdigest()

@@ -1,0 +1,167 @@
+"""The one redaction point for error text: secret values masked in whatever asynccfn records,
+logs or sends about a failure.
+
+A :class:`Redactor` holds secret values (the ``sensitive`` members of a ``ctx.call``'s request,
+a NoEcho response's Data) and masks every form in which text can carry them: the value as
+given, its ``str`` and ``repr``, its JSON, and each value nested in it. ``error`` gives an
+exception whose message, arguments and attributes no longer hold them; botocore's
+ParamValidationError, whose report repeats the values it refuses, is rebuilt naming the
+parameters only.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._errors import StepFailed
+from ._response import MASK
+
+__all__ = ["Redactor"]
+
+# The lines of botocore's ParamValidationError report, up to the parameter they name (what
+# follows is the refused value, then its type).
+_PARAM_PROBLEM = re.compile(
+    r"^(?P<what>Invalid (?:type for (?:document )?parameter|value for parameter|length for "
+    r"parameter|parameter)) (?P<name>[^\s,:]+)"
+    r"|^(?P<where>Missing required parameter|Unknown parameter) in (?P<parent>[^\s:]+): "
+    r'"(?P<member>[^"\s]+)"'
+    r"|^(?P<union>Invalid number of parameters set for tagged union structure|Must set one of "
+    r"the following keys for tagged union ?structure) (?P<structure>[^\s:.]+)",
+    re.MULTILINE,
+)
+
+
+class Redactor:
+    """Masks a set of secret values in text and exceptions. Empty, it changes nothing."""
+
+    __slots__ = ("_forms",)
+
+    def __init__(self, values: Iterable[object] = ()) -> None:
+        forms: set[str] = set()
+        for value in values:
+            _collect_forms(value, forms)
+        forms.discard("")
+        # Longest first: a value that contains another is masked whole.
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def text(self, text: str) -> str:
+        """``text`` with every form of every secret value replaced by the mask."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text
+
+    def leaks(self, text: str) -> bool:
+        """Whether ``text`` holds any form of a secret value."""
+        return any(form in text for form in self._forms)
+
+    def error(self, exc: Exception) -> Exception:
+        """``exc`` as it may be recorded, logged and sent: the same object when it carries no
+        secret, else a copy of the same type with the secrets masked (a ClientError keeps its
+        response, masked, so its code and status still decide retries). ParamValidationError
+        always becomes one naming the parameters only. An exception that cannot be copied
+        without a secret becomes :class:`StepFailed` with the masked message.
+
+        The result carries no ``__cause__``, ``__context__`` or traceback of ``exc``: raise it
+        ``from None`` and outside the ``except`` block that caught ``exc``.
+        """
+        from botocore.exceptions import ClientError, ParamValidationError
+
+        if isinstance(exc, ParamValidationError):
+            report = str(exc.kwargs.get("report", ""))
+            return ParamValidationError(report=self.text(_parameters_only(report)))
+        if not self._forms or not self._carries(exc):
+            return exc
+        masked: Exception
+        try:
+            if isinstance(exc, ClientError):
+                masked = type(exc)(self._scrub(copy.deepcopy(exc.response)), exc.operation_name)
+            else:
+                masked = copy.copy(exc)
+                masked.args = self._scrub(exc.args)
+                for name, value in vars(exc).items():
+                    setattr(masked, name, self._scrub(value))
+        except Exception:  # a type that does not copy: its name and the masked message
+            masked = StepFailed(_type_name(exc), self.text(str(exc)))
+        if self._carries(masked):
+            masked = StepFailed(_type_name(exc), self.text(str(exc)))
+        masked.__traceback__ = None
+        masked.__cause__ = masked.__context__ = None
+        return masked
+
+    def _carries(self, exc: BaseException) -> bool:
+        texts = [str(exc), repr(exc), repr(exc.args)]
+        texts += [repr(value) for value in getattr(exc, "__dict__", {}).values()]
+        return any(self.leaks(text) for text in texts)
+
+    def _scrub(self, value: Any) -> Any:
+        """``value`` with the secrets masked in every string it holds."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {key: self._scrub(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(item) for item in value)
+        return value
+
+
+def _collect_forms(value: object, forms: set[str]) -> None:
+    """Every text form in which ``value``, or a value nested in it, can appear."""
+    if value is None or isinstance(value, bool):
+        return  # None/True/False are words of every message, and no secret
+    if isinstance(value, str):
+        forms.add(value)
+        forms.add(repr(value)[1:-1])  # as it appears inside a container's repr
+        forms.add(json.dumps(value)[1:-1])  # ... and inside JSON
+    elif isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+        forms.add(raw.decode("utf-8", "replace"))
+        forms.add(repr(raw)[2:-1])
+        forms.add(base64.b64encode(raw).decode())  # how JSON protocols send a blob
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_forms(item, forms)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _collect_forms(item, forms)
+    for form in (_safe(str, value), _safe(repr, value), _safe(_json, value)):
+        if form:
+            forms.add(form)
+
+
+def _safe(render: Any, value: object) -> str | None:
+    try:
+        text = render(value)
+    except Exception:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, default=str)
+
+
+def _parameters_only(report: str) -> str:
+    """botocore's validation report with each problem cut before the value it repeats."""
+    problems = []
+    for match in _PARAM_PROBLEM.finditer(report):
+        if match["what"]:
+            problems.append(f"{match['what']} {match['name']} (value not shown)")
+        elif match["where"]:
+            problems.append(f'{match["where"]} in {match["parent"]}: "{match["member"]}"')
+        else:
+            problems.append(f"{match['union']} {match['structure']}")
+    return "\n".join(problems) or "the request is invalid (the details are not shown)"
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return f"{cls.__module__}:{cls.__qualname__}"

@@ -16,7 +16,8 @@
     ├── DeliveryError             the response PUT did not succeed (transient: Lambda retries)
     │   └── UndeliverableResponse the URL refused the response for good (403, expired)
     ├── JournalError              DynamoDB failed (transient: Lambda retries)
-    │   └── FenceLost             a newer invocation holds the operation: stop quietly
+    │   ├── FenceLost             a newer invocation holds the operation: stop quietly
+    │   └── CodecError            a journal payload could not be encrypted or decrypted
     └── ContinuationError         the self-invocation failed after its retries
 
 ``HandOver`` derives from ``BaseException``, not from this tree: it is the runtime's signal that
@@ -112,6 +113,12 @@ class JournalError(AsyncCfnError):
 
 class FenceLost(JournalError):
     """A newer invocation claimed the operation; this one must stop without writing."""
+
+
+class CodecError(JournalError):
+    """The payload codec could not encrypt or decrypt a journal value: KMS refused or failed,
+    or the value was tampered with or moved from another operation. Like any journal failure,
+    Lambda's retry runs the operation again; one that keeps failing is answered FAILED."""
 
 
 class ContinuationError(AsyncCfnError):

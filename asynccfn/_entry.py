@@ -10,8 +10,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import _logging
 from ._endings import InvocationResult
@@ -19,6 +19,10 @@ from ._errors import ConfigurationError
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
+from .journal._payload import Secrets
+
+if TYPE_CHECKING:
+    from .journal._payload import PayloadCodec
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
 DAY = 86_400.0
@@ -74,6 +78,8 @@ def lambda_entry(
     lease: float = 30.0,
     retention: float = 30 * DAY,
     delivery: DeliveryPolicy | None = None,
+    codec: PayloadCodec | None = None,
+    sensitive_state: Iterable[str] = (),
 ) -> Callable[[Any, Any], dict[str, str]]:
     """Turn ``resource`` into a Lambda handler.
 
@@ -84,8 +90,14 @@ def lambda_entry(
     ``retention`` how long journal items live (seconds); ``delivery`` how the response PUT
     retries (default: 6 attempts with jittered backoff from 0.5 s up to 8 s).
 
+    ``codec`` (e.g. :class:`asynccfn.KmsCodec`) encrypts the journal's secrets at rest: the
+    results of ``ctx.step(..., sensitive=True)``, the EventState when ``sensitive_state`` names
+    any of its keys, and a NoEcho (or secret-bearing) response. ``sensitive_state`` keys are
+    masked in every view; with a journal they need a codec.
+
     Raises:
-        ConfigurationError: an argument is out of range.
+        ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
+            journaled function without a ``codec``.
     """
     if not isinstance(resource, Resource):
         raise ConfigurationError(f"lambda_entry needs an asynccfn.Resource, got {resource!r}")
@@ -98,6 +110,7 @@ def lambda_entry(
     if reserve is not None and reserve < 0:
         raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
     table = journal or os.environ.get(JOURNAL_ENV) or None
+    secrets = _secrets(codec, sensitive_state, journaled=bool(table))
     config = RuntimeConfig(
         resource=resource,
         journal=table,
@@ -106,11 +119,33 @@ def lambda_entry(
         lease=lease,
         retention=retention,
         delivery=delivery,
+        secrets=secrets,
     )
     handler = LambdaHandler(Runtime(config))
     if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         _prepare_during_init(handler.runtime)
     return handler
+
+
+def _secrets(codec: Any, sensitive_state: Iterable[str], *, journaled: bool) -> Secrets:
+    """What is secret, checked: secrets are never journaled in the clear.
+
+    Raises:
+        ConfigurationError: as :func:`lambda_entry`.
+    """
+    if isinstance(sensitive_state, str):  # one key given bare would be split into letters
+        sensitive_state = [sensitive_state]
+    keys = frozenset(sensitive_state)
+    if any(not isinstance(key, str) or not key for key in keys):
+        raise ConfigurationError(f"sensitive_state must name state keys, got {sorted(keys)!r}")
+    if codec is not None and not callable(getattr(codec, "session", None)):
+        raise ConfigurationError(f"codec must be a payload codec like KmsCodec, got {codec!r}")
+    if keys and journaled and codec is None:
+        raise ConfigurationError(
+            f"sensitive_state {sorted(keys)} would be journaled in the clear: pass "
+            "lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN)) to encrypt it"
+        )
+    return Secrets(codec=codec, state_keys=keys)
 
 
 def _prepare_during_init(runtime: Runtime) -> None:

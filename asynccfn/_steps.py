@@ -76,6 +76,7 @@ class Execution:
     current: str | None = None  # the position live work is at (for stalled reasons)
     lease_held_until: float = math.inf  # loop time until which the lease is surely ours
     renew_lease: Callable[[], Awaitable[None]] | None = None  # renews it, or raises FenceLost
+    keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
 
 
 class Executor:
@@ -119,12 +120,14 @@ class Executor:
         needs: float | None = None,
         encode: Callable[[Any], Any] | None = None,
         live: Callable[[Any], Any] | None = None,
+        sensitive: bool = False,
     ) -> Any:
         """Run ``body`` once for this operation attempt; journal and return its JSON result.
 
         ``encode`` turns the live value into what is journaled (e.g. secrets removed). The live
         run returns the journaled value decoded, so first run and replay see the same types,
-        unless ``live`` gives the live run its own view of the value.
+        unless ``live`` gives the live run its own view of the value. A ``sensitive`` result
+        is flagged so in the journal (and encrypted there by the payload codec).
 
         Raises:
             HandOver: the invocation must suspend before (or while waiting to retry) the step.
@@ -132,6 +135,11 @@ class Executor:
             ConcurrentStepError; StepInterrupted; PayloadTooLarge; ConfigurationError.
         """
         self._check_needs(needs)
+        if sensitive and not self.x.keeps_secrets:
+            raise ConfigurationError(
+                f"step {name!r} is sensitive, but this function's journal has no payload codec "
+                "to encrypt its result: pass lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN))"
+            )
         with self._action(name) as position:
             previous = self._replayed(position, name)
             if previous is not None and self._finished(previous):
@@ -189,6 +197,7 @@ class Executor:
                     attempt=attempt,
                     result=result,
                     started_at=started,
+                    sensitive=1 if sensitive else None,
                 )
                 if not self._ours(recorded):
                     return self._replay(recorded)

@@ -274,6 +274,8 @@ def response_lines(response: ResponseRecord, console: Console) -> list[str]:
     if response.data:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in response.data.items())
         lines.append(f"  Data         {shown}" + ("  (NoEcho)" if response.no_echo else ""))
+    elif response.encrypted:
+        lines.append("  Data         ****  (encrypted in the journal)")
     return lines
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .journal._payload import PayloadCodec
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
+KMS_KEY_ENV = "ASYNCCFN_KMS_KEY"  # the payload codec's key, when codec= is not given
 DAY = 86_400.0
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -93,7 +94,8 @@ def lambda_entry(
     ``codec`` (e.g. :class:`asynccfn.KmsCodec`) encrypts the journal's secrets at rest: the
     results of ``ctx.step(..., sensitive=True)``, the EventState when ``sensitive_state`` names
     any of its keys, and a NoEcho (or secret-bearing) response. ``sensitive_state`` keys are
-    masked in every view; with a journal they need a codec.
+    masked in every view; with a journal they need a codec. Without ``codec``, a journaled
+    function whose ``ASYNCCFN_KMS_KEY`` names a key uses ``KmsCodec`` of that key.
 
     Raises:
         ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
@@ -110,6 +112,10 @@ def lambda_entry(
     if reserve is not None and reserve < 0:
         raise ConfigurationError(f"reserve must be >= 0 seconds, got {reserve!r}")
     table = journal or os.environ.get(JOURNAL_ENV) or None
+    if codec is None and table and os.environ.get(KMS_KEY_ENV):
+        from ._kms import KmsCodec
+
+        codec = KmsCodec(os.environ[KMS_KEY_ENV])
     secrets = _secrets(codec, sensitive_state, journaled=bool(table))
     config = RuntimeConfig(
         resource=resource,

@@ -95,3 +95,18 @@ def test_a_single_update_is_sent_and_replayed(capsys: pytest.CaptureFixture[str]
     assert '"Done": "2"' in out
     assert "every step came from the journal; the same response" in out
     assert out.splitlines()[-1] == "Update SUCCESS"
+
+
+def test_kms_key_encrypts_the_journal_in_moto_and_prints_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.local_runner.resources import SECRET
+
+    spec = f"{RESOURCES}:secretive_handler"
+    options = ["--kms-key", "--handover-every-step", "--request-type", "Create"]
+    code = main(["--color", "never", "local", spec, *options])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "journal secrets encrypted under arn:aws:kms:us-east-1:" in out
+    assert "fetch-password" in out and '"Password": "****"' in out
+    assert SECRET not in out + err

@@ -324,6 +324,20 @@ def test_sensitive_state_with_a_journal_and_no_codec_is_refused() -> None:
         asynccfn.KmsCodec("")
 
 
+def test_the_kms_key_variable_gives_a_journaled_function_its_codec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASYNCCFN_KMS_KEY", "arn:aws:kms:us-east-1:123456789012:key/abc")
+    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal="t", sensitive_state=["pw"])
+    codec = handler.runtime.config.secrets.codec  # type: ignore[attr-defined]
+    assert isinstance(codec, asynccfn.KmsCodec)
+    assert codec.key_id == "arn:aws:kms:us-east-1:123456789012:key/abc"
+    # without a journal there is nothing to encrypt: no codec is made
+    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
+    bare = asynccfn.lambda_entry(asynccfn.Resource())
+    assert bare.runtime.config.secrets.codec is None  # type: ignore[attr-defined]
+
+
 # -- the codec's envelope ---------------------------------------------------------------------
 
 

@@ -96,28 +96,3 @@ async def _bucket_exists(s3: Any, bucket: str) -> bool:
     except ClientError:
         return False
     return True
-
-
-# -- secretive: a sensitive step and sensitive state (run with a KMS key) ----------------------
-
-SECRET = "planted-local-runner-secret-7f3c9a"
-
-secretive = asynccfn.Resource("Custom::Secretive")
-
-
-async def _fetch_password() -> str:
-    return SECRET
-
-
-@secretive.create
-async def create_secretly(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
-    password = await ctx.step("fetch-password", _fetch_password, sensitive=True)
-    ctx.state["password"] = password
-    length = await ctx.step("measure", _work, len(password))
-    assert ctx.state["password"] == SECRET  # the state came back in the clear on replay
-    return asynccfn.Success(physical_id=f"user-{length}", data={"Password": password}, no_echo=True)
-
-
-# Outside a worker no journal is configured, so sensitive_state needs no codec here; in the
-# worker the local stack gives the journal and, with a KMS key, ASYNCCFN_KMS_KEY.
-secretive_handler = asynccfn.lambda_entry(secretive, sensitive_state=["password"])

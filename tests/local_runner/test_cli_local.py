@@ -100,9 +100,9 @@ def test_a_single_update_is_sent_and_replayed(capsys: pytest.CaptureFixture[str]
 def test_kms_key_encrypts_the_journal_in_moto_and_prints_no_secret(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.local_runner.resources import SECRET
+    from tests.local_runner.secretive import SECRET
 
-    spec = f"{RESOURCES}:secretive_handler"
+    spec = "tests.local_runner.secretive:handler"
     options = ["--kms-key", "--handover-every-step", "--request-type", "Create"]
     code = main(["--color", "never", "local", spec, *options])
     out, err = capsys.readouterr()

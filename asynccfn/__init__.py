@@ -6,6 +6,7 @@ from ._context import Context
 from ._entry import lambda_entry
 from ._errors import (
     AsyncCfnError,
+    CodecError,
     ConcurrentStepError,
     ConfigurationError,
     ContinuationError,
@@ -23,14 +24,17 @@ from ._errors import (
     UndeliverableResponse,
     WaitTimeout,
 )
+from ._kms import KmsCodec
 from ._protocol import Request, RequestType
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._result import Success
 from ._retry import RetryPolicy
+from .journal._payload import PayloadCodec
 
 __all__ = [
     "AsyncCfnError",
+    "CodecError",
     "ConcurrentStepError",
     "ConfigurationError",
     "Context",
@@ -40,8 +44,10 @@ __all__ = [
     "Failed",
     "FenceLost",
     "JournalError",
+    "KmsCodec",
     "NonDeterminismError",
     "OperationTimeout",
+    "PayloadCodec",
     "PayloadTooLarge",
     "Request",
     "RequestError",

@@ -278,6 +278,8 @@ def response_lines(response: ResponseRecord, console: Console) -> list[str]:
     if response.data:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in response.data.items())
         lines.append(f"  Data         {shown}" + ("  (NoEcho)" if response.no_echo else ""))
+    elif response.encrypted:
+        lines.append("  Data         ****  (encrypted in the journal)")
     if response.digest:
         lines.append(console.paint(f"  SHA-256      {response.digest}", Tone.DIM))
     return lines

@@ -173,6 +173,12 @@ def _run_options(parser: argparse.ArgumentParser, *, lambda_timeout: float) -> N
         action="store_true",
         help="run every operation once more from its journal and report any difference",
     )
+    group.add_argument(
+        "--kms-key",
+        action="store_true",
+        help="encrypt the journal's secrets with asynccfn.KmsCodec, under a key this command "
+        "creates in moto's KMS (the function gets ASYNCCFN_KMS_KEY)",
+    )
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -194,6 +200,7 @@ def run_local(args: argparse.Namespace, console: Console) -> int:
         resource_type=args.resource_type,
         service_timeout=args.service_timeout,
         keep_table=args.keep,
+        kms_key=args.kms_key,
     )
     request_type: RequestType | None = args.request_type
     properties: Mapping[str, Any] = args.properties
@@ -229,6 +236,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         handover_after_step=args.handover_every_step,
         stack_name="asynccfn-demo",
         keep_table=args.keep,
+        kms_key=args.kms_key,
     )
     console.print(
         console.paint("asynccfn demo", Tone.BOLD)
@@ -330,6 +338,10 @@ def print_setup(stack: LocalStack, console: Console) -> None:
         f"{console.paint('aws      ', dim)} moto's server at {stack.moto_endpoint} (S3 response "
         "URLs, and every AWS API the handler calls)"
     )
+    if stack.kms_key is not None:
+        console.print(
+            f"{console.paint('kms      ', dim)} journal secrets encrypted under {stack.kms_key}"
+        )
 
 
 class ProgressPrinter:

@@ -3,7 +3,9 @@ template with everything a function needs (DESIGN.md §5).
 
 The template's function policy grants exactly the DynamoDB actions the runtime's store calls
 (tests/test_cli.py holds the two together), and ``lambda:InvokeFunction`` on the function
-itself, which both the hand-over and the on-failure destination need.
+itself, which both the hand-over and the on-failure destination need. With ``--kms-key ARN``
+it also grants what ``asynccfn.KmsCodec`` calls on that key, and names the key to the function
+in ``ASYNCCFN_KMS_KEY``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .journal.models import STACK_INDEX
 # (asynccfn/journal/query.py): the tests compare both with the code.
 RUNTIME_DYNAMODB_ACTIONS = ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")
 READER_DYNAMODB_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+# What asynccfn.KmsCodec calls (asynccfn/_kms.py).
+CODEC_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 MAX_EVENT_AGE = 900
 MAX_RETRIES = 2
 
@@ -59,7 +64,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     template.add_argument(
         "--format", choices=("yaml", "json"), default="yaml", help="output format (yaml)"
     )
+    template.add_argument(
+        "--kms-key",
+        type=_kms_key_arn,
+        metavar="ARN",
+        help="the KMS key of the journal's payload codec (asynccfn.KmsCodec): grant the "
+        "function kms:GenerateDataKey and kms:Decrypt on it, and set ASYNCCFN_KMS_KEY",
+    )
     template.set_defaults(run=run_template)
+
+
+def _kms_key_arn(text: str) -> str:
+    if not _KMS_KEY_ARN.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
+        )
+    return text
 
 
 def run_create(args: argparse.Namespace, console: Console) -> int:
@@ -76,7 +96,7 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_template(args: argparse.Namespace, console: Console) -> int:
-    document = template()
+    document = template(kms_key=args.kms_key)
     if args.format == "json":
         console.print(json.dumps(_long_form(document), indent=2))
     else:
@@ -116,8 +136,9 @@ _YAML_HEADER = """\
 # Custom resources use the FunctionArn output as their ServiceToken."""
 
 
-def template() -> dict[str, Any]:
-    """The provider's CloudFormation template, intrinsics as :class:`Fn`. Raises nothing."""
+def template(*, kms_key: str | None = None) -> dict[str, Any]:
+    """The provider's CloudFormation template, intrinsics as :class:`Fn`; ``kms_key`` is the
+    ARN of the payload codec's key, if any. Raises nothing."""
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "asynccfn custom-resource provider: function, journal table, "
@@ -126,7 +147,7 @@ def template() -> dict[str, Any]:
         "Resources": {
             "JournalTable": _table(),
             "FunctionRole": _role(),
-            "Function": _function(),
+            "Function": _function(kms_key),
             "FunctionLogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "DeletionPolicy": "Delete",
@@ -136,7 +157,7 @@ def template() -> dict[str, Any]:
                     "RetentionInDays": 30,
                 },
             },
-            "FunctionPolicy": _function_policy(),
+            "FunctionPolicy": _function_policy(kms_key),
             "FunctionEventInvokeConfig": {
                 "Type": "AWS::Lambda::EventInvokeConfig",
                 # Lambda checks at creation that the role may invoke the destination.
@@ -245,7 +266,10 @@ def _role() -> dict[str, Any]:
     }
 
 
-def _function() -> dict[str, Any]:
+def _function(kms_key: str | None) -> dict[str, Any]:
+    variables: dict[str, Any] = {"ASYNCCFN_JOURNAL_TABLE": _ref("JournalTable")}
+    if kms_key is not None:
+        variables["ASYNCCFN_KMS_KEY"] = kms_key
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {
@@ -257,43 +281,51 @@ def _function() -> dict[str, Any]:
             "Role": _att("FunctionRole", "Arn"),
             # A long operation is a long chain of self-invocations: Lambda must not cut it.
             "RecursiveLoop": "Allow",
-            "Environment": {"Variables": {"ASYNCCFN_JOURNAL_TABLE": _ref("JournalTable")}},
+            "Environment": {"Variables": variables},
         },
     }
 
 
-def _function_policy() -> dict[str, Any]:
+def _function_policy(kms_key: str | None) -> dict[str, Any]:
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "Journal",
+            "Effect": "Allow",
+            "Action": list(RUNTIME_DYNAMODB_ACTIONS),
+            "Resource": _att("JournalTable", "Arn"),
+        },
+        {
+            # The hand-over invokes context.invoked_function_arn (maybe qualified), and
+            # Lambda delivers the on-failure record with the same permission.
+            "Sid": "InvokeItself",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": [_att("Function", "Arn"), _sub("${Function.Arn}:*")],
+        },
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": _att("FunctionLogGroup", "Arn"),
+        },
+    ]
+    if kms_key is not None:
+        # One data key per operation, unwrapped again by later invocations (asynccfn/_kms.py).
+        statements.append(
+            {
+                "Sid": "JournalPayloadKey",
+                "Effect": "Allow",
+                "Action": list(CODEC_KMS_ACTIONS),
+                "Resource": kms_key,
+            }
+        )
     # A separate policy resource: the role cannot name the function that names the role.
     return {
         "Type": "AWS::IAM::RolePolicy",
         "Properties": {
             "RoleName": _ref("FunctionRole"),
             "PolicyName": "asynccfn-function",
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "Journal",
-                        "Effect": "Allow",
-                        "Action": list(RUNTIME_DYNAMODB_ACTIONS),
-                        "Resource": _att("JournalTable", "Arn"),
-                    },
-                    {
-                        # The hand-over invokes context.invoked_function_arn (maybe qualified),
-                        # and Lambda delivers the on-failure record with the same permission.
-                        "Sid": "InvokeItself",
-                        "Effect": "Allow",
-                        "Action": "lambda:InvokeFunction",
-                        "Resource": [_att("Function", "Arn"), _sub("${Function.Arn}:*")],
-                    },
-                    {
-                        "Sid": "Logs",
-                        "Effect": "Allow",
-                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Resource": _att("FunctionLogGroup", "Arn"),
-                    },
-                ],
-            },
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
         },
     }
 

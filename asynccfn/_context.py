@@ -102,15 +102,21 @@ class Context:
         retry: RetryPolicy | None = None,
         at_most_once: bool = False,
         needs: float | None = None,
+        sensitive: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` (async, or sync in a worker thread) once for this
         operation and return its JSON result; later invocations get the journaled value.
 
+        ``sensitive=True`` marks the result secret: masked in every view of the journal and
+        encrypted in it by ``lambda_entry(codec=...)``, which a durable function then needs.
+
         Raises:
             the function's exception (live, or rebuilt from the journal on replay);
             StepInterrupted; NonDeterminismError; ConcurrentStepError; PayloadTooLarge;
-            ConfigurationError (``needs`` beyond what an invocation can give).
+            CodecError (the codec could not encrypt or decrypt the result);
+            ConfigurationError (``needs`` beyond what an invocation can give, or a sensitive
+            step in a journaled function without a codec).
         """
         return await self._executor.step(
             StepKind.STEP,
@@ -119,6 +125,7 @@ class Context:
             retry=retry,
             at_most_once=at_most_once,
             needs=needs,
+            sensitive=sensitive,
         )
 
     async def call(

@@ -38,6 +38,7 @@ from ._protocol import (
     masked_body,
 )
 from ._responder import DeliveryPolicy
+from .journal._payload import sealed_handover_state, sealed_response
 from .journal.models import OperationEntry, OperationStatus, operation_id
 from .journal.store import JournalStore
 
@@ -108,7 +109,7 @@ class Endings:
             async with asyncio.timeout_at(deadlines.hard):
                 await self.journal.record_response(
                     op,
-                    body=body.decode(),
+                    body=await sealed_response(body.decode(), no_echo=sent.get("NoEcho") is True),
                     response_status=sent["Status"],
                     status=status,
                     physical_id=sent["PhysicalResourceId"],
@@ -212,7 +213,7 @@ class Endings:
                 await self.journal.record_handover(
                     op,
                     token=token,
-                    state=ctx_state,
+                    state=await sealed_handover_state(ctx_state),
                     positions=sorted(executor.x.interrupted_at),
                     physical_id=ctx_physical_id,
                     wake_at=None,

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _logging
 from ._endings import InvocationResult
@@ -19,9 +19,14 @@ from ._errors import ConfigurationError
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
+from .journal._payload import Secrets
 from .journal.store import LEASE_SKEW
 
+if TYPE_CHECKING:
+    from .journal._payload import PayloadCodec
+
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
+KMS_KEY_ENV = "ASYNCCFN_KMS_KEY"  # the payload codec's key, when codec= is not given
 DAY = 86_400.0
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +100,8 @@ def lambda_entry(
     max_invocations: int = 100,
     response_hosts: Iterable[str] = (),
     lease_skew: float = LEASE_SKEW,
+    codec: PayloadCodec | None = None,
+    sensitive_state: Iterable[str] = (),
 ) -> Callable[[Any, Any], dict[str, str]]:
     """Turn ``resource`` into a Lambda handler.
 
@@ -109,8 +116,15 @@ def lambda_entry(
     PUT to besides CloudFormation's own response buckets, as ``ASYNCCFN_ALLOWED_RESPONSE_HOSTS``
     names them; ``lease_skew`` is the clock skew tolerated between invocations (seconds).
 
+    ``codec`` (e.g. :class:`asynccfn.KmsCodec`) encrypts the journal's secrets at rest: the
+    results of ``ctx.step(..., sensitive=True)``, the EventState when ``sensitive_state`` names
+    any of its keys, and a NoEcho (or secret-bearing) response. ``sensitive_state`` keys are
+    masked in every view; with a journal they need a codec. Without ``codec``, a journaled
+    function whose ``ASYNCCFN_KMS_KEY`` names a key uses ``KmsCodec`` of that key.
+
     Raises:
-        ConfigurationError: an argument is out of range.
+        ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
+            journaled function without a ``codec``.
     """
     if not isinstance(resource, Resource):
         raise ConfigurationError(f"lambda_entry needs an asynccfn.Resource, got {resource!r}")
@@ -137,6 +151,11 @@ def lambda_entry(
         )
     hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
     table = journal or os.environ.get(JOURNAL_ENV) or None
+    if codec is None and table and os.environ.get(KMS_KEY_ENV):
+        from ._kms import KmsCodec
+
+        codec = KmsCodec(os.environ[KMS_KEY_ENV])
+    secrets = _secrets(codec, sensitive_state, journaled=bool(table))
     config = RuntimeConfig(
         resource=resource,
         journal=table,
@@ -148,11 +167,33 @@ def lambda_entry(
         max_invocations=max_invocations,
         lease_skew=lease_skew,
         response_hosts=hosts,
+        secrets=secrets,
     )
     handler = LambdaHandler(Runtime(config))
     if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         _prepare_during_init(handler.runtime)
     return handler
+
+
+def _secrets(codec: Any, sensitive_state: Iterable[str], *, journaled: bool) -> Secrets:
+    """What is secret, checked: secrets are never journaled in the clear.
+
+    Raises:
+        ConfigurationError: as :func:`lambda_entry`.
+    """
+    if isinstance(sensitive_state, str):  # one key given bare would be split into letters
+        sensitive_state = [sensitive_state]
+    keys = frozenset(sensitive_state)
+    if any(not isinstance(key, str) or not key for key in keys):
+        raise ConfigurationError(f"sensitive_state must name state keys, got {sorted(keys)!r}")
+    if codec is not None and not callable(getattr(codec, "session", None)):
+        raise ConfigurationError(f"codec must be a payload codec like KmsCodec, got {codec!r}")
+    if keys and journaled and codec is None:
+        raise ConfigurationError(
+            f"sensitive_state {sorted(keys)} would be journaled in the clear: pass "
+            "lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN)) to encrypt it"
+        )
+    return Secrets(codec=codec, state_keys=keys)
 
 
 def _prepare_during_init(runtime: Runtime) -> None:

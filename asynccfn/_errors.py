@@ -18,7 +18,8 @@
     │   └── UndeliverableResponse the URL refused the response for good (403, expired)
     ├── JournalError              DynamoDB failed (transient: Lambda retries)
     │   ├── FenceLost             a newer invocation holds the operation: stop quietly
-    │   └── LeaseLost             no renewal succeeded before the lease ran out
+    │   ├── LeaseLost             no renewal succeeded before the lease ran out
+    │   └── CodecError            a journal payload could not be encrypted or decrypted
     ├── OperationBusy             another invocation's live lease bars this one for now
     │                             (transient: Lambda's retry claims once it has run out)
     └── ContinuationError         the self-invocation failed after its retries
@@ -147,6 +148,12 @@ class OperationBusy(AsyncCfnError):
     """The operation is held under a live lease that this invocation may take over only once
     it has run out (Lambda's retry of the holder's own request id, or a new attempt that cannot
     prove it is newer): raised so that Lambda's retry claims it later."""
+
+
+class CodecError(JournalError):
+    """The payload codec could not encrypt or decrypt a journal value: KMS refused or failed,
+    or the value was tampered with or moved from another operation. Like any journal failure,
+    Lambda's retry runs the operation again; one that keeps failing is answered FAILED."""
 
 
 class ContinuationError(AsyncCfnError):

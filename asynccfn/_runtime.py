@@ -28,7 +28,7 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _faults
@@ -64,15 +64,16 @@ from ._protocol import (
 )
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor
+from ._steps import Execution, Executor, StepStore
 from ._tasks import discard
 from ._threads import busy_threads
+from .journal import _payload
 from .journal.models import (
     OperationEntry,
-    op_id_of,
     OperationStatus,
     StepEntry,
     StepStatus,
+    op_id_of,
 )
 from .journal.store import (
     LEASE_SKEW,
@@ -105,6 +106,7 @@ class RuntimeConfig:
     max_invocations: int = 100
     lease_skew: float = LEASE_SKEW
     response_hosts: frozenset[str] = frozenset()
+    secrets: _payload.Secrets = field(default_factory=_payload.Secrets)
 
 
 class Runtime(Endings):
@@ -315,7 +317,10 @@ class Runtime(Endings):
         op = claim.operation
         if claim.outcome is ClaimOutcome.FINISHED and op.response and op.posted_at is None:
             log.info("duplicate of a finished attempt: re-posting its recorded response")
-            await self._deliver(request, op.response.encode(), deadlines)
+            payloads = self._payloads(op_id_for(request))
+            if payloads is not None:
+                await _payload.open_operation(op, payloads)
+            await self._deliver(request, (op.response or "").encode(), deadlines)
             return InvocationResult(outcome="re-posted")
         what = {
             ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
@@ -355,8 +360,15 @@ class Runtime(Endings):
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
         if _faults.ACTIVE:
             _faults.crash_point("after-replay-load")
+        store: StepStore = self.journal
+        payloads = self._payloads(op_id_for(request))
+        if payloads is not None:  # the executor sees the journal in the clear
+            await payloads.open_steps(journal)
+            await _payload.open_operation(op, payloads)
+            _payload.current.set(payloads)  # for the outbox and the hand-over
+            store = _payload.SealedSteps(self.journal, payloads)
         execution = Execution(
-            store=self.journal,
+            store=store,
             op_id=op_id_for(request),
             op_attempt=op.attempt_no,
             fence=op.fence,
@@ -373,6 +385,7 @@ class Runtime(Endings):
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
             errors=self.config.resource.error_types,
+            keeps_secrets=payloads is not None or not self.journal.durable,
         )
         if isinstance(self.journal, JournalStore):
             execution.lease = Lease(
@@ -434,6 +447,15 @@ class Runtime(Endings):
                 await self.journal.release_lease(op_id_of(op), op.fence)
         except (JournalError, TimeoutError) as exc:
             log.info("the lease stays until it runs out: %s", exc)
+
+    def _payloads(self, op_id: str) -> _payload.Payloads | None:
+        """This invocation's payload encryption for ``op_id`` (None: no codec, or nothing
+        is journaled)."""
+        secrets = self.config.secrets
+        if secrets.codec is None or not self.journal.durable:
+            return None
+        session = secrets.codec.session(self.clients, context=op_id)
+        return _payload.Payloads(session, seal_state=bool(secrets.state_keys))
 
     def _handler_for(self, request: Request) -> Handler:
         resource = self.config.resource

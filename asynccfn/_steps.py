@@ -81,6 +81,7 @@ class Execution:
     physical_id: str | None = None  # ctx.physical_id, journaled before live work when changed
     recorded_physical_id: str | None = None
     errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
+    keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
 
 
 class Executor:
@@ -124,12 +125,14 @@ class Executor:
         needs: float | None = None,
         encode: Callable[[Any], Any] | None = None,
         live: Callable[[Any], Any] | None = None,
+        sensitive: bool = False,
     ) -> Any:
         """Run ``body`` once for this operation attempt; journal and return its JSON result.
 
         ``encode`` turns the live value into what is journaled (e.g. secrets removed). The live
         run returns the journaled value decoded, so first run and replay see the same types,
-        unless ``live`` gives the live run its own view of the value.
+        unless ``live`` gives the live run its own view of the value. A ``sensitive`` result
+        is flagged so in the journal (and encrypted there by the payload codec).
 
         Raises:
             HandOver: the invocation must suspend before (or while waiting to retry) the step.
@@ -137,6 +140,11 @@ class Executor:
             ConcurrentStepError; StepInterrupted; PayloadTooLarge; ConfigurationError.
         """
         self._check_needs(needs)
+        if sensitive and not self.x.keeps_secrets:
+            raise ConfigurationError(
+                f"step {name!r} is sensitive, but this function's journal has no payload codec "
+                "to encrypt its result: pass lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN))"
+            )
         with self._action(name) as position:
             previous = self._replayed(position, name)
             if previous is not None and self._finished(previous):
@@ -191,6 +199,7 @@ class Executor:
                     attempt=attempt,
                     result=result,
                     started_at=started,
+                    sensitive=1 if sensitive else None,
                 )
                 if not self._ours(recorded):
                     return self._replay(recorded)

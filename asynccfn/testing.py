@@ -121,6 +121,7 @@ def run_resource(
     dynamodb: str | None = None,
     code_paths: Sequence[str] | None = None,
     echo: bool = True,
+    kms_key: bool = False,
 ) -> Life:
     """Run ``resource`` (a Resource defined at the top level of an importable module, or
     ``"MODULE:RESOURCE"``) through Create, Update (when ``update_properties`` is given) and
@@ -131,7 +132,8 @@ def run_resource(
     ServiceTimeout, after which the runtime answers FAILED; ``environment`` is added to the
     function's; ``dynamodb`` is the journal's endpoint (or :data:`DYNAMODB_LOCAL`; default:
     moto's server); ``code_paths`` where the worker imports from (default: the working
-    directory and this process's ``sys.path``); ``echo`` prints progress and timelines.
+    directory and this process's ``sys.path``); ``echo`` prints progress and timelines;
+    ``kms_key`` encrypts the journal's secrets with ``KmsCodec`` under a key in moto's KMS.
     Everything started is stopped before this returns or raises.
 
     Raises:
@@ -151,6 +153,7 @@ def run_resource(
         handover_after_step=handover_every_step,
         stack_name="asynccfn-testing",
         service_timeout=service_timeout,
+        kms_key=kms_key,
     )
     printer = _printer() if echo else None
     props = dict(properties or {})

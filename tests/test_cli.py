@@ -19,7 +19,11 @@ import pytest
 
 import asynccfn
 from asynccfn import cli
-from asynccfn._cli_table import READER_DYNAMODB_ACTIONS, RUNTIME_DYNAMODB_ACTIONS
+from asynccfn._cli_table import (
+    CODEC_KMS_ACTIONS,
+    READER_DYNAMODB_ACTIONS,
+    RUNTIME_DYNAMODB_ACTIONS,
+)
 from asynccfn.journal import Journal, OperationStatus
 from asynccfn.journal.models import operation_id
 from asynccfn.local import free_port
@@ -556,6 +560,44 @@ def test_template_passes_cfn_lint_as_yaml_and_json(run: Any) -> None:
     # the same template: the YAML's short forms (!Ref, !GetAtt, !Sub) read as the JSON's
     assert json.loads(json.dumps(cfn_yaml.loads(as_yaml))) == json.loads(as_json)
     assert "!GetAtt Function.Arn" in as_yaml
+
+
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_template_with_a_kms_key_passes_cfn_lint_and_grants_the_codec_its_key(run: Any) -> None:
+    from cfnlint.api import lint
+
+    for form in ("yaml", "json"):
+        text = run("table", "template", "--kms-key", KEY_ARN, "--format", form).out
+        matches = lint(text)
+        assert matches == [], [str(m) for m in matches]
+    resources = run("table", "template", "--kms-key", KEY_ARN, "--format", "json").json
+    resources = resources["Resources"]
+    statements = resources["FunctionPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (key,) = [s for s in statements if s["Sid"] == "JournalPayloadKey"]
+    assert key["Resource"] == KEY_ARN
+    # exactly what the codec calls: every ``client.<op>(`` of asynccfn/_kms.py
+    tree = ast.parse((ROOT / "asynccfn" / "_kms.py").read_text())
+    called = {
+        "kms:" + "".join(part.title() for part in node.func.attr.split("_"))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "client"
+    }
+    assert set(_actions(key)) == called == set(CODEC_KMS_ACTIONS)
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["ASYNCCFN_KMS_KEY"] == KEY_ARN
+    # without a key: no KMS statement, no variable
+    plain = run("table", "template", "--format", "json").json["Resources"]
+    assert "kms:" not in json.dumps(plain)
+
+
+def test_template_refuses_what_is_not_a_kms_key_arn(run: Any) -> None:
+    ran = run("table", "template", "--kms-key", "alias/journal")
+    assert ran.code == 2 and "'alias/journal' is not a KMS key ARN" in ran.err
 
 
 def test_template_holds_everything_the_function_needs(run: Any) -> None:

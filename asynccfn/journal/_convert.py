@@ -1,7 +1,8 @@
 """Journal items as records: a pynamodb operation or step item, as the reader shows it.
 
 Times become UTC datetimes, JSON text is decoded, events are numbered by invocation, steps
-are put in program order, and a NoEcho response's Data is masked.
+are put in program order, and secrets are masked: a NoEcho response's Data, a sensitive
+step's result, and every value the payload codec encrypted (never shown as data).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 from .._protocol import RequestType, mask_no_echo
 from .._protocol import Status as ResponseStatus
+from .._response import MASK
+from ._payload import is_encrypted
 from .models import (
     STEP_PREFIX,
     OperationModel,
@@ -83,6 +86,16 @@ def _response(item: OperationModel) -> ResponseRecord | None:
     """The outbox body, NoEcho Data masked. It never holds the ResponseURL."""
     if item.response is None:
         return None
+    if is_encrypted(item.response):  # its Status, physical id and Reason are kept beside it
+        return ResponseRecord(
+            status=ResponseStatus(item.response_status or ResponseStatus.FAILED.value),
+            physical_id=str(item.physical_id or ""),
+            reason=item.reason,
+            data=None,
+            no_echo=False,
+            posted_at=_maybe_time(item.posted_at),
+            encrypted=True,
+        )
     try:
         body = json.loads(item.response)
     except ValueError:
@@ -160,10 +173,20 @@ def _step(item: StepModel) -> StepRecord:
         ended_at=ended,
         wake_at=_maybe_time(item.wake_at),
         duration=max(0.0, (ended - started).total_seconds()) if ended else None,
-        result=_json_or_text(item.result),
+        result=_masked(item.result, secret=bool(item.sensitive)),
         error=error,
-        state=_json_or_text(item.state),
+        state=_masked(item.state, secret=False),
+        sensitive=bool(item.sensitive),
     )
+
+
+def _masked(raw: str | None, *, secret: bool) -> Any:
+    """A journaled JSON value as a reader may see it: masked when it is secret or encrypted."""
+    if raw is None:
+        return None
+    if secret or is_encrypted(raw):
+        return MASK
+    return _json_or_text(raw)
 
 
 def _json_or_text(raw: str | None) -> Any:

@@ -9,7 +9,8 @@ models; the query API and the CLI read them with pynamodb (synchronously, off th
     pk = op#<op-id>   sk = op                   the operation: identity, status, fence, lease,
                                                 hand-over, deadline, response (outbox), events
     pk = op#<op-id>   sk = step#<scope>#<seq>   one step: name, kind, status, result or error,
-                                                attempt, EventState when it changed
+                                                attempt, EventState when it changed, whether
+                                                its result is sensitive
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ class StepModel(_JournalModel):
     invocation = NumberAttribute()
     fence = NumberAttribute()
     state = UnicodeAttribute(null=True)  # EventState JSON as of this step, when it changed
+    # 1: the result is secret (ctx.step(..., sensitive=True)): readers mask it, the payload
+    # codec encrypts it. A number, not a BOOL, so the runtime's flat codec reads it as is.
+    sensitive = NumberAttribute(null=True)
 
 
 # The runtime's plain records of the items: the same attributes as the pynamodb models (the
@@ -232,6 +236,7 @@ class StepEntry:
     ended_at: float | None = None
     wake_at: float | None = None
     state: str | None = None
+    sensitive: int | None = None
 
 
 class Models:

@@ -17,7 +17,8 @@ other listing (no stack, or a stack *name*) scans the operation items and sorts 
 is fine for a journal whose items expire (TTL) but reads the whole table.
 
 What a view never shows: the ResponseURL (it is not stored; the journal keeps only its
-SHA-256), the hand-over token, and Data of a NoEcho response (masked as ``****``).
+SHA-256), the hand-over token, Data of a NoEcho response, the result of a sensitive step and
+any value the payload codec encrypted (masked as ``****``).
 
 Errors, all :class:`~asynccfn.JournalError` or :class:`~asynccfn.ConfigurationError`::
 

@@ -2,7 +2,8 @@
 
 Plain data, built by :mod:`asynccfn.journal.query`; ``to_jsonable`` (and each record's
 ``to_json``) gives them as JSON values, times as ISO 8601 UTC and enums as their values. No
-record holds the ResponseURL or the hand-over token, and a NoEcho response's Data is masked.
+record holds the ResponseURL or the hand-over token; a NoEcho response's Data, a sensitive
+step's result and whatever the payload codec encrypted are masked (``****``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class ResponseRecord:
 
     ``data`` has every value masked when the handler asked for NoEcho (and once the response
     is posted, the journal keeps it only masked); ``digest`` is the hex SHA-256 of the exact
-    body that was recorded and sent.
+    body that was recorded and sent; when the payload codec ``encrypted`` the body, ``data``
+    is None and ``no_echo`` unknown (False).
     """
 
     status: ResponseStatus
@@ -76,6 +78,7 @@ class ResponseRecord:
     no_echo: bool
     posted_at: datetime.datetime | None
     digest: str | None = None
+    encrypted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,7 +144,8 @@ class StepRecord:
     ``scope`` is ``0`` for the handler, ``0.1``, ``0.2`` … for ``ctx.parallel`` branches;
     ``invocation`` is the invocation that last wrote it; ``result`` is the decoded JSON
     result (or, while a poll is waiting, its last value); ``state`` the EventState recorded
-    with the step when it changed.
+    with the step when it changed. ``sensitive`` says the step's result is secret: ``result``
+    is then ``"****"``, as is ``state`` when the payload codec encrypted it.
     """
 
     position: str
@@ -159,7 +163,8 @@ class StepRecord:
     duration: float | None
     result: Any
     error: ErrorRecord | None
-    state: Mapping[str, Any] | None
+    state: Mapping[str, Any] | str | None
+    sensitive: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO 8601 UTC, enums as their values)."""

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
+from asynccfn._entry import KMS_KEY_ENV
 from asynccfn._errors import AsyncCfnError, ConfigurationError
 from asynccfn._forced_handover import ENV as HANDOVER_AFTER_STEP_ENV
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
@@ -53,6 +54,7 @@ class LocalDeployment(StartStop):
         self.dynamodb_kind = ""
         self.table = ""
         self.stack_id = ""
+        self.kms_key: str | None = None  # the ARN of the payload codec's key in moto
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -162,6 +164,9 @@ class LocalDeployment(StartStop):
         }
         if config.handover_after_step:
             environment[HANDOVER_AFTER_STEP_ENV] = "1"
+        if config.kms_key:
+            self.kms_key = _create_kms_key(moto)
+            environment[KMS_KEY_ENV] = self.kms_key
         self._lambda = LambdaServiceThread()
         self._lambda.start()
         # As DESIGN.md section 5 deploys it: recursion allowed, events at most 15 minutes
@@ -238,6 +243,24 @@ def _s3_client(endpoint: str) -> Any:
         # SigV4 query authentication, as CloudFormation's ResponseURLs (X-Amz-Date/Expires).
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
+
+
+def _create_kms_key(endpoint: str) -> str:
+    """A new symmetric key in moto's KMS at ``endpoint``: its ARN."""
+    import botocore.session
+
+    kms: Any = botocore.session.Session().create_client(
+        "kms",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    try:
+        arn: str = kms.create_key(Description="asynccfn local journal")["KeyMetadata"]["Arn"]
+    finally:
+        kms.close()
+    return arn
 
 
 def _delete_table(journal: Journal) -> None:

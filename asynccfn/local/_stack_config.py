@@ -31,7 +31,8 @@ class StackConfig:
     from (default: the working directory); ``handover_after_step`` makes every invocation
     hand over after its first recorded step; ``service_timeout`` is the requests'
     ServiceTimeout (CloudFormation's own wait, 1 to 3600 s; None: 3600); ``keep_table``
-    leaves the journal table in place.
+    leaves the journal table in place; ``kms_key`` creates a key in moto's KMS and gives the
+    function ``ASYNCCFN_KMS_KEY``, so that its journal is encrypted by ``KmsCodec``.
 
     Raises:
         ConfigurationError: a value Lambda or CloudFormation would refuse.
@@ -49,6 +50,7 @@ class StackConfig:
     resource_type: str | None = None
     service_timeout: float | None = None
     keep_table: bool = False
+    kms_key: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.lambda_timeout <= MAX_LAMBDA_TIMEOUT:

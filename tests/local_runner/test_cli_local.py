@@ -117,3 +117,18 @@ def test_ctrl_c_stops_the_demo_started_with_sigint_ignored() -> None:
         command.stop()
     assert code == 130 and err.strip() == "asynccfn: interrupted", (out, err)
     assert support.workers_of(endpoint) == []
+
+
+def test_kms_key_encrypts_the_journal_in_moto_and_prints_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.local_runner.secretive import SECRET
+
+    spec = "tests.local_runner.secretive:handler"
+    options = ["--kms-key", "--handover-every-step", "--request-type", "Create"]
+    code = main(["--color", "never", "local", spec, *options])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "journal secrets encrypted under arn:aws:kms:us-east-1:" in out
+    assert "fetch-password" in out and '"Password": "****"' in out
+    assert SECRET not in out + err

@@ -10,7 +10,7 @@ import pytest
 
 from asynccfn.local._loader import locate
 from asynccfn.testing import ReplayDivergence, run_resource
-from tests.local_runner import resources
+from tests.local_runner import resources, secretive
 
 
 def test_a_resource_is_located_by_the_name_a_worker_imports() -> None:
@@ -47,3 +47,27 @@ def test_a_handler_that_reads_the_world_outside_a_step_is_caught(option: dict[st
     message = str(caught.value)
     assert "Create" in message and "non-deterministic handler" in message, message
     assert "s3:CreateBucket" in message and "s3:PutBucketTagging" in message, message
+
+
+def test_a_secret_is_in_no_printout_of_a_run_with_a_kms_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    life = run_resource(
+        "tests.local_runner.secretive:handler",
+        handover_every_step=True,
+        always_replay=True,
+        kms_key=True,
+    )
+    assert life.ok, life.failures
+    create = life.create
+    assert create.data == {"Password": secretive.SECRET}  # what CloudFormation gets
+    assert create.handovers >= 1 and create.replay is not None and not create.replay.problems
+    fetched = next(step for step in create.steps if step.name == "fetch-password")
+    assert fetched.sensitive and fetched.result == "****"
+    # the NoEcho outbox, once posted, is kept with its Data masked (and its digest)
+    response = create.journal.operation.response
+    assert response is not None and response.data == {"Password": "****"}
+    assert response.no_echo and response.digest is not None
+    out, err = capsys.readouterr()
+    assert "fetch-password" in out and "Timeline (UTC)" in out
+    assert secretive.SECRET not in out + err

@@ -1,0 +1,224 @@
+"""Journal payloads encrypted by a codec: the one layer between the runtime and the store that
+knows which values are secret.
+
+With ``lambda_entry(codec=...)``, one :class:`Payloads` per invocation encrypts, before they
+reach DynamoDB, the result of a step marked ``sensitive``, the EventState (recorded with steps
+and at a hand-over) when ``sensitive_state`` names keys, and the recorded response body when
+it is NoEcho or the operation holds secrets; and decrypts them as the journal is loaded, so
+the executor only ever sees plain JSON. An encrypted value is stored as :data:`PREFIX` and
+the codec's bytes in base64: no JSON text starts so, so a reader without the key (the CLI,
+:mod:`asynccfn.journal.query`) recognises it and shows it masked, never as data.
+
+A codec is any object with the small :class:`PayloadCodec` interface (``asynccfn.KmsCodec``
+is one): it opens a :class:`CodecSession` per invocation and operation, which may cache what
+it needs (a data key) for that invocation. Values are bound to their operation (the session's
+``context``): one moved to another operation does not decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextvars
+import dataclasses
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._errors import CodecError
+
+if TYPE_CHECKING:
+    from .models import OperationEntry, StepEntry
+
+PREFIX = "encrypted:"
+"""How an encrypted journal value starts (never the start of JSON text)."""
+
+
+class Clients(Protocol):
+    """The shared aiobotocore clients of the function (``asynccfn._clients.ClientPool``)."""
+
+    async def get(self, service: str, **options: Any) -> Any: ...
+
+
+class CodecSession(Protocol):
+    """A codec working for one invocation of one operation (``context``, its id)."""
+
+    async def encode(self, data: bytes) -> bytes:
+        """``data`` encrypted, bound to the session's context.
+
+        Raises:
+            CodecError: the value could not be encrypted.
+        """
+        ...
+
+    async def decode(self, data: bytes) -> bytes:
+        """What :meth:`encode` was given.
+
+        Raises:
+            CodecError: ``data`` was tampered with, belongs to another context, or its key
+                could not be obtained.
+        """
+        ...
+
+
+class PayloadCodec(Protocol):
+    """Encrypts journal payloads at rest (as Temporal's payload codecs do): one object per
+    function, given to ``lambda_entry(codec=...)``, opening a session per invocation."""
+
+    def session(self, clients: Clients, *, context: str) -> CodecSession:
+        """A session for one invocation of the operation ``context``; it makes no call yet."""
+        ...
+
+
+def is_encrypted(text: str | None) -> bool:
+    """Whether a journal attribute holds an encrypted value. Raises nothing."""
+    return text is not None and text.startswith(PREFIX)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Secrets:
+    """What ``lambda_entry`` was told is secret, and the codec that encrypts it."""
+
+    codec: PayloadCodec | None = None
+    state_keys: frozenset[str] = frozenset()
+
+
+class Payloads:
+    """One invocation's encryption of one operation's journal values."""
+
+    __slots__ = ("_session", "holds_secrets", "seal_state")
+
+    def __init__(self, session: CodecSession, *, seal_state: bool) -> None:
+        self._session = session
+        self.seal_state = seal_state
+        # The operation has journaled secrets: a response built from them is sealed too.
+        self.holds_secrets = seal_state
+
+    async def seal(self, text: str) -> str:
+        """``text`` encrypted, as stored.
+
+        Raises:
+            CodecError: as :meth:`CodecSession.encode`.
+        """
+        sealed = await self._session.encode(text.encode())
+        return PREFIX + base64.b64encode(sealed).decode()
+
+    async def open(self, text: str | None) -> str | None:
+        """A stored value in the clear (values that are not encrypted as they are).
+
+        Raises:
+            CodecError: as :meth:`CodecSession.decode`, or the value is not base64.
+        """
+        if text is None or not text.startswith(PREFIX):
+            return text
+        try:
+            sealed = base64.b64decode(text[len(PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            raise CodecError("an encrypted journal value is not valid base64") from None
+        return (await self._session.decode(sealed)).decode()
+
+    async def seal_step(self, step: StepEntry) -> StepEntry:
+        """A copy of ``step`` as it is stored: its result encrypted when it is sensitive, its
+        state when the state may hold secrets."""
+        changes: dict[str, Any] = {}
+        if step.sensitive and step.result is not None:
+            self.holds_secrets = True
+            changes["result"] = await self.seal(step.result)
+        if self.seal_state and step.state is not None:
+            changes["state"] = await self.seal(step.state)
+        return dataclasses.replace(step, **changes) if changes else step
+
+    async def open_step(self, step: StepEntry) -> StepEntry:
+        """``step`` as read from the journal, in the clear.
+
+        Raises:
+            CodecError: as :meth:`open`.
+        """
+        if step.sensitive:
+            self.holds_secrets = True
+        if not (is_encrypted(step.result) or is_encrypted(step.state)):
+            return step
+        step.result = await self.open(step.result)
+        step.state = await self.open(step.state)
+        return step
+
+    async def open_steps(self, steps: dict[str, StepEntry]) -> dict[str, StepEntry]:
+        """The loaded journal in the clear (in place).
+
+        Raises:
+            CodecError: as :meth:`open`.
+        """
+        for step in steps.values():
+            await self.open_step(step)
+        return steps
+
+    async def seal_response(self, body: str, *, no_echo: bool) -> str:
+        """The response body as the outbox keeps it: encrypted when it is NoEcho or the
+        operation holds secrets (its Data may carry them), in the clear otherwise."""
+        return await self.seal(body) if no_echo or self.holds_secrets else body
+
+
+class SealedSteps:
+    """The executor's journal with a codec: the store, with step values sealed on the way in
+    and opened on the way back. The executor keeps the plain record it wrote, so its own
+    bookkeeping (the state last recorded) stays in the clear."""
+
+    __slots__ = ("_store", "payloads")
+    durable = True
+
+    def __init__(self, store: Any, payloads: Payloads) -> None:
+        self._store = store
+        self.payloads = payloads
+
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+        step: StepEntry = self._store.new_step(op_id, position, **attrs)
+        return step
+
+    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+        """As the store's ``write_step``; the record returned is in the clear.
+
+        Raises:
+            CodecError, and as the store's ``write_step``.
+        """
+        sealed = await self.payloads.seal_step(step)
+        recorded: StepEntry = await self._store.write_step(sealed, previous=previous)
+        if recorded is sealed:
+            return step
+        return await self.payloads.open_step(recorded)  # the winner's, adopted
+
+    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
+        """As the store's (a physical id is never secret: CloudFormation shows it).
+
+        Raises:
+            as the store's ``record_physical_id``.
+        """
+        await self._store.record_physical_id(op_id, fence, physical_id)
+
+
+# The invocation's payloads, for its ending (outbox, hand-over): set by the runtime once the
+# operation is claimed, in the invocation's own task, so concurrent invocations never share.
+current: contextvars.ContextVar[Payloads | None] = contextvars.ContextVar(
+    "asynccfn_payloads", default=None
+)
+
+
+async def sealed_handover_state(state: str | None) -> str | None:
+    """The hand-over's EventState as it is recorded (encrypted when it may hold secrets)."""
+    payloads = current.get()
+    if payloads is None or state is None or not payloads.seal_state:
+        return state
+    return await payloads.seal(state)
+
+
+async def sealed_response(body: str, *, no_echo: bool) -> str:
+    """The response body as the outbox records it (see :meth:`Payloads.seal_response`)."""
+    payloads = current.get()
+    return body if payloads is None else await payloads.seal_response(body, no_echo=no_echo)
+
+
+async def open_operation(op: OperationEntry, payloads: Payloads) -> None:
+    """The operation item's encrypted values (hand-over state, response) in the clear.
+
+    Raises:
+        CodecError: as :meth:`Payloads.open`.
+    """
+    op.handover_state = await payloads.open(op.handover_state)
+    op.response = await payloads.open(op.response)

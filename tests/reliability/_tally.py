@@ -23,6 +23,10 @@ class Tally:
     responses_expected: int = 0
     responses_lost: int = 0
     secrets_planted: int = 0
+    forged_events_total: int = 0
+    forged_events_refused: int = 0
+    overlaps_total: int = 0
+    overlaps_one_body: int = 0
     secrets_checked: int = 0
     secrets_leaked: int = 0
 
@@ -39,6 +43,8 @@ class Tally:
             f"{self.crash_points_total}; DynamoDB faults injected {self.ddb_faults_injected}, "
             f"survived {self.ddb_faults_survived}; bad events tried {self.bad_events}; "
             f"responses lost {self.responses_lost} (of {self.responses_expected} expected); "
+            f"forged events refused {self.forged_events_refused}/{self.forged_events_total}; "
+            f"overlaps with one body run {self.overlaps_one_body}/{self.overlaps_total}; "
             f"secrets planted {self.secrets_planted}, leaked {self.secrets_leaked} (over "
             f"{self.secrets_checked} texts checked: responses, logs, journal items, CLI output)"
         )

@@ -1,0 +1,611 @@
+"""Area 7: fencing under overlap and forgery (DESIGN.md invariants 4, 5, 6, 9, 10).
+
+Each test forces its interleaving with gates the handler waits on (asyncio events set by the
+test), not with sleeps that may or may not overlap: two runtimes, as two warm containers of one
+function, run in one event loop against DynamoDB Local, and the test decides which of them
+moves when. A holder that "freezes" (a blocked loop, a paused container) is made so by ending
+its lease in the journal, exactly what its missing renewals would have done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import asynccfn
+from asynccfn._entry import LambdaHandler
+from asynccfn._errors import JournalError, LeaseLost, OperationBusy
+from asynccfn.journal.models import op_pk, operation_id
+from asynccfn.journal.store import ClaimOutcome, ClaimRequest, JournalStore
+from tests.journal.scenarios import FakeInvokeAPI
+from tests.reliability._tally import count
+from tests.reliability.conftest import URLs
+from tests.support import FakeLambdaContext, closing_handler, event_for, issued, run
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+class Gates:
+    """Named asyncio events: the handler waits at one, the test opens it."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self.handlers: list[asyncio.Task[Any]] = []  # handler tasks, some orphaned by a "crash"
+
+    def __getitem__(self, name: str) -> asyncio.Event:
+        return self._events.setdefault(name, asyncio.Event())
+
+    async def reached(self, name: str, within: float = 10.0) -> None:
+        await asyncio.wait_for(self[name].wait(), within)
+
+
+def containers(
+    resource: asynccfn.Resource, table: str, n: int = 2, **options: Any
+) -> list[LambdaHandler]:
+    """``n`` warm containers of one function, each with its own runtime and clients."""
+    made = [asynccfn.lambda_entry(resource, journal=table, **options) for _ in range(n)]
+    return [handler for handler in made if isinstance(handler, LambdaHandler)]
+
+
+def close_all(handlers: list[LambdaHandler]) -> None:
+    for handler in handlers:
+        run(handler.runtime.close())
+
+
+async def end_lease(handler: LambdaHandler, event: dict[str, Any]) -> None:
+    """The holder froze: its lease has run out (as its missing renewals would have let it)."""
+    client = await handler.runtime.clients.get("dynamodb")
+    store = handler.runtime.journal
+    assert isinstance(store, JournalStore)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    await client.update_item(
+        TableName=store.table,
+        Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": "op"}},
+        UpdateExpression="SET lease_until = :gone",
+        ExpressionAttributeValues={":gone": {"N": "0"}},
+    )
+
+
+async def operation_item(handler: LambdaHandler, event: dict[str, Any]) -> dict[str, Any]:
+    client = await handler.runtime.clients.get("dynamodb")
+    store = handler.runtime.journal
+    assert isinstance(store, JournalStore)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    answer = await client.get_item(
+        TableName=store.table,
+        Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": "op"}},
+        ConsistentRead=True,
+    )
+    item: dict[str, Any] = answer["Item"]
+    return item
+
+
+def gated_resource(
+    gates: Gates, bodies: Counter[str], *, at_most_once: bool = False, names_id: bool = True
+) -> asynccfn.Resource:
+    """A Create that waits at gate ``enter-<invocation>`` before its one step, whose body
+    counts itself and waits at gate ``body`` (both opened by the test). With ``names_id`` it
+    sets ``ctx.physical_id`` first (journaled, fenced, before the step's live work)."""
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        task = asyncio.current_task()
+        assert task is not None
+        gates.handlers.append(task)
+        if names_id:
+            ctx.physical_id = "built-by-step"
+        gates[f"waiting-{ctx.invocation}"].set()
+        await gates[f"enter-{ctx.invocation}"].wait()
+
+        async def body() -> str:
+            bodies["build"] += 1
+            gates["body-running"].set()
+            await gates["body"].wait()
+            return "built"
+
+        built = await ctx.step("build", body, at_most_once=at_most_once)
+        return asynccfn.Success(physical_id="built-by-step", data={"Built": built})
+
+    return resource
+
+
+def fake_arn_context(seconds: float, request_id: str | None = None) -> FakeLambdaContext:
+    return FakeLambdaContext(seconds, request_id=request_id)
+
+
+def in_task(coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    return asyncio.ensure_future(coro)
+
+
+# -- 1. a forged "new attempt" ----------------------------------------------------------------
+
+
+def test_forged_new_attempt_neither_takes_over_a_live_operation_nor_receives_its_answer(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    gates, bodies = Gates(), Counter[str]()
+    holder, forger = containers(gated_resource(gates, bodies), journal_table)
+    genuine = urls.issue()
+    event = event_for("create", genuine.url)
+    forged_url = urls.issue(expect_answer=False)  # on a host the user allowed (moto's, here)
+    ids = "%7C".join(
+        part.replace(":", "%3A")
+        for part in (event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    )
+    refused_outright = [
+        # anyone's own S3 bucket: by default only CloudFormation's response buckets
+        f"https://attacker-bucket.s3.amazonaws.com/{ids}?X-Amz-Date=20991231T000000Z",
+        # CloudFormation's response bucket, but another operation's object
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/"
+        "arn%3Aaws%3Acloudformation%3Aus-east-1%3A1%3Astack/x/y%7COther%7Cr?X-Amz-Signature=0",
+    ]
+
+    async def scenario() -> list[Any]:
+        first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("waiting-1")
+        outcomes: list[Any] = []
+        for url in refused_outright:
+            result = await forger.runtime.invoke({**event, "ResponseURL": url}, fake_arn_context(3))
+            outcomes.append(result.outcome)
+        # The same ids on an allowed host, issued "later": it cannot prove it is CloudFormation's
+        # newer attempt, so the live holder keeps the operation.
+        later = issued(forged_url.url, seconds_ago=-3600)
+        try:
+            await forger.runtime.invoke({**event, "ResponseURL": later}, fake_arn_context(3))
+        except OperationBusy as busy:
+            outcomes.append(type(busy).__name__)
+        gates["enter-1"].set()
+        gates["body"].set()
+        outcomes.append((await first).outcome)
+        return outcomes
+
+    try:
+        outcomes = run(scenario())
+        item = run(operation_item(holder, event))
+        # The genuine event delivered again finds its own attempt answered.
+        again = run(holder.runtime.invoke(dict(event), fake_arn_context(10))).outcome
+    finally:
+        close_all([holder, forger])
+    count(forged_events_total=3)
+    assert outcomes == [
+        "malformed-unanswerable",
+        "malformed-unanswerable",
+        "OperationBusy",
+        "SUCCESS",
+    ], outcomes
+    count(forged_events_refused=3)
+    assert forged_url.puts() == []  # the forged URL received nothing, NoEcho or not
+    assert genuine.single_response()["Data"] == {"Built": "built"}
+    assert int(item["fence"]["N"]) == 1 and bodies == {"build": 1}
+    assert again == "finished"
+
+
+def test_only_a_cloudformation_url_issued_later_supersedes_a_live_holder(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """The store's rule for a new attempt of a request while the holder's lease is live."""
+    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal_table)
+    assert isinstance(handler, LambdaHandler)
+    store = handler.runtime.journal
+    assert isinstance(store, JournalStore)
+    event = event_for("create", urls.issue(expect_answer=False).url)
+    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    now = time.time()
+
+    def attempt(digest: str, *, cloudformation: bool, issued_at: float) -> ClaimRequest:
+        return ClaimRequest(
+            op_id=op_id,
+            stack_id=event["StackId"],
+            logical_id=event["LogicalResourceId"],
+            request_id=event["RequestId"],
+            resource_type="Custom::Bucket",
+            request_type="Create",
+            attempt=digest,
+            owner=f"lambda-{digest}#nonce",
+            token=None,
+            from_cloudformation=cloudformation,
+            lease=30.0,
+            issued_at=issued_at,
+            deadline=now + 600,
+        )
+
+    with closing_handler(handler):
+        first = run(store.claim(attempt("first", cloudformation=True, issued_at=now)))
+        assert first.outcome is ClaimOutcome.CLAIMED
+        unproven = run(store.claim(attempt("forged", cloudformation=False, issued_at=now + 60)))
+        assert unproven.outcome is ClaimOutcome.BUSY
+        not_newer = run(store.claim(attempt("same-time", cloudformation=True, issued_at=now)))
+        assert not_newer.outcome is ClaimOutcome.BUSY
+        older = run(store.claim(attempt("older", cloudformation=True, issued_at=now - 60)))
+        assert older.outcome is ClaimOutcome.STALE_ATTEMPT
+        newer = run(store.claim(attempt("retry", cloudformation=True, issued_at=now + 60)))
+        assert newer.outcome is ClaimOutcome.CLAIMED
+        assert newer.operation.fence == first.operation.fence + 1
+        assert newer.operation.past_attempts == ["first"]
+
+
+# -- 2. the same Lambda request id, and a forged on-failure record ------------------------------
+
+
+def test_the_same_request_id_does_not_walk_past_a_live_lease(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    gates, bodies = Gates(), Counter[str]()
+    holder, duplicate = containers(gated_resource(gates, bodies), journal_table)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    request_id = "lambda-request-1"
+    record = {
+        "version": "1.0",
+        "requestContext": {
+            "requestId": request_id,
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responsePayload": {"errorType": "Forged", "errorMessage": "forged"},
+    }
+
+    async def scenario() -> list[str]:
+        first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30, request_id)))
+        await gates.reached("waiting-1")
+        refused: list[str] = []
+        # a duplicate delivery carrying the holder's request id, and an on-failure record
+        # naming it: both would otherwise run the body alongside, or answer FAILED
+        for payload in (dict(event), record):
+            with pytest.raises(OperationBusy):
+                await duplicate.runtime.invoke(payload, fake_arn_context(3, request_id))
+            refused.append("busy")
+        gates["enter-1"].set()
+        gates["body"].set()
+        refused.append((await first).outcome)
+        return refused
+
+    try:
+        outcomes = run(scenario())
+    finally:
+        close_all([holder, duplicate])
+    count(overlaps_total=1, forged_events_total=1)
+    assert outcomes == ["busy", "busy", "SUCCESS"]
+    assert bodies == {"build": 1}
+    count(overlaps_one_body=1, forged_events_refused=1)
+    assert url.single_response()["Status"] == "SUCCESS"
+
+
+def test_an_on_failure_record_waits_out_the_lease_and_reports_the_physical_id_set(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """Lambda gave up on a holder that had built something: the record claims once the lease
+    has run out and answers FAILED with the physical id the handler set, so rollback's Delete
+    reaches user code (not the failed-create marker)."""
+    gates, bodies = Gates(), Counter[str]()
+    resource = gated_resource(gates, bodies)
+    holder, reporter = containers(resource, journal_table, lease=3, lease_skew=0.3)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    record = {
+        "requestContext": {"requestId": "dead-1", "condition": "RetriesExhausted"},
+        "requestPayload": event,
+    }
+
+    async def scenario() -> str:
+        first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30, "dead-1")))
+        gates["enter-1"].set()
+        await gates.reached("body-running")  # ctx.physical_id was journaled before the body
+        first.cancel()  # the container dies: no more renewals, nothing more written
+        await asyncio.gather(first, return_exceptions=True)
+        answered = await reporter.runtime.invoke(record, fake_arn_context(10))
+        gates["body"].set()  # let the orphaned body end
+        await asyncio.gather(*gates.handlers, return_exceptions=True)
+        return str(answered.outcome)
+
+    try:
+        outcome = run(scenario())
+    finally:
+        close_all([holder, reporter])
+    assert outcome == "FAILED"
+    response = url.single_response()
+    assert response["PhysicalResourceId"] == "built-by-step", response
+    assert "Lambda gave up" in response["Reason"]
+
+
+# -- 3. at-most-once under overlap -------------------------------------------------------------
+
+
+def test_an_at_most_once_body_runs_once_when_invocations_overlap(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """The newcomer loaded the journal before the frozen holder started the step; the
+    holder's STARTED slot is never started again, and the newcomer answers interrupted."""
+    gates, bodies = Gates(), Counter[str]()
+    # No ctx.physical_id here: its fenced write before the step would stop the frozen holder
+    # first, and this test is about the slot rule alone.
+    frozen, newcomer = containers(
+        gated_resource(gates, bodies, at_most_once=True, names_id=False), journal_table
+    )
+    url = urls.issue()
+    event = event_for("create", url.url)
+
+    async def scenario() -> list[str]:
+        first = in_task(frozen.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("waiting-1")
+        await end_lease(frozen, event)
+        second = in_task(newcomer.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("waiting-2")  # claimed with fence 2, journal loaded: no step yet
+        gates["enter-1"].set()  # the frozen holder thaws: it starts the step, body runs
+        await gates.reached("body-running")
+        gates["enter-2"].set()  # the newcomer meets the holder's STARTED slot
+        newcomer_outcome = (await second).outcome
+        gates["body"].set()
+        return [newcomer_outcome, (await first).outcome]
+
+    try:
+        outcomes = run(scenario())
+    finally:
+        close_all([frozen, newcomer])
+    count(overlaps_total=1)
+    assert bodies == {"build": 1}
+    count(overlaps_one_body=1)
+    assert outcomes == ["FAILED", "fence-lost"], outcomes
+    response = url.single_response()
+    assert "at-most-once step 'build' was interrupted" in response["Reason"], response
+
+
+# -- 4. the heartbeat under renewal failures ----------------------------------------------------
+
+
+class FlakyRenewals(JournalStore):
+    """The journal, with lease renewals failing as ``fail`` decides (DynamoDB stays real)."""
+
+    __slots__ = ("attempts", "fail", "failed", "first_failure", "renewed_after_failure")
+
+    def __init__(self, store: JournalStore, fail: Callable[[int], bool]) -> None:
+        super().__init__(
+            store.table, store._client, retention=store.retention, lease_skew=store.lease_skew
+        )
+        self.fail = fail
+        self.attempts = 0
+        self.failed = 0
+        self.first_failure = asyncio.Event()
+        self.renewed_after_failure = asyncio.Event()
+
+    async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
+        self.attempts += 1
+        if self.fail(self.attempts):
+            self.failed += 1
+            self.first_failure.set()
+            raise JournalError("DynamoDB ThrottlingException: Rate exceeded")
+        await super().renew_lease(op_id, fence, lease_until)
+        if self.failed:
+            self.renewed_after_failure.set()
+
+
+def heartbeat_handler(
+    table: str, fail: Callable[[int], bool], until: Callable[[FlakyRenewals], asyncio.Event]
+) -> tuple[LambdaHandler, FlakyRenewals, Counter[str]]:
+    """A Create whose one step runs until ``until(store)`` is set, renewals failing per
+    ``fail``."""
+    bodies: Counter[str] = Counter()
+    resource = asynccfn.Resource()
+    holder: list[FlakyRenewals] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def body() -> str:
+            bodies["long"] += 1
+            await until(holder[0]).wait()
+            return "done"
+
+        return asynccfn.Success(physical_id="p", data={"Step": await ctx.step("long", body)})
+
+    handler = asynccfn.lambda_entry(resource, journal=table, lease=3, lease_skew=0.3)
+    assert isinstance(handler, LambdaHandler)
+    store = handler.runtime.journal
+    assert isinstance(store, JournalStore)
+    flaky = FlakyRenewals(store, fail)
+    holder.append(flaky)
+    handler.runtime.journal = flaky
+    return handler, flaky, bodies
+
+
+def test_failed_renewals_are_retried_inside_the_lease_and_the_work_goes_on(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    handler, store, bodies = heartbeat_handler(
+        journal_table, lambda n: n <= 2, lambda s: s.renewed_after_failure
+    )
+    url = urls.issue()
+    with closing_handler(handler):
+        outcome = handler(event_for("create", url.url), fake_arn_context(30))
+    assert outcome == {"outcome": "SUCCESS"}
+    assert store.failed == 2 and store.attempts >= 3
+    assert bodies == {"long": 1}
+    assert url.single_response()["Data"] == {"Step": "done"}
+
+
+def test_a_lease_that_cannot_be_renewed_stops_the_work_for_lambdas_retry(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    never = asyncio.Event()  # the body would run on forever: only the lost lease ends it
+    handler, store, bodies = heartbeat_handler(journal_table, lambda n: True, lambda s: never)
+    url = urls.issue(expect_answer=False)
+    started = time.monotonic()
+    with closing_handler(handler), pytest.raises(LeaseLost):
+        handler(event_for("create", url.url), fake_arn_context(30))
+    # renewed from 1 s on, retried with backoff, given up before the held 2.7 s ran out
+    assert time.monotonic() - started < 4.0
+    assert store.failed >= 2 and bodies == {"long": 1}
+    assert url.puts() == []  # no answer: Lambda's retry continues from the journal
+
+
+def test_a_heartbeat_error_never_overrides_a_handler_that_finished(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    handler, store, _bodies = heartbeat_handler(
+        journal_table, lambda n: True, lambda s: s.first_failure
+    )
+    url = urls.issue()
+    with closing_handler(handler):
+        outcome = handler(event_for("create", url.url), fake_arn_context(30))
+    assert outcome == {"outcome": "SUCCESS"} and store.failed >= 1
+    assert url.single_response()["Data"] == {"Step": "done"}
+
+
+# -- 5. a worker thread after an invocation that raises -----------------------------------------
+
+
+class HandOverFails(JournalStore):
+    __slots__ = ()
+
+    async def record_handover(self, current: Any, **kwargs: Any) -> None:
+        raise JournalError("DynamoDB InternalServerError: the hand-over was not recorded")
+
+
+def test_a_worker_thread_ends_with_the_process_when_the_invocation_raises(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    release = threading.Event()
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await ctx.step("blocking", lambda: release.wait(30))  # sync: runs in a worker thread
+        return asynccfn.Success(physical_id="p")
+
+    exits: list[int] = []
+    made = asynccfn.lambda_entry(resource, journal=journal_table)
+    assert isinstance(made, LambdaHandler)
+    handler = LambdaHandler(made.runtime, exit_process=exits.append)
+    store = made.runtime.journal
+    assert isinstance(store, JournalStore)
+    handler.runtime.journal = HandOverFails(
+        store.table, store._client, retention=store.retention, lease_skew=store.lease_skew
+    )
+    url = urls.issue(expect_answer=False)
+    try:
+        with closing_handler(handler), pytest.raises(JournalError, match="hand-over"):
+            handler(event_for("create", url.url), fake_arn_context(3))
+        assert exits == [1]  # ended the process (non-zero: Lambda retries the invocation)
+    finally:
+        release.set()
+
+
+# -- 6. no chain without end -------------------------------------------------------------------
+
+
+def test_a_far_future_issue_date_does_not_stretch_the_operation_deadline(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success(physical_id="p")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table, timeout=600)
+    assert isinstance(handler, LambdaHandler)
+    # X-Amz-Date=2099...: 73 years ahead, with a week's expiry
+    url = urls.issue(issued_ago=-73 * 365 * 86_400, expires_in=604_800)
+    event = event_for("create", url.url)
+    before = time.time()
+    with closing_handler(handler):
+        assert handler(event, fake_arn_context(10)) == {"outcome": "SUCCESS"}
+        item = run(operation_item(handler, event))
+    assert float(item["deadline"]["N"]) <= before + 600 + 5
+    assert float(item["issued_at"]["N"]) <= time.time() + 2.0
+
+
+def test_max_invocations_ends_a_chain_that_makes_no_progress_towards_an_end(
+    local_env: str, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sleep on a property's value counts as progress each time: only the cap ends it."""
+    resource = asynccfn.Resource()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await ctx.sleep(float(request.properties["Sleep"]), name="nap")
+        return asynccfn.Success(physical_id="p")
+
+    url = urls.issue()
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        handler = asynccfn.lambda_entry(resource, journal=journal_table, max_invocations=3)
+        assert isinstance(handler, LambdaHandler)
+        payload: dict[str, Any] = event_for("create", url.url, Sleep="100000")
+        outcomes = []
+        with closing_handler(handler):
+            for _ in range(4):
+                outcomes.append(handler(payload, fake_arn_context(1.5))["outcome"])
+                if outcomes[-1] != "handed-over":
+                    break
+                payload = lambdas.payloads[-1]
+    assert outcomes == ["handed-over", "handed-over", "handed-over", "FAILED"], outcomes
+    response = url.single_response()
+    assert "did not finish in 3 invocations" in response["Reason"]
+    assert "max_invocations" in response["Reason"]
+
+
+# -- 7. at most once per retry ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2])
+def test_an_interrupted_at_most_once_attempt_counts_as_a_failed_attempt(
+    local_env: str, journal_table: str, urls: URLs, max_attempts: int
+) -> None:
+    """A crash cut off attempt 1 of an at-most-once step. With a retry policy that allows it,
+    attempt 2 runs (journaled as such); attempt 1 never runs again; without, StepInterrupted."""
+    gates, runs = Gates(), Counter[int]()
+    resource = asynccfn.Resource()
+    policy = asynccfn.RetryPolicy(max_attempts=max_attempts, initial_delay=0.0, jitter=0.0)
+    orphans: list[asyncio.Task[Any]] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def body() -> int:
+            runs[ctx.invocation] += 1
+            if ctx.invocation == 1:
+                task = asyncio.current_task()
+                assert task is not None
+                orphans.append(task)
+                gates["body-running"].set()
+                await gates["never"].wait()  # the container dies in here
+            return ctx.invocation
+
+        value = await ctx.step("charge", body, at_most_once=True, retry=policy)
+        return asynccfn.Success(physical_id="p", data={"By": value})
+
+    first, second = containers(resource, journal_table, lease=3, lease_skew=0.3)
+    url = urls.issue()
+    event = event_for("create", url.url)
+
+    async def scenario() -> str:
+        crashed = in_task(first.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("body-running")
+        crashed.cancel()
+        await asyncio.gather(crashed, return_exceptions=True)
+        await end_lease(first, event)
+        outcome = (await second.runtime.invoke(dict(event), fake_arn_context(10))).outcome
+        for orphan in orphans:
+            orphan.cancel()
+        await asyncio.gather(*orphans, return_exceptions=True)
+        return str(outcome)
+
+    try:
+        outcome = run(scenario())
+    finally:
+        close_all([first, second])
+    response = url.single_response()
+    if max_attempts == 1:
+        assert outcome == "FAILED" and runs == {1: 1}
+        assert "at-most-once step 'charge' was interrupted" in response["Reason"]
+        assert "attempt 1" in response["Reason"]
+    else:
+        assert outcome == "SUCCESS" and runs == {1: 1, 2: 1}
+        assert response["Data"] == {"By": "2"} or response["Data"] == {"By": 2}

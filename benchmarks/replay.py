@@ -1,8 +1,9 @@
 """2. Replay: an invocation that replays N journaled steps and then answers (claim on the
 hand-over token, one consistent paginated Query, N replayed steps, outbox, PUT, posted),
-against a raw paginated consistent Query of the same items. The same rounds are also shown to
-the handler's return, without the answer (outbox write, response PUT, posted mark: three round
-trips the Query-only floor does not make), which is the replay's own cost.
+against the raw requests it cannot avoid: a conditional claim write, the paginated consistent
+Query of the same items, an outbox write, the response PUT and the posted mark. The Query alone
+is shown too, and the same rounds to the handler's return (without the answer's three round
+trips), which is the replay's own cost.
 
 The journal is written once per size, in batches, in the state a hand-over leaves it; after
 each round the operation item is put back in that state (set-up, not measured). asynccfn's
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from benchmarks._harness import Outcome, Row, Sizes, Stopwatch, Timing, at_most, median, timed
 from benchmarks._servers import Servers
@@ -26,6 +28,8 @@ from benchmarks._sides import (
     op_key,
     query_items,
     raw_dynamodb,
+    raw_http,
+    raw_put,
     reopen_for_replay,
     steps_resource,
     succeed,
@@ -46,13 +50,14 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
     runtime = handler.runtime
     per_step: dict[int, float] = {}
     try:
-        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw:
+        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw, raw_http() as http:
 
             async def rounds(
                 n: int, repeats: int, warmup: int
-            ) -> tuple[list[Timing], list[Timing], list[float]]:
+            ) -> tuple[list[Timing], list[Timing], list[Timing], list[float]]:
                 mine: list[Timing] = []
                 theirs: list[Timing] = []
+                answering: list[Timing] = []
                 answers: list[float] = []  # wall seconds from the handler's return to the end
                 event = create_event(servers.response_url(), Steps=n)
                 successor = await journal_for_replay(raw, table, event, steps=n)
@@ -69,18 +74,29 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                     if len(items) != n:
                         raise RuntimeError(f"the Query found {len(items)} of {n} steps")
 
+                async def floor_answering() -> None:
+                    await _update(raw, table, f"floor-{pk}", "claimed")
+                    await floor()
+                    await _update(raw, table, f"floor-{pk}", "outbox")
+                    await raw_put(http, url, b'{"Status":"SUCCESS"}')
+                    await _update(raw, table, f"floor-{pk}", "posted")
+
+                url = servers.response_url()
                 for round_ in range(warmup + repeats):
                     if round_:
                         successor = await reopen_for_replay(raw, table, event)
                     if round_ % 2:
+                        answer_lap = await timed(floor_answering)
                         theirs_lap, mine_lap = await timed(floor), await timed(ours)
                     else:
                         mine_lap, theirs_lap = await timed(ours), await timed(floor)
+                        answer_lap = await timed(floor_answering)
                     if round_ >= warmup:
                         mine.append(mine_lap)
                         theirs.append(theirs_lap)
+                        answering.append(answer_lap)
                         answers.append(answered[-1])
-                return mine, theirs, answers
+                return mine, theirs, answering, answers
 
             # The large journal runs after the small one, on warm servers: no warm-up round.
             for n, repeats, warmup in (
@@ -88,15 +104,22 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                 (sizes.replay_large, sizes.replay_large_repeats, 0),
             ):
                 loop_laps = len(watch.laps)
-                mine, theirs, answers = await rounds(n, repeats, warmup)
+                mine, theirs, answering, answers = await rounds(n, repeats, warmup)
                 replay_loop = [lap.cpu for lap in watch.laps[loop_laps:]]
+                outcome.compare(
+                    f"replay {n:,} steps and answer vs Query + the answer's requests",
+                    [t.wall for t in mine],
+                    [t.wall for t in answering],
+                    unit="ms",
+                    scale=1e3,
+                    target=at_most(1.0),
+                )
                 outcome.compare(
                     f"replay {n:,} steps and answer vs paginated Query",
                     [t.wall for t in mine],
                     [t.wall for t in theirs],
                     unit="ms",
                     scale=1e3,
-                    target=at_most(1.25),
                 )
                 outcome.compare(
                     f"replay {n:,} steps to the handler's return vs paginated Query",
@@ -109,17 +132,22 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                         f"{median(answers) * 1e3:.1f} ms"
                     ),
                 )
-                cpu = [(a.cpu - b.cpu) / n for a, b in zip(mine, theirs, strict=True)]
+                cpu = [(a.cpu - b.cpu) / n for a, b in zip(mine, answering, strict=True)]
                 per_step[n] = median(cpu)
                 outcome.samples[f"cpu per step at {n}"] = cpu
                 outcome.add(
                     _row(
-                        f"asynccfn CPU per replayed step ({n:,})",
+                        f"asynccfn CPU per replayed step beyond the floor ({n:,})",
                         per_step[n] * 1e6,
+                        bound=15.0,
                         note=(
-                            "of which the handler's replay loop "
-                            f"{median(replay_loop[warmup:]) / n * 1e6:.1f} µs"
-                        ),
+                            "negative: the journal's own decoding costs less than the floor's "
+                            "generic parser; "
+                            if per_step[n] < 0
+                            else ""
+                        )
+                        + "of which the handler's replay loop "
+                        f"{median(replay_loop[warmup:]) / n * 1e6:.1f} µs",
                     )
                 )
     finally:
@@ -144,6 +172,19 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
         )
     )
     return outcome
+
+
+async def _update(client: Any, table: str, pk: str, what: str) -> None:
+    """One conditional UpdateItem on an item of the floor's own, as the claim, outbox and
+    posted writes are."""
+    await client.update_item(
+        TableName=table,
+        Key={"pk": {"S": pk}, "sk": {"S": "op"}},
+        UpdateExpression="SET #what = :now",
+        ConditionExpression="attribute_not_exists(#gone)",
+        ExpressionAttributeNames={"#what": what, "#gone": "gone"},
+        ExpressionAttributeValues={":now": {"N": str(time.time())}},
+    )
 
 
 def _row(

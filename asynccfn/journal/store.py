@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
+from . import _wire
 from ._codec import EntryCodec
 from ._update import Update
 from .models import (
@@ -443,6 +444,7 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         client = await self._client()
+        _wire.prepare(client)
         decode = self._steps.decode
         steps: dict[str, StepEntry] = {}
         kwargs: dict[str, Any] = {
@@ -457,7 +459,7 @@ class JournalStore:
 
         async def page_from(start: Any) -> Any:
             self.requests += 1
-            with _translated():
+            with _translated(), _wire.raw_query():
                 return await client.query(**kwargs, **start)
 
         page = await page_from({})

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_journal import header_lines, timeline
 from ._protocol import RequestType, mask_no_echo
+from ._traceback import fold_traceback
 from .cli import (
     EXIT_OK,
     EXIT_UNSUCCESSFUL,
@@ -409,7 +410,12 @@ class ProgressPrinter:
             c.print(f"{pad}  " + c.paint(f"{_glyph(c, 'output')} {message}", Tone.DIM))
         elif record.get("level") in _LOUD_LEVELS:
             tone = Tone.WARN if record.get("level") == "WARNING" else Tone.BAD
-            c.print(f"{pad}  " + c.paint(f"! {message}", tone))
+            # No CloudWatch here: the traceback the stream would hold follows instead.
+            c.print(f"{pad}  " + c.paint(f"! {_LOG_STREAM.sub('', message)}", tone))
+            trace = record.get("stackTrace")
+            if isinstance(trace, list):
+                for trace_line in fold_traceback([str(t) for t in trace]):
+                    c.print(f"{pad}    " + c.paint(printable(trace_line), tone))
 
     def answered(self, run: OperationRun) -> None:
         c = self.console

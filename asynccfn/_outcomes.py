@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Failed
 from ._protocol import Request, Response, Status, failure_physical_id
 from ._result import Success
+from ._traceback import raising_location
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -44,12 +45,25 @@ def gave_up_reason(record: Mapping[str, Any]) -> str:
     return reason
 
 
+# The error's own text is cut to this many characters, so that where it was raised and the log
+# stream still fit the Reason's budget (the whole body is at most 4096 bytes).
+_MESSAGE_BUDGET = 2048
+
+
 def failure_reason(exc: BaseException, lambda_context: Any) -> str:
+    """FAILED's reason for an exception that ended the handler: ``Type: message``, then the
+    user's file and line it was raised at, then the log stream holding its traceback. A
+    :class:`Failed` is expected: its reason alone."""
     if isinstance(exc, Failed):
         return exc.reason
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > _MESSAGE_BUDGET:
+        text = text[: _MESSAGE_BUDGET - 1] + "…"
+    location = raising_location(exc)
+    if location is not None:
+        text += f" ({location})"
     stream = getattr(lambda_context, "log_stream_name", None)
-    where = f" (see CloudWatch log stream {stream})" if stream else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return text + (f" (see CloudWatch log stream {stream})" if stream else "")
 
 
 def failed_response(request: Request, physical_id: str | None, reason: str) -> Response:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from asynccfn.cli import main
-from tests.local_runner import support
+from tests.local_runner import resources, support
 
 RESOURCES = "tests.local_runner.resources"
+
+
+def _raise_line(fn: Callable[..., Any], text: str) -> int:
+    """The line of ``fn``'s source holding ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, source in enumerate(lines) if text in source)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +60,17 @@ def test_a_failing_handler_is_one_clear_line_and_exit_3(capsys: pytest.CaptureFi
     code = main(["--color", "never", "local", f"{RESOURCES}:failing"])
     out, err = capsys.readouterr()
     assert code == 3, out + err
-    assert err == "asynccfn: Create answered FAILED: RuntimeError: the widget is broken\n"
+    line = _raise_line(resources.fail, "raise RuntimeError")
+    assert err == (
+        "asynccfn: Create answered FAILED: RuntimeError: the widget is broken "
+        f"(at tests/local_runner/resources.py:{line} in fail)\n"
+    )
+    # the handler's traceback, its own frame shown and asynccfn's folded; no CloudWatch
+    assert f'resources.py", line {line}, in fail' in out, out
+    assert 'raise RuntimeError("the widget is broken")' in out, out
+    assert " of asynccfn and asyncio" in out and "_runtime.py" not in out, out
+    assert "! failing the operation: RuntimeError: the widget is broken (at " in out, out
+    assert "log stream" not in out.split("Response")[0], out
     # CloudFormation's rollback: the Delete of what the failed Create reported
     assert "◀ Create: FAILED" in out and "◀ Delete (rollback): SUCCESS" in out
     assert '"Status": "FAILED"' in out and "Timeline (UTC)" in out

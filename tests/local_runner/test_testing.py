@@ -3,6 +3,7 @@ operation, catch a handler that does not replay its journal faithfully."""
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from typing import Any
 
@@ -71,3 +72,18 @@ def test_a_secret_is_in_no_printout_of_a_run_with_a_kms_key(
     out, err = capsys.readouterr()
     assert "fetch-password" in out and "Timeline (UTC)" in out
     assert secretive.SECRET not in out + err
+
+
+def test_a_failing_run_shows_the_handlers_traceback_and_its_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    life = run_resource(resources.failing)
+    lines, first = inspect.getsourcelines(resources.fail)
+    line = first + next(i for i, text in enumerate(lines) if "raise RuntimeError" in text)
+    assert life.failures[0].startswith(
+        "Create: RuntimeError: the widget is broken "
+        f"(at tests/local_runner/resources.py:{line} in fail)"
+    ), life.failures
+    out, _ = capsys.readouterr()
+    assert f'resources.py", line {line}, in fail' in out, out
+    assert " of asynccfn and asyncio" in out, out

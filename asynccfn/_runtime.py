@@ -50,10 +50,10 @@ from ._lease import Lease
 from ._logging import log_fields
 from ._outcomes import (
     failure_reason,
+    fallback_handler,
     gave_up_reason,
     lambda_failure_record,
     nothing_was_created,
-    refusing_handler,
     success_response,
 )
 from ._protocol import (
@@ -434,7 +434,7 @@ class Runtime(Endings):
         return await self._answer(
             request,
             op,
-            success_response(request, ctx, outcome),
+            success_response(request, ctx, outcome, handler=handler),
             deadlines,
             OperationStatus.SUCCEEDED,
         )
@@ -468,7 +468,7 @@ class Runtime(Endings):
             return handler
         if handler is None and request.request_type is RequestType.DELETE:
             return nothing_was_created
-        return refusing_handler(resource, request)
+        return fallback_handler(resource, request)
 
     async def _supervise(
         self,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import inspect
 import signal
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from asynccfn.cli import main
-from tests.local_runner import resources, support
+from tests.local_runner import mistakes, resources, support
 
 RESOURCES = "tests.local_runner.resources"
 
 
-def _raise_line(fn: Callable[..., Any], text: str) -> int:
-    """The line of ``fn``'s source holding ``text``."""
+def _raise_line(fn: Callable[..., Any] | ModuleType, text: str) -> int:
+    """The line of ``fn``'s (or a module's) source holding ``text``."""
     lines, first = inspect.getsourcelines(fn)
-    return first + next(i for i, source in enumerate(lines) if text in source)
+    return max(first, 1) + next(i for i, source in enumerate(lines) if text in source)
 
 
 @pytest.mark.parametrize(
@@ -151,3 +152,62 @@ def test_kms_key_encrypts_the_journal_in_moto_and_prints_no_secret(
     assert "journal secrets encrypted under arn:aws:kms:us-east-1:" in out
     assert "fetch-password" in out and '"Password": "****"' in out
     assert SECRET not in out + err
+
+
+MISTAKES = "tests.local_runner.mistakes"
+
+
+def test_a_resource_without_an_update_handler_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["local", f"{MISTAKES}:no_update"]) == 1
+    out, err = capsys.readouterr()
+    line = _raise_line(mistakes, 'no_update = asynccfn.Resource("Custom::NoUpdate")')
+    assert err.count("\n") == 1 and err.startswith("asynccfn: "), err
+    assert f"Custom::NoUpdate defined at tests/local_runner/mistakes.py:{line} has no Update" in err
+    assert 'update="replace"' in err and "Delete" not in err.split("has no Update")[1], err
+    assert "journal" not in out  # refused before any server started
+
+
+def test_update_replace_creates_a_replacement_and_the_old_one_is_deleted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "local",
+            f"{MISTAKES}:replaced",
+            "--properties",
+            '{"Name": "first"}',
+            "--update-properties",
+            '{"Name": "second"}',
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "◀ Update: SUCCESS  physical id second" in out, out
+    assert "◀ Delete (replaced): SUCCESS  physical id first" in out, out
+    assert "◀ Delete: SUCCESS  physical id second" in out, out
+
+
+def test_a_forgotten_return_is_a_warning_naming_the_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:forgetful_return"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err  # CloudFormation gets SUCCESS, as in production
+    line = inspect.getsourcelines(mistakes.create_without_return)[1]
+    assert (
+        "! the Create handler create_without_return "
+        f"(tests/local_runner/mistakes.py:{line}) returned None"
+    ) in out, out
+
+
+def test_functions_given_to_parallel_fail_saying_what_to_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:uncalled"])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    line = _raise_line(mistakes.create_in_parallel, "ctx.parallel(fetch_a, fetch_b)")
+    assert "branch 1 is the function fetch_a" in err and "ctx.parallel(fetch_a(...), ...)" in err
+    assert f"(at tests/local_runner/mistakes.py:{line} in create_in_parallel)" in err, err

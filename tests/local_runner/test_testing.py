@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
+import asynccfn
 from asynccfn.local._loader import locate
-from asynccfn.testing import ReplayDivergence, run_resource
-from tests.local_runner import resources, secretive
+from asynccfn.testing import (
+    HandlerReturnedNone,
+    LocalServerError,
+    ReplayDivergence,
+    ResourceSpecError,
+    run_resource,
+)
+from tests.local_runner import mistakes, resources, secretive
 
 
 def test_a_resource_is_located_by_the_name_a_worker_imports() -> None:
@@ -87,3 +94,31 @@ def test_a_failing_run_shows_the_handlers_traceback_and_its_line(
     out, _ = capsys.readouterr()
     assert f'resources.py", line {line}, in fail' in out, out
     assert " of asynccfn and asyncio" in out, out
+
+
+def test_a_forgotten_return_fails_the_test_unless_allowed() -> None:
+    with pytest.raises(HandlerReturnedNone) as caught:
+        run_resource(mistakes.forgetful_return, echo=False)
+    assert "the Create handler create_without_return" in str(caught.value)
+    life = run_resource(mistakes.forgetful_return, echo=False, allow_none=True)
+    assert life.ok and life.create.data == {}
+
+
+def test_the_errors_run_resource_raises_are_importable_from_testing() -> None:
+    with pytest.raises(ResourceSpecError, match="has no Update handler"):
+        run_resource(mistakes.no_update)
+    assert issubclass(LocalServerError, Exception)
+
+
+def test_a_handler_that_is_not_async_is_refused_where_the_user_wrote_it() -> None:
+    resource = asynccfn.Resource("Custom::Sync")
+
+    def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success()
+
+    line = inspect.getsourcelines(create)[1]
+    with pytest.raises(asynccfn.ConfigurationError) as caught:
+        resource.create(create)  # type: ignore[arg-type]
+    assert f"(tests/local_runner/test_testing.py:{line}) must be an 'async def'" in str(
+        caught.value
+    )

@@ -175,6 +175,12 @@ def _run_options(parser: argparse.ArgumentParser, *, lambda_timeout: float) -> N
         help="run every operation once more from its journal and report any difference",
     )
     group.add_argument(
+        "--raw-properties",
+        action="store_true",
+        help="send the properties with their JSON types; by default they go as CloudFormation "
+        "sends them, every number and boolean a string",
+    )
+    group.add_argument(
         "--kms-key",
         action="store_true",
         help="encrypt the journal's secrets with asynccfn.KmsCodec, under a key this command "
@@ -202,6 +208,7 @@ def run_local(args: argparse.Namespace, console: Console) -> int:
         service_timeout=args.service_timeout,
         keep_table=args.keep,
         kms_key=args.kms_key,
+        raw_properties=args.raw_properties,
     )
     request_type: RequestType | None = args.request_type
     properties: Mapping[str, Any] = args.properties
@@ -238,6 +245,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         stack_name="asynccfn-demo",
         keep_table=args.keep,
         kms_key=args.kms_key,
+        raw_properties=args.raw_properties,
     )
     console.print(
         console.paint("asynccfn demo", Tone.BOLD)

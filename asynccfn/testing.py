@@ -140,6 +140,7 @@ def run_resource(
     echo: bool = True,
     kms_key: bool = False,
     allow_none: bool = False,
+    raw_properties: bool = False,
 ) -> Life:
     """Run ``resource`` (a Resource defined at the top level of an importable module, or
     ``"MODULE:RESOURCE"``) through Create, Update (when ``update_properties`` is given) and
@@ -153,6 +154,8 @@ def run_resource(
     directory and this process's ``sys.path``); ``echo`` prints progress and timelines;
     ``kms_key`` encrypts the journal's secrets with ``KmsCodec`` under a key in moto's KMS;
     ``allow_none`` accepts a handler that returns None (answered as SUCCESS with no Data).
+    The properties go as CloudFormation sends them, every number and boolean a string at any
+    depth, unless ``raw_properties`` keeps their JSON types.
     Everything started is stopped before this returns or raises.
 
     Raises:
@@ -176,6 +179,7 @@ def run_resource(
         stack_name="asynccfn-testing",
         service_timeout=service_timeout,
         kms_key=kms_key,
+        raw_properties=raw_properties,
     )
     printer = _printer() if echo else None
     noticing = _NoticingWatcher(printer or QuietWatcher())

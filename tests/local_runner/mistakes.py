@@ -4,6 +4,7 @@ the Lambda workers)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asynccfn
 
@@ -73,3 +74,14 @@ async def fetch_b() -> int:
 async def create_in_parallel(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
     await ctx.parallel(fetch_a, fetch_b)  # type: ignore[arg-type]
     return asynccfn.Success(physical_id="never")
+
+
+# -- properties as the handler receives them ---------------------------------------------------
+
+echo = asynccfn.Resource("Custom::Echo", update="replace", delete="nothing")
+
+
+@echo.create
+async def echo_properties(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    seen = {k: v for k, v in request.properties.items() if k != "ServiceToken"}
+    return asynccfn.Success(physical_id="echo", data={"Seen": json.dumps(seen, sort_keys=True)})

@@ -211,3 +211,30 @@ def test_functions_given_to_parallel_fail_saying_what_to_pass(
     line = _raise_line(mistakes.create_in_parallel, "ctx.parallel(fetch_a, fetch_b)")
     assert "branch 1 is the function fetch_a" in err and "ctx.parallel(fetch_a(...), ...)" in err
     assert f"(at tests/local_runner/mistakes.py:{line} in create_in_parallel)" in err, err
+
+
+def test_the_cli_sends_properties_as_strings_and_raw_on_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    props = '{"Count": 5, "Flag": true}'
+    assert (
+        main(["local", f"{MISTAKES}:echo", "--request-type", "Create", "--properties", props]) == 0
+    )
+    out, _ = capsys.readouterr()
+    assert '"Seen": "{\\"Count\\": \\"5\\", \\"Flag\\": \\"true\\"}"' in out, out
+    assert (
+        main(
+            [
+                "local",
+                f"{MISTAKES}:echo",
+                "--request-type",
+                "Create",
+                "--raw-properties",
+                "--properties",
+                props,
+            ]
+        )
+        == 0
+    )
+    out, _ = capsys.readouterr()
+    assert '"Seen": "{\\"Count\\": 5, \\"Flag\\": true}"' in out, out

@@ -4,6 +4,7 @@ operation, catch a handler that does not replay its journal faithfully."""
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 from typing import Any
 
@@ -122,3 +123,18 @@ def test_a_handler_that_is_not_async_is_refused_where_the_user_wrote_it() -> Non
     assert f"(tests/local_runner/test_testing.py:{line}) must be an 'async def'" in str(
         caught.value
     )
+
+
+PROPERTIES = {"Count": 5, "Flag": True, "Nested": {"List": [1, 2.5, False, "x"]}, "Null": None}
+
+
+def test_properties_arrive_as_cloudformation_sends_them_unless_raw() -> None:
+    life = run_resource(mistakes.echo, properties=PROPERTIES, echo=False)
+    assert json.loads(life.create.data["Seen"]) == {
+        "Count": "5",
+        "Flag": "true",
+        "Nested": {"List": ["1", "2.5", "false", "x"]},
+        "Null": None,
+    }
+    raw = run_resource(mistakes.echo, properties=PROPERTIES, echo=False, raw_properties=True)
+    assert json.loads(raw.create.data["Seen"]) == PROPERTIES

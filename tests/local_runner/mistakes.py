@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import asynccfn
 
@@ -85,3 +86,14 @@ echo = asynccfn.Resource("Custom::Echo", update="replace", delete="nothing")
 async def echo_properties(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
     seen = {k: v for k, v in request.properties.items() if k != "ServiceToken"}
     return asynccfn.Success(physical_id="echo", data={"Seen": json.dumps(seen, sort_keys=True)})
+
+
+# -- sync work on the event loop -----------------------------------------------------------------
+
+blocking = asynccfn.Resource("Custom::Blocking", update="replace", delete="nothing")
+
+
+@blocking.create
+async def create_blocking(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    time.sleep(2)  # noqa: ASYNC251 - the mistake: blocks the loop; it belongs in ctx.step
+    return asynccfn.Success(physical_id="blocked")

@@ -238,3 +238,16 @@ def test_the_cli_sends_properties_as_strings_and_raw_on_request(
     )
     out, _ = capsys.readouterr()
     assert '"Seen": "{\\"Count\\": 5, \\"Flag\\": true}"' in out, out
+
+
+def test_a_blocked_event_loop_is_named_with_the_users_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:blocking", "--request-type", "Create"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    line = _raise_line(mistakes.create_blocking, "time.sleep(2)")
+    assert "! the event loop has been blocked for 1." in out, out
+    assert f"by create_blocking at tests/local_runner/mistakes.py:{line}:" in out, out
+    assert out.count("the event loop has been blocked") == 1, out  # once per invocation
+    assert "belongs in ctx.step(name, fn, ...)" in out, out

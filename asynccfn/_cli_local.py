@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_journal import header_lines, timeline
 from ._protocol import RequestType, mask_no_echo
+from ._traceback import fold_traceback
 from .cli import (
     EXIT_OK,
     EXIT_UNSUCCESSFUL,
@@ -174,6 +175,12 @@ def _run_options(parser: argparse.ArgumentParser, *, lambda_timeout: float) -> N
         help="run every operation once more from its journal and report any difference",
     )
     group.add_argument(
+        "--raw-properties",
+        action="store_true",
+        help="send the properties with their JSON types; by default they go as CloudFormation "
+        "sends them, every number and boolean a string",
+    )
+    group.add_argument(
         "--kms-key",
         action="store_true",
         help="encrypt the journal's secrets with asynccfn.KmsCodec, under a key this command "
@@ -201,6 +208,7 @@ def run_local(args: argparse.Namespace, console: Console) -> int:
         service_timeout=args.service_timeout,
         keep_table=args.keep,
         kms_key=args.kms_key,
+        raw_properties=args.raw_properties,
     )
     request_type: RequestType | None = args.request_type
     properties: Mapping[str, Any] = args.properties
@@ -237,6 +245,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         stack_name="asynccfn-demo",
         keep_table=args.keep,
         kms_key=args.kms_key,
+        raw_properties=args.raw_properties,
     )
     console.print(
         console.paint("asynccfn demo", Tone.BOLD)
@@ -409,7 +418,12 @@ class ProgressPrinter:
             c.print(f"{pad}  " + c.paint(f"{_glyph(c, 'output')} {message}", Tone.DIM))
         elif record.get("level") in _LOUD_LEVELS:
             tone = Tone.WARN if record.get("level") == "WARNING" else Tone.BAD
-            c.print(f"{pad}  " + c.paint(f"! {message}", tone))
+            # No CloudWatch here: the traceback the stream would hold follows instead.
+            c.print(f"{pad}  " + c.paint(f"! {_LOG_STREAM.sub('', message)}", tone))
+            trace = record.get("stackTrace")
+            if isinstance(trace, list):
+                for trace_line in fold_traceback([str(t) for t in trace]):
+                    c.print(f"{pad}    " + c.paint(printable(trace_line), tone))
 
     def answered(self, run: OperationRun) -> None:
         c = self.console

@@ -14,6 +14,7 @@ from ._aws import call_encoder, is_transient_aws_error, prepare_call
 from ._errors import ConfigurationError
 from ._retry import RetryPolicy
 from ._threads import run_in_thread
+from ._traceback import definition_site
 from .journal.models import StepKind
 
 if TYPE_CHECKING:
@@ -209,7 +210,14 @@ class Context:
         await self._executor.sleep(seconds, name or f"sleep {seconds:g}s")
 
     async def parallel(self, *branches: Awaitable[Any]) -> list[Any]:
-        """Await ``branches`` concurrently, each in its own step scope; results in order."""
+        """Await ``branches`` concurrently, each in its own step scope; results in order.
+
+        Raises:
+            ConfigurationError: a branch is not awaitable (a function passed uncalled).
+        """
+        for i, branch in enumerate(branches):
+            if not inspect.isawaitable(branch):
+                raise ConfigurationError(parallel_misuse(i, branch))
         return await self._executor.parallel(*branches)
 
     async def now(self) -> datetime.datetime:
@@ -252,3 +260,19 @@ def _bind(
         return result
 
     return run_sync
+
+
+def parallel_misuse(index: int, branch: object) -> str:
+    """What ``ctx.parallel`` says of a branch that cannot be awaited: usually a function
+    passed where its call was meant."""
+    if callable(branch):
+        name = getattr(branch, "__qualname__", None) or repr(branch)
+        return (
+            f"ctx.parallel takes awaitables, and branch {index + 1} is the function {name} "
+            f"({definition_site(branch)}): pass its call, ctx.parallel({name}(...), ...), or "
+            f'a step, ctx.parallel(ctx.step("name", {name}, ...), ...)'
+        )
+    return (
+        f"ctx.parallel takes awaitables (coroutines such as ctx.step(...) calls), and branch "
+        f"{index + 1} is a {type(branch).__name__}"
+    )

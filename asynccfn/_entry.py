@@ -149,6 +149,11 @@ def lambda_entry(
             "response_hosts must be a collection of hosts, not one string: "
             f"response_hosts=[{response_hosts!r}]"
         )
+    for missing in resource.unanswered():
+        # Said, not raised: a function that cannot initialise answers nothing at all (Lambda's
+        # on-failure record reaches the same code), so the stack would wait out its
+        # ServiceTimeout. `asynccfn local` and asynccfn.testing refuse it before a run.
+        _logging.logger.warning("%s", missing)
     hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
     table = journal or os.environ.get(JOURNAL_ENV) or None
     if codec is None and table and os.environ.get(KMS_KEY_ENV):

@@ -108,3 +108,8 @@ def log_fields(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
+
+
+def current_fields() -> dict[str, Any]:
+    """The fields ``log_fields`` attached here, for a record logged from another thread."""
+    return dict(_fields.get() or {})

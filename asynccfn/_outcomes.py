@@ -3,16 +3,21 @@ on-failure record, and the built-in handlers for requests no user code should se
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Failed
-from ._protocol import Request, Response, Status, failure_physical_id
+from ._protocol import Request, RequestType, Response, Status, failure_physical_id
 from ._result import Success
+from ._traceback import definition_site, raising_location
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._resource import Handler, Resource
+
+log = logging.getLogger("asynccfn.runtime")
 
 
 def lambda_failure_record(event: object) -> Mapping[str, Any] | None:
@@ -44,12 +49,25 @@ def gave_up_reason(record: Mapping[str, Any]) -> str:
     return reason
 
 
+# The error's own text is cut to this many characters, so that where it was raised and the log
+# stream still fit the Reason's budget (the whole body is at most 4096 bytes).
+_MESSAGE_BUDGET = 2048
+
+
 def failure_reason(exc: BaseException, lambda_context: Any) -> str:
+    """FAILED's reason for an exception that ended the handler: ``Type: message``, then the
+    user's file and line it was raised at, then the log stream holding its traceback. A
+    :class:`Failed` is expected: its reason alone."""
     if isinstance(exc, Failed):
         return exc.reason
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > _MESSAGE_BUDGET:
+        text = text[: _MESSAGE_BUDGET - 1] + "…"
+    location = raising_location(exc)
+    if location is not None:
+        text += f" ({location})"
     stream = getattr(lambda_context, "log_stream_name", None)
-    where = f" (see CloudWatch log stream {stream})" if stream else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return text + (f" (see CloudWatch log stream {stream})" if stream else "")
 
 
 def failed_response(request: Request, physical_id: str | None, reason: str) -> Response:
@@ -62,8 +80,28 @@ def failed_response(request: Request, physical_id: str | None, reason: str) -> R
     )
 
 
-def success_response(request: Request, ctx: Context, result: Any) -> Response:
+def returned_none(handler: Handler, request: Request) -> None:
+    """Log that ``handler`` returned None: SUCCESS with an empty Data and a generated (or
+    the request's) physical id is rarely what a handler meant; usually a ``return`` is
+    missing. ``asynccfn.testing`` fails a run on this line (``returned_none`` in the record)."""
+    user = getattr(handler, "__wrapped__", handler)
+    name = getattr(user, "__qualname__", repr(user))
+    log.warning(
+        "the %s handler %s (%s) returned None, answered as SUCCESS with no Data: return "
+        "asynccfn.Success(...) (is a 'return' missing?)",
+        request.request_type.value,
+        name,
+        definition_site(user),
+        extra={"returned_none": name},
+    )
+
+
+def success_response(
+    request: Request, ctx: Context, result: Any, *, handler: Handler | None = None
+) -> Response:
     if result is None:
+        if handler is not None:
+            returned_none(handler, request)
         result = Success()
     if not isinstance(result, Success):
         return failed_response(
@@ -89,6 +127,42 @@ def success_response(request: Request, ctx: Context, result: Any) -> Response:
 async def nothing_was_created(request: Request, ctx: Context) -> Success:
     """Delete of a resource whose Create failed before it existed, or with no handler."""
     return Success(physical_id=request.physical_id)
+
+
+def fallback_handler(resource: Resource, request: Request) -> Handler:
+    """What answers ``request`` when ``resource`` has no handler of its own for it: the
+    replacement a resource declared ``update="replace"`` makes, else a refusal."""
+    create = resource.handler_for(RequestType.CREATE)
+    if (
+        request.request_type is RequestType.UPDATE
+        and resource.update_policy == "replace"
+        and create is not None
+        and resource.resource_type in (None, request.resource_type)
+    ):
+        return replacing_handler(create)
+    return refusing_handler(resource, request)
+
+
+def replacing_handler(create: Handler) -> Handler:
+    """An Update answered by ``create``: the Create handler builds a replacement under a new
+    physical id (so CloudFormation deletes the old resource once the stack's update is done).
+    It sees the Update's request (``request.physical_id`` is the old id); ``ctx.physical_id``
+    starts empty, and a replacement that names none gets a generated one, never the old id."""
+
+    async def replace(request: Request, ctx: Context) -> Success | None:
+        if ctx.physical_id == request.physical_id:  # not one the replacement recorded already
+            ctx.physical_id = None
+        result = await create(request, ctx)
+        if result is None:
+            returned_none(create, request)
+            result = Success()
+        if isinstance(result, Success) and not result.physical_id and not ctx.physical_id:
+            generated = f"{request.logical_id}-{request.request_id}"
+            result = dataclasses.replace(result, physical_id=generated)
+        return result
+
+    replace.__wrapped__ = create  # type: ignore[attr-defined]
+    return replace
 
 
 def refusing_handler(resource: Resource, request: Request) -> Handler:

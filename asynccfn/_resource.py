@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._errors import ConfigurationError
 from ._protocol import RequestType
+from ._traceback import definition_site, shown_path
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -29,16 +31,50 @@ class Resource:
     rebuilt as on replay (built-in exceptions, botocore's ClientError and asynccfn's errors
     always are); a failure of any other type replays as :class:`asynccfn.StepFailed`.
 
+    Every request type must have an answer (:meth:`unanswered`): a Create handler; an Update
+    handler, or ``update="replace"`` (an Update runs the Create handler for a replacement with
+    a new physical id, and CloudFormation then deletes the old one); a Delete handler, or
+    ``delete="nothing"`` (a Delete answers SUCCESS without user code, for a resource that
+    leaves nothing behind).
+
     Raises:
-        ConfigurationError: an entry of ``errors`` is not an Exception subclass.
+        ConfigurationError: an entry of ``errors`` is not an Exception subclass, or ``update``
+            or ``delete`` is not one of the values above.
     """
 
-    __slots__ = ("_handlers", "error_types", "resource_type")
+    __slots__ = (
+        "_handlers",
+        "defined_at",
+        "delete_policy",
+        "error_types",
+        "resource_type",
+        "update_policy",
+    )
 
     def __init__(
-        self, resource_type: str | None = None, *, errors: Iterable[type[Exception]] = ()
+        self,
+        resource_type: str | None = None,
+        *,
+        errors: Iterable[type[Exception]] = (),
+        update: Literal["replace"] | None = None,
+        delete: Literal["nothing"] | None = None,
     ) -> None:
+        caller = sys._getframe(1)  # cheap, and what a definition error points at
+        self.defined_at = f"{shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
+        """``FILE:LINE`` of the ``Resource(...)`` call."""
+        if update not in (None, "replace"):
+            raise ConfigurationError(
+                f"Resource(update=...) takes 'replace' (or no value), got {update!r} "
+                f"({self.defined_at})"
+            )
+        if delete not in (None, "nothing"):
+            raise ConfigurationError(
+                f"Resource(delete=...) takes 'nothing' (or no value), got {delete!r} "
+                f"({self.defined_at})"
+            )
         self.resource_type = resource_type
+        self.update_policy = update
+        self.delete_policy = delete
         self._handlers: dict[RequestType, Handler] = {}
         self.error_types: Mapping[str, type[Exception]] = MappingProxyType(_error_types(errors))
         """The registered error types by the ``module:QualName`` a journal item names."""
@@ -50,13 +86,40 @@ class Resource:
     def _register(self, request_type: RequestType, fn: H) -> H:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(
-                f"the {request_type.value} handler {getattr(fn, '__qualname__', fn)!r} must be "
-                "an 'async def' function taking (request, ctx)"
+                f"the {request_type.value} handler {getattr(fn, '__qualname__', fn)!r} "
+                f"({definition_site(fn)}) must be an 'async def' function taking (request, ctx)"
             )
         if request_type in self._handlers:
-            raise ConfigurationError(f"{self!r} already has a {request_type.value} handler")
+            raise ConfigurationError(
+                f"{self!r} ({self.defined_at}) already has a {request_type.value} handler; "
+                f"{getattr(fn, '__qualname__', fn)!r} ({definition_site(fn)}) would be a second"
+            )
         self._handlers[request_type] = fn
         return fn
+
+    def unanswered(self) -> list[str]:
+        """What the resource cannot answer, one sentence per request type (empty when every
+        request type has a handler, or a declared answer)."""
+        where = f"{self.resource_type or 'the resource'} defined at {self.defined_at}"
+        missing = []
+        if RequestType.CREATE not in self._handlers:
+            missing.append(
+                f"{where} has no Create handler (a Create answers FAILED): add @<resource>.create"
+            )
+        if RequestType.UPDATE not in self._handlers and self.update_policy is None:
+            missing.append(
+                f"{where} has no Update handler (an Update, and its rollback, answer FAILED): "
+                "add @<resource>.update, or declare "
+                'Resource(..., update="replace") to answer an Update by creating a '
+                "replacement (CloudFormation then deletes the old one)"
+            )
+        if RequestType.DELETE not in self._handlers and self.delete_policy is None:
+            missing.append(
+                f"{where} has no Delete handler (a Delete answers SUCCESS and leaves what Create "
+                "made): add @<resource>.delete, or declare "
+                'Resource(..., delete="nothing") when it leaves nothing behind'
+            )
+        return missing
 
     def create(self, fn: H) -> H:
         """Decorator: the handler for Create requests.

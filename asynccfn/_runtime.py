@@ -47,13 +47,13 @@ from ._errors import (
     RequestError,
 )
 from ._lease import Lease
-from ._logging import log_fields
+from ._logging import current_fields, log_fields
 from ._outcomes import (
     failure_reason,
+    fallback_handler,
     gave_up_reason,
     lambda_failure_record,
     nothing_was_created,
-    refusing_handler,
     success_response,
 )
 from ._protocol import (
@@ -67,6 +67,7 @@ from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor, StepStore
 from ._tasks import discard
 from ._threads import busy_threads
+from ._watchdog import LoopWatchdog
 from .journal import _payload
 from .journal.models import (
     OperationEntry,
@@ -405,7 +406,12 @@ class Runtime(Endings):
             lambda_context=lambda_context,
         )
         handler = self._handler_for(request)
-        outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)
+        watchdog = LoopWatchdog(extra=current_fields())  # says when sync work blocks the loop
+        watchdog.start()
+        try:
+            outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)
+        finally:
+            watchdog.stop()
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
@@ -434,7 +440,7 @@ class Runtime(Endings):
         return await self._answer(
             request,
             op,
-            success_response(request, ctx, outcome),
+            success_response(request, ctx, outcome, handler=handler),
             deadlines,
             OperationStatus.SUCCEEDED,
         )
@@ -468,7 +474,7 @@ class Runtime(Endings):
             return handler
         if handler is None and request.request_type is RequestType.DELETE:
             return nothing_was_created
-        return refusing_handler(resource, request)
+        return fallback_handler(resource, request)
 
     async def _supervise(
         self,

@@ -31,26 +31,43 @@ pytest shows them when a test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._errors import JournalError
 from ._protocol import RequestType
 from ._resource import Resource
-from .local._loader import locate
+from .local._env import LocalServerError
+from .local._loader import ResourceSpecError, locate
+from .local._runs import QuietWatcher, Watcher
 from .local.stack import DYNAMODB_LOCAL, LocalStack, NoResponse, OperationRun, Replay, StackConfig
+
+if TYPE_CHECKING:
+    from .journal.query import OperationDetail
+    from .local._records import InvocationRecord
 
 __all__ = [
     "DYNAMODB_LOCAL",
+    "HandlerReturnedNone",
+    "JournalError",
     "Life",
+    "LocalServerError",
     "NoResponse",
     "OperationRun",
     "Replay",
     "ReplayDivergence",
+    "ResourceSpecError",
     "run_resource",
 ]
+
+
+class HandlerReturnedNone(AssertionError):
+    """A handler returned None (a ``return`` forgotten, usually), which answers SUCCESS with
+    no Data; ``run_resource(..., allow_none=True)`` accepts it."""
 
 
 class ReplayDivergence(AssertionError):
@@ -122,6 +139,8 @@ def run_resource(
     code_paths: Sequence[str] | None = None,
     echo: bool = True,
     kms_key: bool = False,
+    allow_none: bool = False,
+    raw_properties: bool = False,
 ) -> Life:
     """Run ``resource`` (a Resource defined at the top level of an importable module, or
     ``"MODULE:RESOURCE"``) through Create, Update (when ``update_properties`` is given) and
@@ -133,14 +152,20 @@ def run_resource(
     function's; ``dynamodb`` is the journal's endpoint (or :data:`DYNAMODB_LOCAL`; default:
     moto's server); ``code_paths`` where the worker imports from (default: the working
     directory and this process's ``sys.path``); ``echo`` prints progress and timelines;
-    ``kms_key`` encrypts the journal's secrets with ``KmsCodec`` under a key in moto's KMS.
+    ``kms_key`` encrypts the journal's secrets with ``KmsCodec`` under a key in moto's KMS;
+    ``allow_none`` accepts a handler that returns None (answered as SUCCESS with no Data).
+    The properties go as CloudFormation sends them, every number and boolean a string at any
+    depth, unless ``raw_properties`` keeps their JSON types.
     Everything started is stopped before this returns or raises.
 
     Raises:
+        HandlerReturnedNone: a handler returned None, and ``allow_none`` is not set.
         ReplayDivergence: a replay differed, or the runtime failed an operation for
             non-determinism.
         NoResponse: a request was never answered.
-        ResourceSpecError: ``resource`` cannot be imported by name in another process.
+        ResourceSpecError: ``resource`` cannot be imported by name in another process, or
+            lacks a handler for a request type it declares no answer for
+            (:meth:`asynccfn.Resource.unanswered`).
         LocalServerError, JournalError: the local servers or the table failed.
     """
     spec = resource if isinstance(resource, str) else locate(resource)
@@ -154,10 +179,12 @@ def run_resource(
         stack_name="asynccfn-testing",
         service_timeout=service_timeout,
         kms_key=kms_key,
+        raw_properties=raw_properties,
     )
     printer = _printer() if echo else None
+    noticing = _NoticingWatcher(printer or QuietWatcher())
     props = dict(properties or {})
-    with LocalStack(config, watcher=printer) as stack:
+    with LocalStack(config, watcher=noticing) as stack:
         if request_type is None:
             runs = stack.lifecycle(props, update_properties, replay=always_replay)
         else:
@@ -171,7 +198,45 @@ def run_resource(
 
         print_summary(runs, printer.console)
     _check_replays(runs)
+    if noticing.returned_none and not allow_none:
+        raise HandlerReturnedNone(
+            "a handler returned None, answered as SUCCESS with no Data (is a 'return' "
+            "missing? run_resource(..., allow_none=True) accepts it):\n  "
+            + "\n  ".join(noticing.returned_none)
+        )
     return Life(runs=tuple(runs))
+
+
+class _NoticingWatcher:
+    """Passes everything on to ``inner``, noting the runtime's warnings that a handler
+    returned None."""
+
+    def __init__(self, inner: Watcher) -> None:
+        self.inner = inner
+        self.returned_none: list[str] = []
+
+    def request_sent(self, label: str, event: Mapping[str, Any]) -> None:
+        self.inner.request_sent(label, event)
+
+    def journal(self, detail: OperationDetail) -> None:
+        self.inner.journal(detail)
+
+    def invocation_ended(self, record: InvocationRecord) -> None:
+        self.inner.invocation_ended(record)
+
+    def output(self, line: str) -> None:
+        self.inner.output(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(record, dict) and "returned_none" in record:
+            message = str(record.get("message", ""))
+            if message not in self.returned_none:  # replays and retries say it again
+                self.returned_none.append(message)
+
+    def answered(self, run: OperationRun) -> None:
+        self.inner.answered(run)
 
 
 def _single(

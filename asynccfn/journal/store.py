@@ -614,7 +614,7 @@ def _event(now: float, what: str, invocation: int | None = None) -> EventEntry:
 
 def replayed_event(steps: int, invocation: int) -> EventEntry:
     """The event an invocation records (with its next write) after replaying ``steps``."""
-    return _event(time.time(), f"replayed {steps} steps", invocation)
+    return _event(time.time(), f"replayed {steps} step{'' if steps == 1 else 's'}", invocation)
 
 
 def _bounded(current: OperationEntry, event: EventEntry) -> list[EventEntry]:

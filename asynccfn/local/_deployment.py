@@ -19,7 +19,13 @@ from asynccfn._forced_handover import ENV as HANDOVER_AFTER_STEP_ENV
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
 from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION, StartStop
 from asynccfn.local._functions import FunctionConfig, RecursiveLoop
-from asynccfn.local._loader import HANDLER, RESOURCE_ENV, journal_table_of, load_resource
+from asynccfn.local._loader import (
+    HANDLER,
+    RESOURCE_ENV,
+    ResourceSpecError,
+    journal_table_of,
+    load_resource,
+)
 from asynccfn.local._stack_config import DYNAMODB_LOCAL, StackConfig
 
 if TYPE_CHECKING:
@@ -66,6 +72,9 @@ class LocalDeployment(StartStop):
         """
         config = self.config
         resource = load_resource(config.resource)  # a bad name fails before anything starts
+        unanswered = resource.unanswered()
+        if unanswered:  # found on the laptop, before a stack's first Update fails on it
+            raise ResourceSpecError(f"{config.resource}: " + "; ".join(unanswered))
         attr = config.resource.rpartition(":")[2].rpartition(".")[2]
         self.logical_id = config.logical_id or _camel(attr) or "Resource"
         self.resource_type = (

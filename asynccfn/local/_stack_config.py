@@ -32,7 +32,9 @@ class StackConfig:
     hand over after its first recorded step; ``service_timeout`` is the requests'
     ServiceTimeout (CloudFormation's own wait, 1 to 3600 s; None: 3600); ``keep_table``
     leaves the journal table in place; ``kms_key`` creates a key in moto's KMS and gives the
-    function ``ASYNCCFN_KMS_KEY``, so that its journal is encrypted by ``KmsCodec``.
+    function ``ASYNCCFN_KMS_KEY``, so that its journal is encrypted by ``KmsCodec``;
+    ``raw_properties`` sends properties with their JSON types instead of as CloudFormation
+    does (every scalar a string).
 
     Raises:
         ConfigurationError: a value Lambda or CloudFormation would refuse.
@@ -51,6 +53,7 @@ class StackConfig:
     service_timeout: float | None = None
     keep_table: bool = False
     kms_key: bool = False
+    raw_properties: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.lambda_timeout <= MAX_LAMBDA_TIMEOUT:

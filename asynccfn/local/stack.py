@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from asynccfn._errors import ConfigurationError
 from asynccfn._protocol import RequestType
 from asynccfn.journal.models import StepStatus, operation_id
+from asynccfn.local._cfn_encoding import as_cloudformation_sends
 from asynccfn.local._deployment import EMBEDDED_TABLE as EMBEDDED_TABLE
 from asynccfn.local._deployment import RESPONSE_BUCKET as RESPONSE_BUCKET
 from asynccfn.local._deployment import LocalDeployment
@@ -155,12 +156,17 @@ class LocalStack(LocalDeployment):
         physical_id: str | None = None,
         label: str | None = None,
     ) -> OperationRun:
-        """Send one request and wait for its response.
+        """Send one request and wait for its response. The properties go as CloudFormation
+        sends them, every scalar a string, unless the config says ``raw_properties``.
 
         Raises:
             NoResponse: the function went quiet without answering.
             ConfigurationError: the stack is not started.
         """
+        if not self.config.raw_properties:
+            properties = as_cloudformation_sends(properties)
+            if old_properties is not None:
+                old_properties = as_cloudformation_sends(old_properties)
         event: dict[str, Any] = {
             "RequestType": request_type.value,
             "ServiceToken": self._function_arn,

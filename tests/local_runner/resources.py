@@ -36,6 +36,11 @@ async def count(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Su
     )
 
 
+@counting.delete
+async def uncount(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    return asynccfn.Success()  # the counting left nothing behind
+
+
 # -- failing: the handler raises ---------------------------------------------------------------
 
 failing = asynccfn.Resource("Custom::Failing")
@@ -47,9 +52,15 @@ async def fail(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Suc
     raise RuntimeError("the widget is broken")
 
 
+@failing.update
+@failing.delete
+async def never_built(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    return asynccfn.Success()  # a Create that always fails built nothing
+
+
 # -- slow: for interrupting a run ----------------------------------------------------------------
 
-slow = asynccfn.Resource("Custom::Slow")
+slow = asynccfn.Resource("Custom::Slow", update="replace")
 
 
 @slow.create
@@ -59,9 +70,14 @@ async def create_slowly(request: asynccfn.Request, ctx: asynccfn.Context) -> asy
     return asynccfn.Success(physical_id="slow")
 
 
+@slow.delete
+async def delete_slowly(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    return asynccfn.Success()
+
+
 # -- forgetful: reads the world outside a step, so replay takes another path ---------------------
 
-forgetful = asynccfn.Resource("Custom::Forgetful")
+forgetful = asynccfn.Resource("Custom::Forgetful", update="replace")
 
 
 @forgetful.create

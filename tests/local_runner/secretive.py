@@ -10,7 +10,7 @@ import asynccfn
 
 SECRET = "planted-local-runner-secret-7f3c9a"
 
-secretive = asynccfn.Resource("Custom::Secretive")
+secretive = asynccfn.Resource("Custom::Secretive", update="replace")
 
 
 async def _fetch_password() -> str:
@@ -29,6 +29,11 @@ async def create_secretly(request: asynccfn.Request, ctx: asynccfn.Context) -> a
     length = await ctx.step("measure", _measure, password)
     assert ctx.state["password"] == SECRET  # the state came back in the clear on replay
     return asynccfn.Success(physical_id=f"user-{length}", data={"Password": password}, no_echo=True)
+
+
+@secretive.delete
+async def delete_secretly(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+    return asynccfn.Success()  # the password was only fetched
 
 
 # Outside a worker no journal is configured, so sensitive_state needs no codec here; in the

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 from asynccfn.cli import main
-from tests.local_runner import support
+from tests.local_runner import mistakes, resources, support
 
 RESOURCES = "tests.local_runner.resources"
+
+
+def _raise_line(fn: Callable[..., Any] | ModuleType, text: str) -> int:
+    """The line of ``fn``'s (or a module's) source holding ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    return max(first, 1) + next(i for i, source in enumerate(lines) if text in source)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +61,17 @@ def test_a_failing_handler_is_one_clear_line_and_exit_3(capsys: pytest.CaptureFi
     code = main(["--color", "never", "local", f"{RESOURCES}:failing"])
     out, err = capsys.readouterr()
     assert code == 3, out + err
-    assert err == "asynccfn: Create answered FAILED: RuntimeError: the widget is broken\n"
+    line = _raise_line(resources.fail, "raise RuntimeError")
+    assert err == (
+        "asynccfn: Create answered FAILED: RuntimeError: the widget is broken "
+        f"(at tests/local_runner/resources.py:{line} in fail)\n"
+    )
+    # the handler's traceback, its own frame shown and asynccfn's folded; no CloudWatch
+    assert f'resources.py", line {line}, in fail' in out, out
+    assert 'raise RuntimeError("the widget is broken")' in out, out
+    assert " of asynccfn and asyncio" in out and "_runtime.py" not in out, out
+    assert "! failing the operation: RuntimeError: the widget is broken (at " in out, out
+    assert "log stream" not in out.split("Response")[0], out
     # CloudFormation's rollback: the Delete of what the failed Create reported
     assert "◀ Create: FAILED" in out and "◀ Delete (rollback): SUCCESS" in out
     assert '"Status": "FAILED"' in out and "Timeline (UTC)" in out
@@ -132,3 +152,102 @@ def test_kms_key_encrypts_the_journal_in_moto_and_prints_no_secret(
     assert "journal secrets encrypted under arn:aws:kms:us-east-1:" in out
     assert "fetch-password" in out and '"Password": "****"' in out
     assert SECRET not in out + err
+
+
+MISTAKES = "tests.local_runner.mistakes"
+
+
+def test_a_resource_without_an_update_handler_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["local", f"{MISTAKES}:no_update"]) == 1
+    out, err = capsys.readouterr()
+    line = _raise_line(mistakes, 'no_update = asynccfn.Resource("Custom::NoUpdate")')
+    assert err.count("\n") == 1 and err.startswith("asynccfn: "), err
+    assert f"Custom::NoUpdate defined at tests/local_runner/mistakes.py:{line} has no Update" in err
+    assert 'update="replace"' in err and "Delete" not in err.split("has no Update")[1], err
+    assert "journal" not in out  # refused before any server started
+
+
+def test_update_replace_creates_a_replacement_and_the_old_one_is_deleted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "local",
+            f"{MISTAKES}:replaced",
+            "--properties",
+            '{"Name": "first"}',
+            "--update-properties",
+            '{"Name": "second"}',
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "◀ Update: SUCCESS  physical id second" in out, out
+    assert "◀ Delete (replaced): SUCCESS  physical id first" in out, out
+    assert "◀ Delete: SUCCESS  physical id second" in out, out
+
+
+def test_a_forgotten_return_is_a_warning_naming_the_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:forgetful_return"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err  # CloudFormation gets SUCCESS, as in production
+    line = inspect.getsourcelines(mistakes.create_without_return)[1]
+    assert (
+        "! the Create handler create_without_return "
+        f"(tests/local_runner/mistakes.py:{line}) returned None"
+    ) in out, out
+
+
+def test_functions_given_to_parallel_fail_saying_what_to_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:uncalled"])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    line = _raise_line(mistakes.create_in_parallel, "ctx.parallel(fetch_a, fetch_b)")
+    assert "branch 1 is the function fetch_a" in err and "ctx.parallel(fetch_a(...), ...)" in err
+    assert f"(at tests/local_runner/mistakes.py:{line} in create_in_parallel)" in err, err
+
+
+def test_the_cli_sends_properties_as_strings_and_raw_on_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    props = '{"Count": 5, "Flag": true}'
+    assert (
+        main(["local", f"{MISTAKES}:echo", "--request-type", "Create", "--properties", props]) == 0
+    )
+    out, _ = capsys.readouterr()
+    assert '"Seen": "{\\"Count\\": \\"5\\", \\"Flag\\": \\"true\\"}"' in out, out
+    assert (
+        main(
+            [
+                "local",
+                f"{MISTAKES}:echo",
+                "--request-type",
+                "Create",
+                "--raw-properties",
+                "--properties",
+                props,
+            ]
+        )
+        == 0
+    )
+    out, _ = capsys.readouterr()
+    assert '"Seen": "{\\"Count\\": 5, \\"Flag\\": true}"' in out, out
+
+
+def test_a_blocked_event_loop_is_named_with_the_users_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["local", f"{MISTAKES}:blocking", "--request-type", "Create"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    line = _raise_line(mistakes.create_blocking, "time.sleep(2)")
+    assert "! the event loop has been blocked for 1." in out, out
+    assert f"by create_blocking at tests/local_runner/mistakes.py:{line}:" in out, out
+    assert out.count("the event loop has been blocked") == 1, out  # once per invocation
+    assert "belongs in ctx.step(name, fn, ...)" in out, out

@@ -3,14 +3,23 @@ operation, catch a handler that does not replay its journal faithfully."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import uuid
 from typing import Any
 
 import pytest
 
+import asynccfn
 from asynccfn.local._loader import locate
-from asynccfn.testing import ReplayDivergence, run_resource
-from tests.local_runner import resources, secretive
+from asynccfn.testing import (
+    HandlerReturnedNone,
+    LocalServerError,
+    ReplayDivergence,
+    ResourceSpecError,
+    run_resource,
+)
+from tests.local_runner import mistakes, resources, secretive
 
 
 def test_a_resource_is_located_by_the_name_a_worker_imports() -> None:
@@ -71,3 +80,61 @@ def test_a_secret_is_in_no_printout_of_a_run_with_a_kms_key(
     out, err = capsys.readouterr()
     assert "fetch-password" in out and "Timeline (UTC)" in out
     assert secretive.SECRET not in out + err
+
+
+def test_a_failing_run_shows_the_handlers_traceback_and_its_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    life = run_resource(resources.failing)
+    lines, first = inspect.getsourcelines(resources.fail)
+    line = first + next(i for i, text in enumerate(lines) if "raise RuntimeError" in text)
+    assert life.failures[0].startswith(
+        "Create: RuntimeError: the widget is broken "
+        f"(at tests/local_runner/resources.py:{line} in fail)"
+    ), life.failures
+    out, _ = capsys.readouterr()
+    assert f'resources.py", line {line}, in fail' in out, out
+    assert " of asynccfn and asyncio" in out, out
+
+
+def test_a_forgotten_return_fails_the_test_unless_allowed() -> None:
+    with pytest.raises(HandlerReturnedNone) as caught:
+        run_resource(mistakes.forgetful_return, echo=False)
+    assert "the Create handler create_without_return" in str(caught.value)
+    life = run_resource(mistakes.forgetful_return, echo=False, allow_none=True)
+    assert life.ok and life.create.data == {}
+
+
+def test_the_errors_run_resource_raises_are_importable_from_testing() -> None:
+    with pytest.raises(ResourceSpecError, match="has no Update handler"):
+        run_resource(mistakes.no_update)
+    assert issubclass(LocalServerError, Exception)
+
+
+def test_a_handler_that_is_not_async_is_refused_where_the_user_wrote_it() -> None:
+    resource = asynccfn.Resource("Custom::Sync")
+
+    def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success()
+
+    line = inspect.getsourcelines(create)[1]
+    with pytest.raises(asynccfn.ConfigurationError) as caught:
+        resource.create(create)  # type: ignore[arg-type]
+    assert f"(tests/local_runner/test_testing.py:{line}) must be an 'async def'" in str(
+        caught.value
+    )
+
+
+PROPERTIES = {"Count": 5, "Flag": True, "Nested": {"List": [1, 2.5, False, "x"]}, "Null": None}
+
+
+def test_properties_arrive_as_cloudformation_sends_them_unless_raw() -> None:
+    life = run_resource(mistakes.echo, properties=PROPERTIES, echo=False)
+    assert json.loads(life.create.data["Seen"]) == {
+        "Count": "5",
+        "Flag": "true",
+        "Nested": {"List": ["1", "2.5", "false", "x"]},
+        "Null": None,
+    }
+    raw = run_resource(mistakes.echo, properties=PROPERTIES, echo=False, raw_properties=True)
+    assert json.loads(raw.create.data["Seen"]) == PROPERTIES

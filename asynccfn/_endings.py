@@ -40,7 +40,6 @@ from ._protocol import (
 from ._responder import DeliveryPolicy
 from .journal._payload import sealed_handover_state, sealed_response
 from .journal.models import OperationEntry, OperationStatus, operation_id
-from .journal.store import JournalStore
 
 if TYPE_CHECKING:
     from ._clients import ClientPool
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from ._deadline import Deadlines
     from ._runtime import RuntimeConfig
     from ._steps import Executor
-    from .journal.ephemeral import EphemeralJournal
+    from .journal.protocol import RuntimeJournal
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -73,7 +72,7 @@ class Endings:
 
     config: RuntimeConfig
     clients: ClientPool
-    journal: JournalStore | EphemeralJournal
+    journal: RuntimeJournal
     _allowed_hosts: frozenset[str]
     _responder: Any
     _warming: asyncio.Future[None] | None
@@ -206,7 +205,6 @@ class Endings:
             )
             return await self._fail(request, op, reason, deadlines, ctx=ctx)
         token = secrets.token_hex(16)
-        assert isinstance(self.journal, JournalStore)
         assert isinstance(event, Mapping)
         try:
             async with asyncio.timeout_at(deadlines.hard):

@@ -64,10 +64,18 @@ from ._protocol import (
 )
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor, StepStore
+from ._steps import Execution, Executor
 from ._tasks import discard
 from ._threads import busy_threads
 from .journal import _payload
+from .journal._events import replayed_event
+from .journal.claims import (
+    LEASE_SKEW,
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    owner_id,
+)
 from .journal.models import (
     OperationEntry,
     OperationStatus,
@@ -75,18 +83,9 @@ from .journal.models import (
     StepStatus,
     op_id_of,
 )
-from .journal.store import (
-    LEASE_SKEW,
-    Claim,
-    ClaimOutcome,
-    ClaimRequest,
-    JournalStore,
-    owner_id,
-    replayed_event,
-)
 
 if TYPE_CHECKING:
-    from .journal.ephemeral import EphemeralJournal
+    from .journal.protocol import RuntimeJournal, StepJournal
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -110,27 +109,34 @@ class RuntimeConfig:
 
 
 class Runtime(Endings):
-    """Runs invocations of one Resource; one per container, reused by warm invocations."""
+    """Runs invocations of one Resource; one per container, reused by warm invocations.
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    ``journal`` replaces the one ``config.journal`` names (tests run on a
+    :class:`~asynccfn.journal.memory.MemoryJournal`).
+    """
+
+    def __init__(self, config: RuntimeConfig, *, journal: RuntimeJournal | None = None) -> None:
         self.config = config
         self.clients = ClientPool()
         self._allowed_hosts = allowed_hosts_from_env() | config.response_hosts
         self._responder: Any = None
         self._warming: asyncio.Future[None] | None = None
         self._stray: asyncio.Task[Any] | None = None
-        self.journal: JournalStore | EphemeralJournal
+        self.journal: RuntimeJournal = journal or self._journal_for(config)
+
+    def _journal_for(self, config: RuntimeConfig) -> RuntimeJournal:
         if config.journal:
-            self.journal = JournalStore(
+            from .journal.store import JournalStore
+
+            return JournalStore(
                 config.journal,
                 lambda: self.clients.get("dynamodb"),
                 retention=config.retention,
                 lease_skew=config.lease_skew,
             )
-        else:
-            from .journal.ephemeral import EphemeralJournal  # journal=None only
+        from .journal.ephemeral import EphemeralJournal  # journal=None only
 
-            self.journal = EphemeralJournal()
+        return EphemeralJournal()
 
     async def prepare(self) -> None:
         """Create the journal's and the hand-over's clients ahead of the first invocation.
@@ -360,7 +366,7 @@ class Runtime(Endings):
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
         if _faults.ACTIVE:
             _faults.crash_point("after-replay-load")
-        store: StepStore = self.journal
+        store: StepJournal = self.journal
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)
@@ -387,7 +393,7 @@ class Runtime(Endings):
             errors=self.config.resource.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
         )
-        if isinstance(self.journal, JournalStore):
+        if self.journal.durable:
             execution.lease = Lease(
                 self.journal,
                 op_id=op_id_for(request),

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import _faults, _forced_handover
 from ._deadline import Deadlines
@@ -41,25 +41,16 @@ if TYPE_CHECKING:
     from ._lease import Lease
     from ._retry import RetryPolicy
     from .journal.models import StepEntry
+    from .journal.protocol import StepJournal
 
 _FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
-
-
-class StepStore(Protocol):
-    """What the executor needs of a journal (the DynamoDB store, or the ephemeral one)."""
-
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry: ...
-
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry: ...
-
-    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None: ...
 
 
 @dataclass(kw_only=True)
 class Execution:
     """What one invocation's executor works with and learns while it runs."""
 
-    store: StepStore
+    store: StepJournal
     op_id: str
     op_attempt: int
     fence: int

@@ -4,15 +4,30 @@ on-failure record, and the built-in handlers for requests no user code should se
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Failed
 from ._protocol import Request, Response, Status, failure_physical_id
 from ._result import Success
+from .journal.models import operation_id
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._resource import Handler, Resource
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvocationResult:
+    """What one invocation did, for the entry point (and tests)."""
+
+    outcome: str
+    exit_process: bool = False
+
+
+def op_id_for(request: Request) -> str:
+    """The journal's operation id of ``request``."""
+    return operation_id(request.stack_id, request.logical_id, request.request_id)
 
 
 def lambda_failure_record(event: object) -> Mapping[str, Any] | None:

@@ -31,12 +31,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _faults
 from ._clients import ClientPool
 from ._context import Context
 from ._continuation import split_handover
 from ._deadline import Deadlines, operation_deadline
-from ._endings import Endings, InvocationResult, op_id_for
 from ._errors import (
     Continued,
     Failed,
@@ -46,16 +44,21 @@ from ._errors import (
     OperationBusy,
     RequestError,
 )
+from ._handoff import HandOff
 from ._lease import Lease
 from ._logging import log_fields
+from ._outbox import Outbox
 from ._outcomes import (
+    InvocationResult,
     failure_reason,
     gave_up_reason,
     lambda_failure_record,
     nothing_was_created,
+    op_id_for,
     refusing_handler,
     success_response,
 )
+from ._probe import NO_PROBE, Probe
 from ._protocol import (
     Request,
     RequestType,
@@ -106,9 +109,10 @@ class RuntimeConfig:
     lease_skew: float = LEASE_SKEW
     response_hosts: frozenset[str] = frozenset()
     secrets: _payload.Secrets = field(default_factory=_payload.Secrets)
+    probe: Probe = NO_PROBE  # tests replace it (crash points, forced hand-over)
 
 
-class Runtime(Endings):
+class Runtime:
     """Runs invocations of one Resource; one per container, reused by warm invocations.
 
     ``journal`` replaces the one ``config.journal`` names (tests run on a
@@ -119,10 +123,22 @@ class Runtime(Endings):
         self.config = config
         self.clients = ClientPool()
         self._allowed_hosts = allowed_hosts_from_env() | config.response_hosts
-        self._responder: Any = None
-        self._warming: asyncio.Future[None] | None = None
         self._stray: asyncio.Task[Any] | None = None
+        self._probe = config.probe
         self.journal: RuntimeJournal = journal or self._journal_for(config)
+        self.outbox = Outbox(
+            journal=self.journal,
+            allowed_hosts=self._allowed_hosts,
+            delivery=config.delivery,
+            probe=config.probe,
+        )
+        self.handoff = HandOff(
+            journal=self.journal,
+            clients=self.clients,
+            outbox=self.outbox,
+            max_stalled=config.max_stalled,
+            probe=config.probe,
+        )
 
     def _journal_for(self, config: RuntimeConfig) -> RuntimeJournal:
         if config.journal:
@@ -147,12 +163,6 @@ class Runtime(Endings):
         if self.journal.durable:
             await asyncio.gather(self.clients.get("dynamodb"), self.clients.get("lambda"))
 
-    async def _warm_lambda_client(self) -> None:
-        try:
-            await self.clients.get("lambda")
-        except Exception as exc:  # the hand-over will meet (and report) the same problem
-            log.warning("could not prepare the Lambda client: %s", exc)
-
     def work_outlives_invocation(self) -> bool:
         """Whether a step's worker thread, or a handler that ignored cancellation, is still
         running although the durable invocation is over (DESIGN.md invariant 6)."""
@@ -160,10 +170,8 @@ class Runtime(Endings):
         return self.journal.durable and (busy_threads() > 0 or stray)
 
     async def close(self) -> None:
-        if self._warming is not None:
-            await self._warming
-        if self._responder is not None:
-            await self._responder.close()
+        await self.handoff.close()
+        await self.outbox.close()
         await self.clients.close()
 
     # -- the invocation --------------------------------------------------------------------
@@ -193,7 +201,7 @@ class Runtime(Endings):
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:
-            return await self._answer_malformed(exc, deadlines)
+            return await self.outbox.answer_malformed(exc, deadlines)
         fields = {
             "requestType": request.request_type.value,
             "logicalResourceId": request.logical_id,
@@ -215,19 +223,22 @@ class Runtime(Endings):
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
-            if _faults.ACTIVE:
-                _faults.crash_point("after-claim")
+            self._probe.point("after-claim")
             with log_fields(invocation=op.invocations, operation=op_id_for(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
-                    return await self._fail(request, op, reason, deadlines)
+                    return await self.outbox.fail(
+                        request, op, reason, deadlines, physical_id=op.physical_id
+                    )
                 if op.invocations > self.config.max_invocations:
                     reason = (
                         f"the operation did not finish in {self.config.max_invocations} "
                         "invocations (lambda_entry(max_invocations=...)); it is failed so that "
                         "no chain of hand-overs runs without end"
                     )
-                    return await self._fail(request, op, reason, deadlines)
+                    return await self.outbox.fail(
+                        request, op, reason, deadlines, physical_id=op.physical_id
+                    )
                 return await self._run(
                     request, claim, steps, event, lambda_context, started, deadlines
                 )
@@ -326,7 +337,7 @@ class Runtime(Endings):
             payloads = self._payloads(op_id_for(request))
             if payloads is not None:
                 await _payload.open_operation(op, payloads)
-            await self._deliver(request, (op.response or "").encode(), deadlines)
+            await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
             return InvocationResult(outcome="re-posted")
         what = {
             ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
@@ -352,10 +363,8 @@ class Runtime(Endings):
         if time.time() >= op.deadline:
             if steps is not None:
                 discard(steps)
-            return await self._timed_out(request, op, deadlines, None)
-        if self.journal.durable and self._warming is None:
-            # A hand-over happens inside the reserve: have its client ready before then.
-            self._warming = asyncio.ensure_future(self._warm_lambda_client())
+            return await self.outbox.timed_out(request, op, deadlines, physical_id=op.physical_id)
+        self.handoff.warm()
         if steps is not None:
             journal = await steps
         else:
@@ -364,8 +373,7 @@ class Runtime(Endings):
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
-        if _faults.ACTIVE:
-            _faults.crash_point("after-replay-load")
+        self._probe.point("after-replay-load")
         store: StepJournal = self.journal
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
@@ -392,6 +400,7 @@ class Runtime(Endings):
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
             errors=self.config.resource.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
+            probe=self._probe,
         )
         if self.journal.durable:
             execution.lease = Lease(
@@ -428,16 +437,27 @@ class Runtime(Endings):
             return InvocationResult(outcome="continued", exit_process=busy_threads() > 0)
         if isinstance(outcome, HandOver | asyncio.CancelledError):
             if deadlines.operation_bound and loop.time() >= deadlines.operation:
-                return await self._timed_out(request, op, deadlines, ctx)
-            return await self._hand_over(
-                request, op, event, executor, ctx, deadlines, lambda_context
+                return await self.outbox.timed_out(
+                    request, op, deadlines, physical_id=ctx.physical_id
+                )
+            return await self.handoff.hand_over(
+                request,
+                op,
+                event,
+                executor,
+                deadlines,
+                lambda_context,
+                physical_id=ctx.physical_id,
+                wake_at=outcome.wake_at if isinstance(outcome, HandOver) else None,
             )
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Failed):  # an expected failure needs no traceback
                 log.error("the handler raised %s", type(outcome).__name__, exc_info=outcome)
             reason = failure_reason(outcome, lambda_context)
-            return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        return await self._answer(
+            return await self.outbox.fail(
+                request, op, reason, deadlines, physical_id=ctx.physical_id
+            )
+        return await self.outbox.answer(
             request,
             op,
             success_response(request, ctx, outcome),

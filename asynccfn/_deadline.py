@@ -77,7 +77,6 @@ class Deadlines:
         *,
         remaining_ms: int,
         reserve: float | None,
-        operation_deadline_epoch: float | None = None,
     ) -> Deadlines:
         """Build the deadlines once from the Lambda context's remaining time.
 
@@ -93,10 +92,8 @@ class Deadlines:
         chosen = min(chosen, remaining * 0.5)
         hard = loop_now + max(0.0, remaining - _RUNTIME_MARGIN)
         soft = loop_now + max(0.0, remaining - chosen)
-        operation = math.inf
-        if operation_deadline_epoch is not None:
-            operation = loop_now + (operation_deadline_epoch - time.time())
-        return cls(soft=min(soft, operation), hard=hard, operation=operation)
+        # The operation's own deadline is folded in by bounded_by once the claim has read it.
+        return cls(soft=soft, hard=hard)
 
     def bounded_by(self, operation_deadline_epoch: float) -> Deadlines:
         """These deadlines with the operation's own (a wall-clock time) folded in; the

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
-from ._endings import InvocationResult
 from ._errors import ConfigurationError
+from ._outcomes import InvocationResult
+from ._probe import NO_PROBE
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
@@ -23,6 +24,7 @@ from .journal._payload import Secrets
 from .journal.store import LEASE_SKEW
 
 if TYPE_CHECKING:
+    from ._probe import Probe
     from .journal._payload import PayloadCodec
 
 JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
@@ -102,6 +104,7 @@ def lambda_entry(
     lease_skew: float = LEASE_SKEW,
     codec: PayloadCodec | None = None,
     sensitive_state: Iterable[str] = (),
+    probe: Probe | None = None,
 ) -> Callable[[Any, Any], dict[str, str]]:
     """Turn ``resource`` into a Lambda handler.
 
@@ -121,6 +124,9 @@ def lambda_entry(
     any of its keys, and a NoEcho (or secret-bearing) response. ``sensitive_state`` keys are
     masked in every view; with a journal they need a codec. Without ``codec``, a journaled
     function whose ``ASYNCCFN_KMS_KEY`` names a key uses ``KmsCodec`` of that key.
+
+    ``probe`` is for tests only: it watches named points of an invocation and may make it
+    hand over after every step (see ``asynccfn._probe``); by default it does nothing.
 
     Raises:
         ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
@@ -173,6 +179,7 @@ def lambda_entry(
         lease_skew=lease_skew,
         response_hosts=hosts,
         secrets=secrets,
+        probe=probe or NO_PROBE,
     )
     handler = LambdaHandler(Runtime(config))
     if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):

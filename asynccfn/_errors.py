@@ -5,12 +5,12 @@
     AsyncCfnError
     ├── ConfigurationError        a bad argument to Resource, lambda_entry or a step option
     ├── Failed                    the handler's expected failure: answer FAILED with its reason
-    │   ├── WaitTimeout           ctx.wait_until ran out of attempts or time
+    │   ├── WaitTimeout           ctx.wait_until ran out of attempts or time (TimeoutError)
     │   ├── StepInterrupted       an at-most-once step was cut off and will not run again
     │   ├── NonDeterminismError   replay found another step at a journaled position
     │   ├── ConcurrentStepError   two steps started at once in one scope (use ctx.parallel)
     │   ├── PayloadTooLarge       a step result or the EventState exceeds the journal's cap
-    │   ├── OperationTimeout      the operation's deadline passed
+    │   ├── OperationTimeout      the operation's deadline passed (TimeoutError)
     │   └── StepFailed            a journaled error of a type that is not rebuilt (its name)
     ├── RequestError              the event is not a valid custom-resource request
     │   └── ResponseURLRefused    the ResponseURL is absent, malformed or not allowed
@@ -54,8 +54,9 @@ class Failed(AsyncCfnError):
         self.reason = reason
 
 
-class WaitTimeout(Failed):
-    """``ctx.wait_until`` exhausted its attempts or its timeout."""
+class WaitTimeout(Failed, TimeoutError):
+    """``ctx.wait_until`` exhausted its attempts or its timeout (also a ``TimeoutError``, as
+    anyio's ``fail_after`` raises, for code that catches timeouts of any kind)."""
 
 
 class StepInterrupted(Failed):
@@ -74,8 +75,8 @@ class PayloadTooLarge(Failed):
     """A step result or the EventState is larger than a journal item can hold."""
 
 
-class OperationTimeout(Failed):
-    """The operation's deadline passed before the handler finished."""
+class OperationTimeout(Failed, TimeoutError):
+    """The operation's deadline passed before the handler finished (also a ``TimeoutError``)."""
 
 
 class StepFailed(Failed):

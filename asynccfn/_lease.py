@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import FenceLost, JournalError, LeaseLost
 
 if TYPE_CHECKING:
-    from .journal.store import JournalStore
+    from .journal.protocol import LeaseJournal
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -37,7 +37,7 @@ class Lease:
 
     def __init__(
         self,
-        store: JournalStore,
+        store: LeaseJournal,
         *,
         op_id: str,
         fence: int,

@@ -6,18 +6,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Failed
 from ._protocol import Request, RequestType, Response, Status, failure_physical_id
 from ._result import Success
 from ._traceback import definition_site, raising_location
+from .journal.models import operation_id
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._resource import Handler, Resource
 
 log = logging.getLogger("asynccfn.runtime")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvocationResult:
+    """What one invocation did, for the entry point (and tests)."""
+
+    outcome: str
+    exit_process: bool = False
+
+
+def op_id_for(request: Request) -> str:
+    """The journal's operation id of ``request``."""
+    return operation_id(request.stack_id, request.logical_id, request.request_id)
 
 
 def lambda_failure_record(event: object) -> Mapping[str, Any] | None:

@@ -113,10 +113,6 @@ class Responder:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def policy(self) -> DeliveryPolicy:
-        return self._policy
-
     async def __aenter__(self) -> Responder:
         return self
 

@@ -31,7 +31,9 @@ __all__ = [
     "Echo",
     "Response",
     "Status",
+    "Body",
     "build_body",
+    "built_body",
     "failed_create_physical_id",
     "is_failed_create_marker",
     "mask_no_echo",
@@ -94,7 +96,27 @@ class Response:
 # --- the response body ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Body:
+    """A response body and what it says, so that nobody parses it back to learn it."""
+
+    body: bytes
+    status: Status
+    physical_id: str
+    reason: str | None
+    no_echo: bool
+
+
 def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | None = None) -> bytes:
+    """:func:`built_body`'s bytes.
+
+    Raises:
+        RequestError: as :func:`built_body`.
+    """
+    return built_body(response, echo, fallback_physical_id=fallback_physical_id).body
+
+
+def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | None = None) -> Body:
     """The exact JSON body CloudFormation expects, at most MAX_BODY_BYTES UTF-8 bytes.
 
     A response that cannot be sent as given becomes an honest FAILED body instead:
@@ -147,8 +169,21 @@ def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
 
         reason = Redactor([response.data]).text(reason)
 
+    sent_reason: str | None = None  # the reason of the last body encoded: the one returned
+
     def encode(reason: str | None, data: Mapping[str, Any] | None) -> bytes:
+        nonlocal sent_reason
+        sent_reason = reason
         return _encode(status, reason, physical_id, echo, response.no_echo, data)
+
+    def built(body: bytes) -> Body:
+        return Body(
+            body=body,
+            status=status,
+            physical_id=physical_id,
+            reason=sent_reason,
+            no_echo=bool(response.no_echo),
+        )
 
     if data is not None and len(encode(_shortest(status), data)) > MAX_BODY_BYTES:
         whole = len(encode(_shortest(status), data))
@@ -162,7 +197,7 @@ def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         data = None
     body = _fit_reason(encode, reason, data)
     if len(body) <= MAX_BODY_BYTES:
-        return body
+        return built(body)
 
     # Only the id's JSON escaping can still be too large: the echo is bounded by parsing.
     id_size = _json_size(physical_id)
@@ -175,7 +210,7 @@ def build_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     body = _fit_reason(encode, reason, None)
     if len(body) > MAX_BODY_BYTES:
         raise RequestError("the request's identifiers are too long to echo in any response")
-    return body
+    return built(body)
 
 
 def _encode(

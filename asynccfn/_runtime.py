@@ -31,12 +31,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _faults
 from ._clients import ClientPool
 from ._context import Context
 from ._continuation import split_handover
 from ._deadline import Deadlines, operation_deadline
-from ._endings import Endings, InvocationResult, op_id_for
 from ._errors import (
     Continued,
     Failed,
@@ -46,16 +44,21 @@ from ._errors import (
     OperationBusy,
     RequestError,
 )
+from ._handoff import HandOff
 from ._lease import Lease
 from ._logging import current_fields, log_fields
+from ._outbox import Outbox
 from ._outcomes import (
+    InvocationResult,
     failure_reason,
     fallback_handler,
     gave_up_reason,
     lambda_failure_record,
     nothing_was_created,
+    op_id_for,
     success_response,
 )
+from ._probe import NO_PROBE, Probe
 from ._protocol import (
     Request,
     RequestType,
@@ -64,11 +67,19 @@ from ._protocol import (
 )
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor, StepStore
+from ._steps import Execution, Executor
 from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
 from .journal import _payload
+from .journal._events import replayed_event
+from .journal.claims import (
+    LEASE_SKEW,
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    owner_id,
+)
 from .journal.models import (
     OperationEntry,
     OperationStatus,
@@ -76,18 +87,9 @@ from .journal.models import (
     StepStatus,
     op_id_of,
 )
-from .journal.store import (
-    LEASE_SKEW,
-    Claim,
-    ClaimOutcome,
-    ClaimRequest,
-    JournalStore,
-    owner_id,
-    replayed_event,
-)
 
 if TYPE_CHECKING:
-    from .journal.ephemeral import EphemeralJournal
+    from .journal.protocol import RuntimeJournal, StepJournal
 
 log = logging.getLogger("asynccfn.runtime")
 
@@ -108,30 +110,50 @@ class RuntimeConfig:
     lease_skew: float = LEASE_SKEW
     response_hosts: frozenset[str] = frozenset()
     secrets: _payload.Secrets = field(default_factory=_payload.Secrets)
+    probe: Probe = NO_PROBE  # tests replace it (crash points, forced hand-over)
 
 
-class Runtime(Endings):
-    """Runs invocations of one Resource; one per container, reused by warm invocations."""
+class Runtime:
+    """Runs invocations of one Resource; one per container, reused by warm invocations.
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    ``journal`` replaces the one ``config.journal`` names (tests run on a
+    :class:`~asynccfn.journal.memory.MemoryJournal`).
+    """
+
+    def __init__(self, config: RuntimeConfig, *, journal: RuntimeJournal | None = None) -> None:
         self.config = config
         self.clients = ClientPool()
         self._allowed_hosts = allowed_hosts_from_env() | config.response_hosts
-        self._responder: Any = None
-        self._warming: asyncio.Future[None] | None = None
         self._stray: asyncio.Task[Any] | None = None
-        self.journal: JournalStore | EphemeralJournal
+        self._probe = config.probe
+        self.journal: RuntimeJournal = journal or self._journal_for(config)
+        self.outbox = Outbox(
+            journal=self.journal,
+            allowed_hosts=self._allowed_hosts,
+            delivery=config.delivery,
+            probe=config.probe,
+        )
+        self.handoff = HandOff(
+            journal=self.journal,
+            clients=self.clients,
+            outbox=self.outbox,
+            max_stalled=config.max_stalled,
+            probe=config.probe,
+        )
+
+    def _journal_for(self, config: RuntimeConfig) -> RuntimeJournal:
         if config.journal:
-            self.journal = JournalStore(
+            from .journal.store import JournalStore
+
+            return JournalStore(
                 config.journal,
                 lambda: self.clients.get("dynamodb"),
                 retention=config.retention,
                 lease_skew=config.lease_skew,
             )
-        else:
-            from .journal.ephemeral import EphemeralJournal  # journal=None only
+        from .journal.ephemeral import EphemeralJournal  # journal=None only
 
-            self.journal = EphemeralJournal()
+        return EphemeralJournal()
 
     async def prepare(self) -> None:
         """Create the journal's and the hand-over's clients ahead of the first invocation.
@@ -142,12 +164,6 @@ class Runtime(Endings):
         if self.journal.durable:
             await asyncio.gather(self.clients.get("dynamodb"), self.clients.get("lambda"))
 
-    async def _warm_lambda_client(self) -> None:
-        try:
-            await self.clients.get("lambda")
-        except Exception as exc:  # the hand-over will meet (and report) the same problem
-            log.warning("could not prepare the Lambda client: %s", exc)
-
     def work_outlives_invocation(self) -> bool:
         """Whether a step's worker thread, or a handler that ignored cancellation, is still
         running although the durable invocation is over (DESIGN.md invariant 6)."""
@@ -155,10 +171,8 @@ class Runtime(Endings):
         return self.journal.durable and (busy_threads() > 0 or stray)
 
     async def close(self) -> None:
-        if self._warming is not None:
-            await self._warming
-        if self._responder is not None:
-            await self._responder.close()
+        await self.handoff.close()
+        await self.outbox.close()
         await self.clients.close()
 
     # -- the invocation --------------------------------------------------------------------
@@ -188,7 +202,7 @@ class Runtime(Endings):
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:
-            return await self._answer_malformed(exc, deadlines)
+            return await self.outbox.answer_malformed(exc, deadlines)
         fields = {
             "requestType": request.request_type.value,
             "logicalResourceId": request.logical_id,
@@ -210,19 +224,22 @@ class Runtime(Endings):
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
-            if _faults.ACTIVE:
-                _faults.crash_point("after-claim")
+            self._probe.point("after-claim")
             with log_fields(invocation=op.invocations, operation=op_id_for(request)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
-                    return await self._fail(request, op, reason, deadlines)
+                    return await self.outbox.fail(
+                        request, op, reason, deadlines, physical_id=op.physical_id
+                    )
                 if op.invocations > self.config.max_invocations:
                     reason = (
                         f"the operation did not finish in {self.config.max_invocations} "
                         "invocations (lambda_entry(max_invocations=...)); it is failed so that "
                         "no chain of hand-overs runs without end"
                     )
-                    return await self._fail(request, op, reason, deadlines)
+                    return await self.outbox.fail(
+                        request, op, reason, deadlines, physical_id=op.physical_id
+                    )
                 return await self._run(
                     request, claim, steps, event, lambda_context, started, deadlines
                 )
@@ -321,7 +338,7 @@ class Runtime(Endings):
             payloads = self._payloads(op_id_for(request))
             if payloads is not None:
                 await _payload.open_operation(op, payloads)
-            await self._deliver(request, (op.response or "").encode(), deadlines)
+            await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
             return InvocationResult(outcome="re-posted")
         what = {
             ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
@@ -347,10 +364,8 @@ class Runtime(Endings):
         if time.time() >= op.deadline:
             if steps is not None:
                 discard(steps)
-            return await self._timed_out(request, op, deadlines, None)
-        if self.journal.durable and self._warming is None:
-            # A hand-over happens inside the reserve: have its client ready before then.
-            self._warming = asyncio.ensure_future(self._warm_lambda_client())
+            return await self.outbox.timed_out(request, op, deadlines, physical_id=op.physical_id)
+        self.handoff.warm()
         if steps is not None:
             journal = await steps
         else:
@@ -359,9 +374,8 @@ class Runtime(Endings):
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
-        if _faults.ACTIVE:
-            _faults.crash_point("after-replay-load")
-        store: StepStore = self.journal
+        self._probe.point("after-replay-load")
+        store: StepJournal = self.journal
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)
@@ -387,8 +401,9 @@ class Runtime(Endings):
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
             errors=self.config.resource.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
+            probe=self._probe,
         )
-        if isinstance(self.journal, JournalStore):
+        if self.journal.durable:
             execution.lease = Lease(
                 self.journal,
                 op_id=op_id_for(request),
@@ -428,16 +443,27 @@ class Runtime(Endings):
             return InvocationResult(outcome="continued", exit_process=busy_threads() > 0)
         if isinstance(outcome, HandOver | asyncio.CancelledError):
             if deadlines.operation_bound and loop.time() >= deadlines.operation:
-                return await self._timed_out(request, op, deadlines, ctx)
-            return await self._hand_over(
-                request, op, event, executor, ctx, deadlines, lambda_context
+                return await self.outbox.timed_out(
+                    request, op, deadlines, physical_id=ctx.physical_id
+                )
+            return await self.handoff.hand_over(
+                request,
+                op,
+                event,
+                executor,
+                deadlines,
+                lambda_context,
+                physical_id=ctx.physical_id,
+                wake_at=outcome.wake_at if isinstance(outcome, HandOver) else None,
             )
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Failed):  # an expected failure needs no traceback
                 log.error("the handler raised %s", type(outcome).__name__, exc_info=outcome)
             reason = failure_reason(outcome, lambda_context)
-            return await self._fail(request, op, reason, deadlines, ctx=ctx)
-        return await self._answer(
+            return await self.outbox.fail(
+                request, op, reason, deadlines, physical_id=ctx.physical_id
+            )
+        return await self.outbox.answer(
             request,
             op,
             success_response(request, ctx, outcome, handler=handler),

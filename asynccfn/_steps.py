@@ -19,9 +19,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from . import _faults, _forced_handover
 from ._deadline import Deadlines
 from ._errors import (
     ConfigurationError,
@@ -33,6 +32,7 @@ from ._errors import (
     WaitTimeout,
 )
 from ._journaled import aws_error_code, error_text, rebuild_error, to_json, type_name
+from ._probe import NO_PROBE, Probe
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
 from .journal.size import STATE_CAP
@@ -41,25 +41,16 @@ if TYPE_CHECKING:
     from ._lease import Lease
     from ._retry import RetryPolicy
     from .journal.models import StepEntry
+    from .journal.protocol import StepJournal
 
 _FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
-
-
-class StepStore(Protocol):
-    """What the executor needs of a journal (the DynamoDB store, or the ephemeral one)."""
-
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry: ...
-
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry: ...
-
-    async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None: ...
 
 
 @dataclass(kw_only=True)
 class Execution:
     """What one invocation's executor works with and learns while it runs."""
 
-    store: StepStore
+    store: StepJournal
     op_id: str
     op_attempt: int
     fence: int
@@ -82,6 +73,7 @@ class Execution:
     recorded_physical_id: str | None = None
     errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
     keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
+    probe: Probe = NO_PROBE
 
 
 class Executor:
@@ -637,13 +629,13 @@ class Executor:
             **fields,
         )
         recorded = await self.x.store.write_step(step, previous=previous)
-        if _faults.ACTIVE:
-            _faults.crash_point("after-step-recorded")
+        probe = self.x.probe
+        probe.point("after-step-recorded")
         if recorded is step:
             self.x.progressed = True
             if step.state is not None:
                 self.x.recorded_state = step.state
-            if _forced_handover.ACTIVE and status.value in _FINISHED:
-                self.x.stopping = True  # the testing seam: the next action hands over
+            if status.value in _FINISHED and probe.step_recorded():
+                self.x.stopping = True  # the next action hands over
         self.x.journal[position] = recorded
         return recorded

@@ -27,6 +27,7 @@ from .._errors import CodecError
 
 if TYPE_CHECKING:
     from .models import OperationEntry, StepEntry
+    from .protocol import StepJournal
 
 PREFIX = "encrypted:"
 """How an encrypted journal value starts (never the start of JSON text)."""
@@ -162,15 +163,13 @@ class SealedSteps:
     bookkeeping (the state last recorded) stays in the clear."""
 
     __slots__ = ("_store", "payloads")
-    durable = True
 
-    def __init__(self, store: Any, payloads: Payloads) -> None:
+    def __init__(self, store: StepJournal, payloads: Payloads) -> None:
         self._store = store
         self.payloads = payloads
 
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
-        step: StepEntry = self._store.new_step(op_id, position, **attrs)
-        return step
+        return self._store.new_step(op_id, position, **attrs)
 
     async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
         """As the store's ``write_step``; the record returned is in the clear.
@@ -179,7 +178,7 @@ class SealedSteps:
             CodecError, and as the store's ``write_step``.
         """
         sealed = await self.payloads.seal_step(step)
-        recorded: StepEntry = await self._store.write_step(sealed, previous=previous)
+        recorded = await self._store.write_step(sealed, previous=previous)
         if recorded is sealed:
             return step
         return await self.payloads.open_step(recorded)  # the winner's, adopted

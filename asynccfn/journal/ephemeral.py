@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._errors import JournalError
+from .claims import Claim, ClaimOutcome, ClaimRequest
 from .models import OperationEntry, OperationStatus, StepEntry, op_pk
-from .store import Claim, ClaimOutcome, ClaimRequest
 
 
 class EphemeralJournal:
+    """A :class:`~asynccfn.journal.protocol.RuntimeJournal` that keeps nothing."""
+
     durable = False
     requests = 0
 
@@ -58,11 +61,44 @@ class EphemeralJournal:
     async def record_physical_id(self, op_id: str, fence: int, physical_id: str) -> None:
         return None
 
-    async def record_handover(self, current: OperationEntry, **_: Any) -> None:
-        raise AssertionError("an ephemeral journal cannot hand over")
+    async def record_handover(
+        self,
+        current: OperationEntry,
+        *,
+        token: str,
+        state: str | None,
+        positions: list[str],
+        physical_id: str | None,
+        wake_at: float | None,
+        stalled: int,
+        note: str,
+    ) -> None:
+        """Refused: no successor could replay what this journal does not keep (the runtime
+        asks :attr:`durable` before it hands over).
 
-    async def record_response(self, current: OperationEntry, **_: Any) -> None:
+        Raises:
+            JournalError: always.
+        """
+        raise JournalError("a function without a journal cannot hand over")
+
+    async def record_response(
+        self,
+        current: OperationEntry,
+        *,
+        body: str,
+        response_status: str,
+        status: OperationStatus,
+        physical_id: str,
+        reason: str | None,
+    ) -> None:
         return None
 
-    async def mark_posted(self, op_id: str, attempt: str, **_: Any) -> None:
+    async def mark_posted(
+        self,
+        op_id: str,
+        attempt: str,
+        *,
+        undeliverable: str | None = None,
+        kept: str | None = None,
+    ) -> None:
         return None

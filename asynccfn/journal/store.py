@@ -12,21 +12,27 @@ once and then advanced only from the status and attempt the writer last saw.
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
 from ._codec import EntryCodec
+from ._events import bounded, event, replayed_event
 from ._update import Update
+from .claims import (
+    LEASE_SKEW,
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    lambda_request_of,
+    owner_id,
+)
 from .models import (
-    MAX_EVENTS,
     OP_SK,
     STEP_PREFIX,
     EventEntry,
@@ -37,98 +43,24 @@ from .models import (
     bind,
     op_id_of,
     op_pk,
-    operation_id,
 )
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
-    from .._protocol import Request
-
 ClientFactory = Callable[[], Awaitable["DynamoDBClient"]]
 
-LEASE_SKEW = 2.0  # seconds of clock skew tolerated between invocations' wall clocks
-
-
-class ClaimOutcome(enum.Enum):
-    CLAIMED = "claimed"  # this invocation holds the operation now
-    LIVE_DUPLICATE = "live-duplicate"  # another invocation holds it: stop at once
-    # Held under a live lease that this invocation may take over only once it has run out:
-    # Lambda's retry of (or its on-failure record for) the holder's own request id, which may
-    # also be a concurrent duplicate of it, or a new attempt that cannot prove it is newer.
-    BUSY = "busy"
-    FINISHED = "finished"  # this attempt already has its response
-    STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ClaimRequest:
-    op_id: str
-    stack_id: str
-    logical_id: str
-    request_id: str
-    resource_type: str
-    request_type: str
-    attempt: str  # SHA-256 of the ResponseURL
-    owner: str  # the Lambda request id and a per-invocation nonce (see owner_id)
-    token: str | None  # the hand-over token this invocation carries, if any
-    from_cloudformation: bool  # the ResponseURL is a CloudFormation response bucket's
-    lease: float
-    issued_at: float
-    deadline: float
-    invocation_note: str = "claimed"
-
-    @classmethod
-    def for_request(
-        cls,
-        request: Request,
-        *,
-        owner: str,
-        token: str | None,
-        lease: float,
-        issued_at: float,
-        deadline: float,
-    ) -> ClaimRequest:
-        """The claim of ``request``'s operation by invocation ``owner``."""
-        return cls(
-            op_id=operation_id(request.stack_id, request.logical_id, request.request_id),
-            stack_id=request.stack_id,
-            logical_id=request.logical_id,
-            request_id=request.request_id,
-            resource_type=request.resource_type,
-            request_type=request.request_type.value,
-            attempt=request.attempt_digest,
-            owner=owner,
-            token=token,
-            from_cloudformation=request.from_cloudformation,
-            lease=lease,
-            issued_at=issued_at,
-            deadline=deadline,
-            invocation_note="claimed with hand-over token" if token else "claimed",
-        )
-
-
-def owner_id(lambda_request_id: str, nonce: str) -> str:
-    """The owner recorded by a claim: Lambda's request id names the invocation Lambda retries
-    or reports on; the nonce tells apart two deliveries that carry the same request id."""
-    return f"{lambda_request_id}#{nonce}"
-
-
-def lambda_request_of(owner: str | None) -> str:
-    """The Lambda request id part of an owner recorded by :func:`owner_id`."""
-    return (owner or "").partition("#")[0]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Claim:
-    outcome: ClaimOutcome
-    operation: OperationEntry
-
-    @property
-    def fresh(self) -> bool:
-        """No invocation ever held this operation before: there are no steps to load."""
-        return self.outcome is ClaimOutcome.CLAIMED and self.operation.fence == 1
+__all__ = [
+    "LEASE_SKEW",
+    "Claim",
+    "ClaimOutcome",
+    "ClaimRequest",
+    "JournalStore",
+    "lambda_request_of",
+    "owner_id",
+    "replayed_event",
+]
 
 
 class JournalStore:
@@ -184,7 +116,7 @@ class JournalStore:
                 updated_at=now,
             )
             .remove("handover_token")
-            .append("events", self._events([_event(now, req.invocation_note)]))
+            .append("events", self._events([event(now, req.invocation_note)]))
             .set_new(  # the first claim creates the operation
                 stack_id=req.stack_id,
                 logical_id=req.logical_id,
@@ -273,7 +205,7 @@ class JournalStore:
                     "past_attempts", [*(old.past_attempts or []), old.attempt]
                 ),
             )
-            .set_list("events", self._events(_bounded(old, _event(now, "new attempt claimed"))))
+            .set_list("events", self._events(bounded(old, event(now, "new attempt claimed"))))
             .remove(
                 "handover_token",
                 "handover_state",
@@ -359,7 +291,7 @@ class JournalStore:
                 wake_at=wake_at,
             )
             .set_list(
-                "events", self._events(_bounded(current, _event(now, note, current.invocations)))
+                "events", self._events(bounded(current, event(now, note, current.invocations)))
             )
         )
         await self._fenced(op_id_of(current), current.fence, update)
@@ -381,7 +313,7 @@ class JournalStore:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
         now = time.time()
-        event = _event(now, f"response {response_status}", current.invocations)
+        posted = event(now, f"response {response_status}", current.invocations)
         update = (
             Update()
             .set(
@@ -395,7 +327,7 @@ class JournalStore:
                 reason=reason or None,
             )
             .remove("handover_token")
-            .set_list("events", self._events(_bounded(current, event)))
+            .set_list("events", self._events(bounded(current, posted)))
         )
         await self._fenced(op_id_of(current), current.fence, update)
 
@@ -425,7 +357,7 @@ class JournalStore:
             update.set(response=kept)
         if undeliverable:
             update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
-        update.append("events", self._events([_event(now, what)]))
+        update.append("events", self._events([event(now, what)]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(
@@ -606,17 +538,3 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB {code}: {message}") from exc
     except BotoCoreError as exc:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
-
-
-def _event(now: float, what: str, invocation: int | None = None) -> EventEntry:
-    return EventEntry(at=round(now, 3), what=what, invocation=invocation)
-
-
-def replayed_event(steps: int, invocation: int) -> EventEntry:
-    """The event an invocation records (with its next write) after replaying ``steps``."""
-    return _event(time.time(), f"replayed {steps} step{'' if steps == 1 else 's'}", invocation)
-
-
-def _bounded(current: OperationEntry, event: EventEntry) -> list[EventEntry]:
-    """The recent events with ``event`` appended, oldest dropped past MAX_EVENTS."""
-    return [*(current.events or []), event][-MAX_EVENTS:]

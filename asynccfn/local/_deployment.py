@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 from asynccfn._entry import KMS_KEY_ENV
 from asynccfn._errors import AsyncCfnError, ConfigurationError
-from asynccfn._forced_handover import ENV as HANDOVER_AFTER_STEP_ENV
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
 from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION, StartStop
 from asynccfn.local._functions import FunctionConfig, RecursiveLoop
 from asynccfn.local._loader import (
     HANDLER,
+    HANDLER_EVERY_STEP,
     RESOURCE_ENV,
     ResourceSpecError,
     journal_table_of,
@@ -171,8 +171,6 @@ class LocalDeployment(StartStop):
             RESOURCE_ENV: config.resource,
             **config.environment,
         }
-        if config.handover_after_step:
-            environment[HANDOVER_AFTER_STEP_ENV] = "1"
         if config.kms_key:
             self.kms_key = _create_kms_key(moto)
             environment[KMS_KEY_ENV] = self.kms_key
@@ -184,7 +182,7 @@ class LocalDeployment(StartStop):
         self._lambda.add_function(
             FunctionConfig(
                 name=self.function_name,
-                handler=HANDLER,
+                handler=HANDLER_EVERY_STEP if config.handover_after_step else HANDLER,
                 code_paths=list(config.code_paths) or [os.getcwd()],
                 timeout=config.lambda_timeout,
                 environment=environment,

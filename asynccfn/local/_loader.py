@@ -6,6 +6,7 @@ clear error before anything starts), then the Lambda workers import it again by 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 import sys
@@ -14,10 +15,13 @@ from typing import Any
 
 from asynccfn._entry import LambdaHandler, lambda_entry
 from asynccfn._errors import ConfigurationError
+from asynccfn._probe import Probe
 from asynccfn._resource import Resource
+from asynccfn._runtime import Runtime
 
 __all__ = [
     "HANDLER",
+    "HANDLER_EVERY_STEP",
     "RESOURCE_ENV",
     "ResourceSpecError",
     "journal_table_of",
@@ -28,6 +32,8 @@ __all__ = [
 
 HANDLER = "asynccfn.local._handler.handler"
 """The Lambda handler of a locally run resource (see :mod:`asynccfn.local._handler`)."""
+HANDLER_EVERY_STEP = "asynccfn.local._handler_every_step.handler"
+"""The same, handing over after every recorded step (``--handover-every-step``)."""
 RESOURCE_ENV = "ASYNCCFN_LOCAL_RESOURCE"
 """The function's environment variable that names its resource, ``MODULE:RESOURCE``."""
 
@@ -51,17 +57,21 @@ def load_resource(spec: str) -> Resource:
     return found if isinstance(found, Resource) else found.runtime.config.resource
 
 
-def load_handler(spec: str) -> LambdaHandler:
+def load_handler(spec: str, *, probe: Probe | None = None) -> LambdaHandler:
     """The Lambda handler for ``spec``: the one the module built with ``lambda_entry`` (its
-    options kept), or ``lambda_entry(resource)`` with the journal from the environment.
+    options kept), or ``lambda_entry(resource)`` with the journal from the environment;
+    ``probe``, when given, replaces the handler's.
 
     Raises:
         ResourceSpecError: as :func:`load_resource`.
     """
     found = _load(spec)
     if isinstance(found, LambdaHandler):
-        return found
-    handler = lambda_entry(found)
+        if probe is None:
+            return found
+        config = dataclasses.replace(found.runtime.config, probe=probe)
+        return LambdaHandler(Runtime(config))
+    handler = lambda_entry(found, probe=probe)
     assert isinstance(handler, LambdaHandler)
     return handler
 

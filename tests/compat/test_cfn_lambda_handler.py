@@ -62,7 +62,7 @@ def invoked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     async def continuation(client: Any, arn: str, event: Any) -> None:
         payloads.append(json.loads(json.dumps(event)))
 
-    monkeypatch.setattr("asynccfn._endings.invoke_self", hand_over)
+    monkeypatch.setattr("asynccfn._handoff.invoke_self", hand_over)
     monkeypatch.setattr(cfn_lambda_handler, "invoke_event", continuation)
     return payloads
 

@@ -1,4 +1,4 @@
-"""Area 1: the process is killed at every named point of asynccfn/_faults.py, and inside a step.
+"""Area 1: the process is killed at every named point of asynccfn/_probe.py, and inside a step.
 
 Each operation runs three steps over two invocations (one hand-over, forced by a durable
 sleep before the second step), so every point is reached. The crash is redelivered as Lambda
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from asynccfn._faults import POINTS
+from asynccfn._probe import POINTS
 from asynccfn.journal.models import OperationStatus, StepKind, StepStatus
 from asynccfn.local import Outcome
 from tests.reliability._tally import count
@@ -34,7 +34,7 @@ CRASHES = [*POINTS, "after-step-recorded@2", "mid-step"]
 def crash_environment(point: str, markers: str) -> dict[str, str]:
     if point == "mid-step":
         return {}
-    return {"ASYNCCFN_CRASH_AT": point, "ASYNCCFN_CRASH_MARKERS": markers}
+    return {"REL_CRASH_AT": point, "REL_CRASH_MARKERS": markers}
 
 
 def operation(rel: Rel, function: str, point: str) -> Sent:

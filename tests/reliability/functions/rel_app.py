@@ -108,8 +108,40 @@ async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
     return asynccfn.Success()
 
 
+class CrashAt:
+    """The probe of the crash matrix: SIGKILL this process at the point ``REL_CRASH_AT`` names
+    (``point`` or ``point@N``, the N-th time it is reached here), once per test: a marker file
+    in ``REL_CRASH_MARKERS`` keeps the redelivered invocation from crashing again."""
+
+    def __init__(self, spec: str, markers: str | None) -> None:
+        point, _, nth = spec.partition("@")
+        self.point_name = point
+        self.wanted = int(nth) if nth.isdigit() else 1
+        self.markers = Path(markers) if markers else None
+        self.seen = 0
+
+    def point(self, name: str) -> None:
+        if name != self.point_name:
+            return
+        self.seen += 1
+        if self.seen != self.wanted:
+            return
+        if self.markers is not None:
+            marker = self.markers / f"crashed-{name}"
+            if marker.exists():
+                return
+            marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def step_recorded(self) -> bool:
+        return False
+
+
 handler = asynccfn.lambda_entry(
     work,
+    probe=CrashAt(os.environ["REL_CRASH_AT"], os.environ.get("REL_CRASH_MARKERS"))
+    if os.environ.get("REL_CRASH_AT")
+    else None,
     lease=float(os.environ.get("REL_LEASE", "30")),
     lease_skew=float(os.environ.get("REL_LEASE_SKEW", "2")),
     reserve=float(os.environ["REL_RESERVE"]) if "REL_RESERVE" in os.environ else None,

@@ -1,0 +1,98 @@
+"""Claims: what an invocation asks of the journal to hold an operation, and what it gets.
+
+Shared by every journal the runtime can run on (:mod:`asynccfn.journal.protocol`): the
+DynamoDB store, its in-memory twin and the journal-less mode.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .models import OperationEntry, operation_id
+
+if TYPE_CHECKING:
+    from .._protocol import Request
+
+LEASE_SKEW = 2.0  # seconds of clock skew tolerated between invocations' wall clocks
+
+
+class ClaimOutcome(enum.Enum):
+    CLAIMED = "claimed"  # this invocation holds the operation now
+    LIVE_DUPLICATE = "live-duplicate"  # another invocation holds it: stop at once
+    # Held under a live lease that this invocation may take over only once it has run out:
+    # Lambda's retry of (or its on-failure record for) the holder's own request id, which may
+    # also be a concurrent duplicate of it, or a new attempt that cannot prove it is newer.
+    BUSY = "busy"
+    FINISHED = "finished"  # this attempt already has its response
+    STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimRequest:
+    op_id: str
+    stack_id: str
+    logical_id: str
+    request_id: str
+    resource_type: str
+    request_type: str
+    attempt: str  # SHA-256 of the ResponseURL
+    owner: str  # the Lambda request id and a per-invocation nonce (see owner_id)
+    token: str | None  # the hand-over token this invocation carries, if any
+    from_cloudformation: bool  # the ResponseURL is a CloudFormation response bucket's
+    lease: float
+    issued_at: float
+    deadline: float
+    invocation_note: str = "claimed"
+
+    @classmethod
+    def for_request(
+        cls,
+        request: Request,
+        *,
+        owner: str,
+        token: str | None,
+        lease: float,
+        issued_at: float,
+        deadline: float,
+    ) -> ClaimRequest:
+        """The claim of ``request``'s operation by invocation ``owner``."""
+        return cls(
+            op_id=operation_id(request.stack_id, request.logical_id, request.request_id),
+            stack_id=request.stack_id,
+            logical_id=request.logical_id,
+            request_id=request.request_id,
+            resource_type=request.resource_type,
+            request_type=request.request_type.value,
+            attempt=request.attempt_digest,
+            owner=owner,
+            token=token,
+            from_cloudformation=request.from_cloudformation,
+            lease=lease,
+            issued_at=issued_at,
+            deadline=deadline,
+            invocation_note="claimed with hand-over token" if token else "claimed",
+        )
+
+
+def owner_id(lambda_request_id: str, nonce: str) -> str:
+    """The owner recorded by a claim: Lambda's request id names the invocation Lambda retries
+    or reports on; the nonce tells apart two deliveries that carry the same request id."""
+    return f"{lambda_request_id}#{nonce}"
+
+
+def lambda_request_of(owner: str | None) -> str:
+    """The Lambda request id part of an owner recorded by :func:`owner_id`."""
+    return (owner or "").partition("#")[0]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    operation: OperationEntry
+
+    @property
+    def fresh(self) -> bool:
+        """No invocation ever held this operation before: there are no steps to load."""
+        return self.outcome is ClaimOutcome.CLAIMED and self.operation.fence == 1

@@ -1,0 +1,299 @@
+"""The step executor on its own, on the memory journal: replay, retries, races, deadlines.
+
+No server and no handler: each test builds the executor an invocation would, runs durable
+actions in the root scope and reads what the journal holds. The contract suite
+(tests/journal/test_contract.py) proves the DynamoDB store behaves as this journal does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from asynccfn._deadline import Deadlines
+from asynccfn._errors import (
+    FenceLost,
+    HandOver,
+    NonDeterminismError,
+    StepInterrupted,
+    WaitTimeout,
+)
+from asynccfn._retry import RetryPolicy
+from asynccfn._steps import Execution, Executor
+from asynccfn.journal.memory import MemoryJournal
+from asynccfn.journal.models import StepEntry, StepKind, StepStatus
+
+OP = "op-1"
+
+
+def executor(
+    journal: MemoryJournal,
+    *,
+    fence: int = 1,
+    op_attempt: int = 1,
+    seconds: float = 10.0,
+    reserve: float = 1.0,
+    **fields: Any,
+) -> Executor:
+    """The executor of an invocation under ``fence`` with ``seconds`` left, the journal as
+    it loads now."""
+    loaded: dict[str, StepEntry] = asyncio.run(journal.load_steps(OP))
+    return Executor(
+        Execution(
+            store=journal,
+            op_id=OP,
+            op_attempt=op_attempt,
+            fence=fence,
+            invocation=fence,
+            deadlines=Deadlines.for_invocation(remaining_ms=int(seconds * 1000), reserve=reserve),
+            started=time.monotonic(),
+            journal=loaded,
+            replaying=bool(loaded),
+            to_replay=len(loaded),
+            **fields,
+        )
+    )
+
+
+def in_root(ex: Executor, action: Callable[[], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        ex.root()
+        return await action()
+
+    return asyncio.run(run())
+
+
+def steps_of(journal: MemoryJournal) -> dict[str, StepEntry]:
+    loaded: dict[str, StepEntry] = asyncio.run(journal.load_steps(OP))
+    return loaded
+
+
+def counting(calls: list[str], value: Any = "ok", fail: BaseException | None = None) -> Any:
+    async def body() -> Any:
+        calls.append("ran")
+        if fail is not None:
+            raise fail
+        return value
+
+    return body
+
+
+def test_a_step_runs_once_and_replays_its_result_and_state() -> None:
+    journal = MemoryJournal()
+    calls: list[str] = []
+    first = executor(journal)
+
+    async def handler(ex: Executor) -> Any:
+        value = await ex.step(StepKind.STEP, "a", counting(calls, {"n": 1}))
+        ex.x.state["seen"] = value["n"]
+        await ex.step(StepKind.STEP, "b", counting(calls, [2]))
+        return value
+
+    assert in_root(first, lambda: handler(first)) == {"n": 1}
+    assert calls == ["ran", "ran"] and first.x.progressed and not first.x.replaying
+    recorded = steps_of(journal)
+    assert [(p, s.name, s.status, s.result) for p, s in recorded.items()] == [
+        ("0#00001", "a", "SUCCEEDED", '{"n":1}'),
+        ("0#00002", "b", "SUCCEEDED", "[2]"),
+    ]
+    assert recorded["0#00002"].state == '{"seen":1}'  # recorded with the step it preceded
+
+    second = executor(journal, fence=2)
+    assert in_root(second, lambda: handler(second)) == {"n": 1}
+    assert calls == ["ran", "ran"]  # nothing ran again
+    assert second.x.state == {"seen": 1} and not second.x.replaying
+    assert not second.x.progressed
+
+
+def test_a_failure_replays_as_its_type_and_a_new_attempt_runs_it_again() -> None:
+    journal = MemoryJournal()
+    calls: list[str] = []
+    first = executor(journal)
+    with pytest.raises(ValueError, match="bad input"):
+        in_root(
+            first,
+            lambda: first.step(StepKind.STEP, "a", counting(calls, fail=ValueError("bad input"))),
+        )
+    assert steps_of(journal)["0#00001"].error_type == "builtins:ValueError"
+
+    replay = executor(journal, fence=2)
+    with pytest.raises(ValueError, match="bad input"):
+        in_root(replay, lambda: replay.step(StepKind.STEP, "a", counting(calls)))
+    assert calls == ["ran"]
+
+    retried_deployment = executor(journal, fence=3, op_attempt=2)
+    assert (
+        in_root(
+            retried_deployment, lambda: retried_deployment.step(StepKind.STEP, "a", counting(calls))
+        )
+        == "ok"
+    )
+    assert calls == ["ran", "ran"]
+
+
+def test_retries_are_journaled_until_the_step_succeeds() -> None:
+    journal = MemoryJournal()
+    failures = [RuntimeError("one"), RuntimeError("two")]
+
+    async def flaky() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "third time"
+
+    ex = executor(journal)
+    policy = RetryPolicy(max_attempts=3, initial_delay=0, jitter=0)
+    assert in_root(ex, lambda: ex.step(StepKind.STEP, "a", flaky, retry=policy)) == "third time"
+    slot = steps_of(journal)["0#00001"]
+    assert (slot.status, slot.attempt, slot.error_type) == ("SUCCEEDED", 3, None)
+
+
+def test_a_retry_delay_past_the_soft_deadline_hands_over_with_its_wake_time() -> None:
+    journal = MemoryJournal()
+    ex = executor(journal, seconds=1.0, reserve=0.5)
+    policy = RetryPolicy(max_attempts=2, initial_delay=30, jitter=0)
+    calls: list[str] = []
+    with pytest.raises(HandOver) as handed:
+        in_root(
+            ex,
+            lambda: ex.step(StepKind.STEP, "a", counting(calls, fail=OSError("x")), retry=policy),
+        )
+    slot = steps_of(journal)["0#00001"]
+    assert slot.status == StepStatus.RETRYING.value and slot.wake_at == handed.value.wake_at
+    assert ex.x.interrupted_at == {"0#00001"}
+
+    successor = executor(journal, fence=2, seconds=1.0, reserve=0.5)
+    with pytest.raises(HandOver):  # still before the wake time: it waits again, runs nothing
+        in_root(
+            successor, lambda: successor.step(StepKind.STEP, "a", counting(calls), retry=policy)
+        )
+    assert calls == ["ran"]
+
+
+def test_another_step_at_a_journaled_position_is_non_deterministic() -> None:
+    journal = MemoryJournal()
+    first = executor(journal)
+    in_root(first, lambda: first.step(StepKind.STEP, "a", counting([])))
+    second = executor(journal, fence=2)
+    with pytest.raises(
+        NonDeterminismError, match="holds step 'a' but the handler now asks for 'b'"
+    ):
+        in_root(second, lambda: second.step(StepKind.STEP, "b", counting([])))
+
+
+def test_a_writer_that_loses_the_slot_race_returns_the_winners_result() -> None:
+    journal = MemoryJournal()
+    late = executor(journal, fence=1)  # loaded the journal before the winner wrote
+    winner = executor(journal, fence=2)
+    in_root(winner, lambda: winner.step(StepKind.STEP, "a", counting([], "winner's")))
+    assert in_root(late, lambda: late.step(StepKind.STEP, "a", counting([], "mine"))) == "winner's"
+    assert steps_of(journal)["0#00001"].fence == 2
+
+
+def test_an_at_most_once_step_cut_off_is_not_started_again() -> None:
+    journal = MemoryJournal()
+    cut = executor(journal, seconds=0.6, reserve=0.3)
+
+    async def endless() -> None:
+        await asyncio.sleep(60)
+
+    async def cut_off() -> None:
+        cut.root()
+        task = asyncio.ensure_future(cut.step(StepKind.STEP, "pay", endless, at_most_once=True))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(cut_off())
+    assert steps_of(journal)["0#00001"].status == StepStatus.STARTED.value
+
+    calls: list[str] = []
+    later = executor(journal, fence=2)
+    with pytest.raises(StepInterrupted, match="was interrupted in invocation 1"):
+        in_root(later, lambda: later.step(StepKind.STEP, "pay", counting(calls), at_most_once=True))
+    assert calls == [] and steps_of(journal)["0#00001"].status == "FAILED"
+
+
+def test_a_slot_started_by_a_newer_invocation_means_the_operation_is_lost() -> None:
+    journal = MemoryJournal()
+    stale = executor(journal, fence=1)
+    started = journal.new_step(
+        OP,
+        "0#00001",
+        name="pay",
+        kind="step",
+        status="STARTED",
+        attempt=1,
+        op_attempt=1,
+        started_at=time.time(),
+        invocation=2,
+        fence=2,
+    )
+    asyncio.run(journal.write_step(started, previous=None))
+    stale.x.journal["0#00001"] = started
+    with pytest.raises(FenceLost, match="started by a newer invocation"):
+        in_root(stale, lambda: stale.step(StepKind.STEP, "pay", counting([]), at_most_once=True))
+
+
+def test_no_step_starts_after_the_soft_deadline() -> None:
+    journal = MemoryJournal()
+    ex = executor(journal, seconds=0.0)
+    with pytest.raises(HandOver, match="soft deadline reached"):
+        in_root(ex, lambda: ex.step(StepKind.STEP, "a", counting([])))
+    assert ex.x.interrupted_at == {"0#00001"} and steps_of(journal) == {}
+
+
+def test_a_sleep_is_journaled_once_and_hands_over_past_the_deadline() -> None:
+    journal = MemoryJournal()
+    ex = executor(journal, seconds=0.6, reserve=0.3)
+    with pytest.raises(HandOver) as handed:
+        in_root(ex, lambda: ex.sleep(60, "nap"))
+    slot = steps_of(journal)["0#00001"]
+    assert (slot.kind, slot.status) == ("sleep", "WAITING")
+    assert handed.value.wake_at == slot.wake_at and ex.x.progressed
+
+    short = MemoryJournal()
+    ex = executor(short)
+    in_root(ex, lambda: ex.sleep(0.01, "blink"))
+    assert steps_of(short)["0#00001"].status == "WAITING"
+
+
+def test_a_wait_records_its_polls_once_and_gives_up_as_wait_timeout() -> None:
+    journal = MemoryJournal()
+    values = iter([0, 0, "ready"])
+
+    async def poll() -> Any:
+        return next(values)
+
+    ex = executor(journal)
+    got = in_root(ex, lambda: ex.wait_until("w", poll, interval=0, timeout=10, max_attempts=None))
+    assert got == "ready"
+    slot = steps_of(journal)["0#00001"]
+    assert (slot.status, slot.attempt, slot.result) == ("SUCCEEDED", 3, '"ready"')
+
+    never = MemoryJournal()
+
+    async def no() -> bool:
+        return False
+
+    ex = executor(never)
+    with pytest.raises(WaitTimeout, match="gave up after 2 attempts") as timed_out:
+        in_root(ex, lambda: ex.wait_until("w", no, interval=0, timeout=10, max_attempts=2))
+    assert isinstance(timed_out.value, TimeoutError)
+    assert steps_of(never)["0#00001"].error_type.endswith("WaitTimeout")
+
+
+def test_a_physical_id_set_by_the_handler_is_journaled_before_live_work() -> None:
+    from tests.journal.test_contract import claim_of
+
+    journal = MemoryJournal()
+    asyncio.run(journal.claim(claim_of(OP)))
+    ex = executor(journal)
+    ex.x.physical_id = "bucket-1"
+    in_root(ex, lambda: ex.step(StepKind.STEP, "a", counting([])))
+    op = journal.operation(OP)
+    assert op is not None and op.physical_id == "bucket-1"
+    assert ex.x.recorded_physical_id == "bucket-1"

@@ -361,6 +361,34 @@ def test_an_at_most_once_body_runs_once_when_invocations_overlap(
 # -- 4. the heartbeat under renewal failures ----------------------------------------------------
 
 
+def with_journal(
+    made: LambdaHandler,
+    journal: Callable[[JournalStore], JournalStore],
+    *,
+    exit_process: Callable[[int], object] | None = None,
+) -> LambdaHandler:
+    """``made``'s function on a journal ``journal`` builds from its store (the same table,
+    through the new runtime's own clients)."""
+    from asynccfn._runtime import Runtime
+
+    store = made.runtime.journal
+    assert isinstance(store, JournalStore)
+    runtimes: list[Runtime] = []
+    ours = journal(
+        JournalStore(
+            store.table,
+            lambda: runtimes[0].clients.get("dynamodb"),
+            retention=store.retention,
+            lease_skew=store.lease_skew,
+        )
+    )
+    runtimes.append(Runtime(made.runtime.config, journal=ours))
+    run(made.runtime.close())
+    if exit_process is None:
+        return LambdaHandler(runtimes[0])
+    return LambdaHandler(runtimes[0], exit_process=exit_process)
+
+
 class FlakyRenewals(JournalStore):
     """The journal, with lease renewals failing as ``fail`` decides (DynamoDB stays real)."""
 
@@ -405,13 +433,12 @@ def heartbeat_handler(
 
         return asynccfn.Success(physical_id="p", data={"Step": await ctx.step("long", body)})
 
-    handler = asynccfn.lambda_entry(resource, journal=table, lease=3, lease_skew=0.3)
-    assert isinstance(handler, LambdaHandler)
-    store = handler.runtime.journal
-    assert isinstance(store, JournalStore)
-    flaky = FlakyRenewals(store, fail)
+    made = asynccfn.lambda_entry(resource, journal=table, lease=3, lease_skew=0.3)
+    assert isinstance(made, LambdaHandler)
+    handler = with_journal(made, lambda store: FlakyRenewals(store, fail))
+    flaky = handler.runtime.journal
+    assert isinstance(flaky, FlakyRenewals)
     holder.append(flaky)
-    handler.runtime.journal = flaky
     return handler, flaky, bodies
 
 
@@ -464,6 +491,10 @@ def test_a_heartbeat_error_never_overrides_a_handler_that_finished(
 class HandOverFails(JournalStore):
     __slots__ = ()
 
+    @classmethod
+    def of(cls, store: JournalStore) -> HandOverFails:
+        return cls(store.table, store._client, retention=store.retention)
+
     async def record_handover(self, current: Any, **kwargs: Any) -> None:
         raise JournalError("DynamoDB InternalServerError: the hand-over was not recorded")
 
@@ -482,12 +513,7 @@ def test_a_worker_thread_ends_with_the_process_when_the_invocation_raises(
     exits: list[int] = []
     made = asynccfn.lambda_entry(resource, journal=journal_table)
     assert isinstance(made, LambdaHandler)
-    handler = LambdaHandler(made.runtime, exit_process=exits.append)
-    store = made.runtime.journal
-    assert isinstance(store, JournalStore)
-    handler.runtime.journal = HandOverFails(
-        store.table, store._client, retention=store.retention, lease_skew=store.lease_skew
-    )
+    handler = with_journal(made, HandOverFails.of, exit_process=exits.append)
     url = urls.issue(expect_answer=False)
     try:
         with closing_handler(handler), pytest.raises(JournalError, match="hand-over"):

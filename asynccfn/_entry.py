@@ -10,12 +10,13 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
 from ._endings import InvocationResult
 from ._errors import ConfigurationError
+from ._provider import Provider, as_target
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
@@ -89,7 +90,7 @@ class LambdaHandler:
 
 
 def lambda_entry(
-    resource: Resource,
+    resource: Resource | Provider | Sequence[Resource],
     *,
     journal: str | None = None,
     reserve: float | None = None,
@@ -103,7 +104,8 @@ def lambda_entry(
     codec: PayloadCodec | None = None,
     sensitive_state: Iterable[str] = (),
 ) -> Callable[[Any, Any], dict[str, str]]:
-    """Turn ``resource`` into a Lambda handler.
+    """Turn ``resource`` into a Lambda handler: one Resource, or a Provider (or a list of
+    resources, made one) whose requests are routed by their ResourceType.
 
     ``journal`` names the DynamoDB table (default: the ``ASYNCCFN_JOURNAL_TABLE`` environment
     variable; with neither, handlers run without durability); ``reserve`` is the seconds kept
@@ -126,8 +128,7 @@ def lambda_entry(
         ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
             journaled function without a ``codec``.
     """
-    if not isinstance(resource, Resource):
-        raise ConfigurationError(f"lambda_entry needs an asynccfn.Resource, got {resource!r}")
+    target = as_target(resource)
     if not 0 < timeout <= 3600 * 24:
         raise ConfigurationError(f"timeout must be within (0, 86400] seconds, got {timeout!r}")
     if lease < 3:
@@ -157,7 +158,7 @@ def lambda_entry(
         codec = KmsCodec(os.environ[KMS_KEY_ENV])
     secrets = _secrets(codec, sensitive_state, journaled=bool(table))
     config = RuntimeConfig(
-        resource=resource,
+        resource=target,
         journal=table,
         reserve=reserve,
         timeout=timeout,

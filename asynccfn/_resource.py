@@ -12,6 +12,7 @@ from ._protocol import RequestType
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._properties import PropertiesSchema
     from ._protocol import Request
     from ._result import Success
 
@@ -29,16 +30,32 @@ class Resource:
     rebuilt as on replay (built-in exceptions, botocore's ClientError and asynccfn's errors
     always are); a failure of any other type replays as :class:`asynccfn.StepFailed`.
 
+    ``properties`` (a dataclass, a ``msgspec.Struct`` or a pydantic model class) makes the
+    handlers' ``request.properties`` an instance of it, converted from CloudFormation's
+    strings (see ``asynccfn._properties``); properties that do not convert answer FAILED
+    before any handler runs, except on Delete.
+
     Raises:
-        ConfigurationError: an entry of ``errors`` is not an Exception subclass.
+        ConfigurationError: an entry of ``errors`` is not an Exception subclass, or
+            ``properties`` is not a supported class (or its library is not installed).
     """
 
-    __slots__ = ("_handlers", "error_types", "resource_type")
+    __slots__ = ("_handlers", "error_types", "resource_type", "schema")
 
     def __init__(
-        self, resource_type: str | None = None, *, errors: Iterable[type[Exception]] = ()
+        self,
+        resource_type: str | None = None,
+        *,
+        errors: Iterable[type[Exception]] = (),
+        properties: type | None = None,
     ) -> None:
         self.resource_type = resource_type
+        self.schema: PropertiesSchema | None = None
+        """How ``properties`` are converted; None for an untyped resource."""
+        if properties is not None:
+            from ._properties import schema_for  # msgspec/pydantic: typed resources only
+
+            self.schema = schema_for(properties)
         self._handlers: dict[RequestType, Handler] = {}
         self.error_types: Mapping[str, type[Exception]] = MappingProxyType(_error_types(errors))
         """The registered error types by the ``module:QualName`` a journal item names."""

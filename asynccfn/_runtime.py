@@ -52,16 +52,10 @@ from ._outcomes import (
     failure_reason,
     gave_up_reason,
     lambda_failure_record,
-    nothing_was_created,
-    refusing_handler,
     success_response,
 )
-from ._protocol import (
-    Request,
-    RequestType,
-    allowed_hosts_from_env,
-    is_failed_create_marker,
-)
+from ._protocol import Request, allowed_hosts_from_env
+from ._provider import Provider, route
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor, StepStore
@@ -95,7 +89,7 @@ _FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RuntimeConfig:
-    resource: Resource
+    resource: Resource | Provider
     journal: str | None
     reserve: float | None
     timeout: float
@@ -361,6 +355,7 @@ class Runtime(Endings):
         if _faults.ACTIVE:
             _faults.crash_point("after-replay-load")
         store: StepStore = self.journal
+        routed = route(self.config.resource, request)  # typed properties converted here
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)
@@ -384,7 +379,7 @@ class Runtime(Endings):
             recorded_physical_id=op.physical_id or request.physical_id,
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
-            errors=self.config.resource.error_types,
+            errors=routed.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
         )
         if isinstance(self.journal, JournalStore):
@@ -398,14 +393,15 @@ class Runtime(Endings):
             )
         executor = Executor(execution)
         ctx = Context(
-            request=request,
+            request=routed.request,
             executor=executor,
             clients=self.clients,
             invocation=op.invocations,
             lambda_context=lambda_context,
         )
-        handler = self._handler_for(request)
-        outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)
+        outcome = await self._supervise(
+            routed.handler, routed.request, ctx, executor, op, deadlines
+        )
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
@@ -456,19 +452,6 @@ class Runtime(Endings):
             return None
         session = secrets.codec.session(self.clients, context=op_id)
         return _payload.Payloads(session, seal_state=bool(secrets.state_keys))
-
-    def _handler_for(self, request: Request) -> Handler:
-        resource = self.config.resource
-        if request.request_type is RequestType.DELETE and is_failed_create_marker(
-            request.physical_id
-        ):
-            return nothing_was_created
-        handler = resource.handler_for(request.request_type)
-        if handler is not None and (resource.resource_type in (None, request.resource_type)):
-            return handler
-        if handler is None and request.request_type is RequestType.DELETE:
-            return nothing_was_created
-        return refusing_handler(resource, request)
 
     async def _supervise(
         self,

@@ -24,8 +24,10 @@ from ._errors import (
     UndeliverableResponse,
     WaitTimeout,
 )
+from ._fields import Replaces, field
 from ._kms import KmsCodec
 from ._protocol import Request, RequestType
+from ._provider import Provider
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._result import Success
@@ -49,6 +51,8 @@ __all__ = [
     "OperationTimeout",
     "PayloadCodec",
     "PayloadTooLarge",
+    "Provider",
+    "Replaces",
     "Request",
     "RequestError",
     "RequestType",
@@ -60,5 +64,6 @@ __all__ = [
     "Success",
     "UndeliverableResponse",
     "WaitTimeout",
+    "field",
     "lambda_entry",
 ]

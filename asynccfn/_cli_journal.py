@@ -85,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         + ", ".join(s.value.lower() for s in OperationStatus),
     )
     listing.add_argument(
+        "--type",
+        dest="resource_type",
+        metavar="RESOURCE_TYPE",
+        help="only operations of this resource type (Custom::Bucket), for a function serving "
+        "several",
+    )
+    listing.add_argument(
         "--since",
         type=_since,
         metavar="WHEN",
@@ -132,7 +139,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_list(args: argparse.Namespace, console: Console) -> int:
     journal = open_journal(args)
     page = journal.list_operations(
-        stack=args.stack, status=args.status, since=args.since, limit=args.limit, cursor=args.next
+        stack=args.stack,
+        status=args.status,
+        since=args.since,
+        limit=args.limit,
+        cursor=args.next,
+        resource_type=args.resource_type,
     )
     if args.json:
         document = {"operations": [op.to_json() for op in page.operations], "next": page.cursor}

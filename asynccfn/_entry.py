@@ -10,13 +10,14 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
 from ._errors import ConfigurationError
 from ._outcomes import InvocationResult
 from ._probe import NO_PROBE
+from ._provider import Provider, as_target
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
@@ -91,7 +92,7 @@ class LambdaHandler:
 
 
 def lambda_entry(
-    resource: Resource,
+    resource: Resource | Provider | Sequence[Resource],
     *,
     journal: str | None = None,
     reserve: float | None = None,
@@ -106,7 +107,8 @@ def lambda_entry(
     sensitive_state: Iterable[str] = (),
     probe: Probe | None = None,
 ) -> Callable[[Any, Any], dict[str, str]]:
-    """Turn ``resource`` into a Lambda handler.
+    """Turn ``resource`` into a Lambda handler: one Resource, or a Provider (or a list of
+    resources, made one) whose requests are routed by their ResourceType.
 
     ``journal`` names the DynamoDB table (default: the ``ASYNCCFN_JOURNAL_TABLE`` environment
     variable; with neither, handlers run without durability); ``reserve`` is the seconds kept
@@ -132,8 +134,7 @@ def lambda_entry(
         ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
             journaled function without a ``codec``.
     """
-    if not isinstance(resource, Resource):
-        raise ConfigurationError(f"lambda_entry needs an asynccfn.Resource, got {resource!r}")
+    target = as_target(resource)
     if not 0 < timeout <= 3600 * 24:
         raise ConfigurationError(f"timeout must be within (0, 86400] seconds, got {timeout!r}")
     if lease < 3:
@@ -155,7 +156,7 @@ def lambda_entry(
             "response_hosts must be a collection of hosts, not one string: "
             f"response_hosts=[{response_hosts!r}]"
         )
-    for missing in resource.unanswered():
+    for missing in target.unanswered():
         # Said, not raised: a function that cannot initialise answers nothing at all (Lambda's
         # on-failure record reaches the same code), so the stack would wait out its
         # ServiceTimeout. `asynccfn local` and asynccfn.testing refuse it before a run.
@@ -168,7 +169,7 @@ def lambda_entry(
         codec = KmsCodec(os.environ[KMS_KEY_ENV])
     secrets = _secrets(codec, sensitive_state, journaled=bool(table))
     config = RuntimeConfig(
-        resource=resource,
+        resource=target,
         journal=table,
         reserve=reserve,
         timeout=timeout,

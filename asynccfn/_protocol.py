@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 from urllib.parse import unquote, urlsplit
 
 from asynccfn._errors import RequestError, ResponseURLRefused
@@ -70,6 +70,7 @@ __all__ = [
     "Status",
     "allowed_hosts_from_env",
     "build_body",
+    "changed_keys",
     "check_response_url",
     "describe_url",
     "failed_create_physical_id",
@@ -90,6 +91,27 @@ _MAX_SERVICE_TOKEN_LENGTH = 2048
 _MAX_RESOURCE_TYPE_LENGTH = 60
 _MIN_SERVICE_TIMEOUT = 1
 _MAX_SERVICE_TIMEOUT = 3600
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    # ``asynccfn.Request`` alone is a request of raw properties; ``Request[BucketProps]`` one
+    # whose resource declared ``properties=BucketProps``.
+    P = TypeVar("P", default=Mapping[str, Any])
+else:
+    from typing import TypeVar
+
+    P = TypeVar("P")
+
+
+class _Unset:
+    """The default of the fields ``Request.__post_init__`` derives from the others."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
 
 _GENERIC_RESOURCE_TYPE = "AWS::CloudFormation::CustomResource"
 _RESOURCE_TYPE = re.compile(r"Custom::[A-Za-z0-9_@:-]+")
@@ -112,7 +134,7 @@ class RequestType(enum.Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Request:
+class Request(Generic[P]):
     """A frozen, typed view of a CloudFormation custom-resource event.
 
     ``properties`` and ``old_properties`` are read-only: nested objects are ``dict``
@@ -121,6 +143,11 @@ class Request:
     ``copy.deepcopy(request.properties)`` gives a plain, mutable copy. They are left out of
     ``repr`` because properties may carry NoEcho template parameters, and ``response_url``
     because it is a bearer credential.
+
+    When the resource declares ``properties=SomeType``, its handlers get a
+    ``Request[SomeType]``: ``properties`` (and on Update ``old_properties``) are instances of
+    that type converted from CloudFormation's strings, and the mappings as sent stay in
+    ``raw_properties`` and ``raw_old_properties``.
     """
 
     request_type: RequestType
@@ -130,9 +157,10 @@ class Request:
     resource_type: str
     physical_id: str | None
     """None on Create; the resource's current id on Update and Delete."""
-    properties: Mapping[str, Any] = field(repr=False)
-    old_properties: Mapping[str, Any] | None = field(repr=False)
-    """The previous properties, on Update only."""
+    properties: P = field(repr=False)
+    old_properties: P | None = field(repr=False)
+    """The previous properties, on Update only (None when a typed resource's old properties
+    no longer convert: ``raw_old_properties`` has them)."""
     service_token: str
     service_timeout: float | None
     """ServiceTimeout in seconds (1..3600) when the event carries one."""
@@ -141,6 +169,31 @@ class Request:
     """Epoch seconds of the URL's X-Amz-Date (SigV4), else None."""
     url_expires_at: float | None
     """Epoch seconds when the URL expires (X-Amz-Date + X-Amz-Expires, or SigV2 Expires)."""
+    raw_properties: Mapping[str, Any] = field(default=_UNSET, repr=False, compare=False)
+    """ResourceProperties as CloudFormation sent them (``properties`` itself when untyped)."""
+    raw_old_properties: Mapping[str, Any] | None = field(default=_UNSET, repr=False, compare=False)
+    """OldResourceProperties as sent, on Update only."""
+    changed: frozenset[str] = field(default=_UNSET, repr=False)
+    """On Update, the properties whose value differs from the old one: the typed fields'
+    names, or the raw keys (without ServiceToken) when untyped. Empty otherwise."""
+    replacing: bool = False
+    """On Update, whether a changed field is declared ``asynccfn.field(replaces=True)`` (or
+    ``Annotated[..., asynccfn.Replaces]``): the update needs a new physical id."""
+    property_errors: str | None = field(default=None, repr=False)
+    """Why the properties did not convert, on a Delete of a typed resource that still runs
+    its handler (with the raw mapping as ``properties``); None otherwise."""
+
+    def __post_init__(self) -> None:
+        # Derived here so that every way of building a Request (parsing, tests, the typed
+        # view) gets them; object.__setattr__ because the dataclass is frozen.
+        if self.raw_properties is _UNSET:
+            object.__setattr__(self, "raw_properties", self.properties)
+        if self.raw_old_properties is _UNSET:
+            object.__setattr__(self, "raw_old_properties", self.old_properties)
+        if self.changed is _UNSET:
+            object.__setattr__(
+                self, "changed", changed_keys(self.raw_properties, self.raw_old_properties)
+            )
 
     @property
     def echo(self) -> Echo:
@@ -157,6 +210,15 @@ class Request:
     def attempt_digest(self) -> str:
         """Hex SHA-256 of the ResponseURL: names the attempt without storing the credential."""
         return hashlib.sha256(self.response_url.encode("utf-8")).hexdigest()
+
+
+def changed_keys(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> frozenset[str]:
+    """The top-level keys whose values differ between ``new`` and ``old`` (ServiceToken,
+    which names the function and not the resource, left out); empty without ``old``."""
+    if old is None:
+        return frozenset()
+    keys = (set(new) | set(old)) - {"ServiceToken"}
+    return frozenset(key for key in keys if new.get(key, _UNSET) != old.get(key, _UNSET))
 
 
 # --- request parsing -----------------------------------------------------------------------

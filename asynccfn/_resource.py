@@ -14,6 +14,7 @@ from ._traceback import definition_site, shown_path
 
 if TYPE_CHECKING:
     from ._context import Context
+    from ._properties import PropertiesSchema
     from ._protocol import Request
     from ._result import Success
 
@@ -37,9 +38,15 @@ class Resource:
     ``delete="nothing"`` (a Delete answers SUCCESS without user code, for a resource that
     leaves nothing behind).
 
+    ``properties`` (a dataclass, a ``msgspec.Struct`` or a pydantic model class) makes the
+    handlers' ``request.properties`` an instance of it, converted from CloudFormation's
+    strings (see ``asynccfn._properties``); properties that do not convert answer FAILED
+    before any handler runs, except on Delete.
+
     Raises:
-        ConfigurationError: an entry of ``errors`` is not an Exception subclass, or ``update``
-            or ``delete`` is not one of the values above.
+        ConfigurationError: an entry of ``errors`` is not an Exception subclass, ``update``
+            or ``delete`` is not one of the values above, or ``properties`` is not a
+            supported class (or its library is not installed).
     """
 
     __slots__ = (
@@ -48,6 +55,7 @@ class Resource:
         "delete_policy",
         "error_types",
         "resource_type",
+        "schema",
         "update_policy",
     )
 
@@ -58,6 +66,7 @@ class Resource:
         errors: Iterable[type[Exception]] = (),
         update: Literal["replace"] | None = None,
         delete: Literal["nothing"] | None = None,
+        properties: type | None = None,
     ) -> None:
         caller = sys._getframe(1)  # cheap, and what a definition error points at
         self.defined_at = f"{shown_path(caller.f_code.co_filename)}:{caller.f_lineno}"
@@ -75,6 +84,12 @@ class Resource:
         self.resource_type = resource_type
         self.update_policy = update
         self.delete_policy = delete
+        self.schema: PropertiesSchema | None = None
+        """How ``properties`` are converted; None for an untyped resource."""
+        if properties is not None:
+            from ._properties import schema_for  # msgspec/pydantic: typed resources only
+
+            self.schema = schema_for(properties)
         self._handlers: dict[RequestType, Handler] = {}
         self.error_types: Mapping[str, type[Exception]] = MappingProxyType(_error_types(errors))
         """The registered error types by the ``module:QualName`` a journal item names."""

@@ -51,20 +51,14 @@ from ._outbox import Outbox
 from ._outcomes import (
     InvocationResult,
     failure_reason,
-    fallback_handler,
     gave_up_reason,
     lambda_failure_record,
-    nothing_was_created,
     op_id_for,
     success_response,
 )
 from ._probe import NO_PROBE, Probe
-from ._protocol import (
-    Request,
-    RequestType,
-    allowed_hosts_from_env,
-    is_failed_create_marker,
-)
+from ._protocol import Request, allowed_hosts_from_env
+from ._provider import Provider, route
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
 from ._steps import Execution, Executor
@@ -98,7 +92,7 @@ _FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RuntimeConfig:
-    resource: Resource
+    resource: Resource | Provider
     journal: str | None
     reserve: float | None
     timeout: float
@@ -376,6 +370,7 @@ class Runtime:
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
         self._probe.point("after-replay-load")
         store: StepJournal = self.journal
+        routed = route(self.config.resource, request)  # typed properties converted here
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)
@@ -399,7 +394,7 @@ class Runtime:
             recorded_physical_id=op.physical_id or request.physical_id,
             replaying=bool(journal),
             to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
-            errors=self.config.resource.error_types,
+            errors=routed.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
             probe=self._probe,
         )
@@ -414,17 +409,18 @@ class Runtime:
             )
         executor = Executor(execution)
         ctx = Context(
-            request=request,
+            request=routed.request,
             executor=executor,
             clients=self.clients,
             invocation=op.invocations,
             lambda_context=lambda_context,
         )
-        handler = self._handler_for(request)
         watchdog = LoopWatchdog(extra=current_fields())  # says when sync work blocks the loop
         watchdog.start()
         try:
-            outcome = await self._supervise(handler, request, ctx, executor, op, deadlines)
+            outcome = await self._supervise(
+                routed.handler, routed.request, ctx, executor, op, deadlines
+            )
         finally:
             watchdog.stop()
         if isinstance(outcome, FenceLost):
@@ -466,7 +462,7 @@ class Runtime:
         return await self.outbox.answer(
             request,
             op,
-            success_response(request, ctx, outcome, handler=handler),
+            success_response(request, ctx, outcome, handler=routed.handler),
             deadlines,
             OperationStatus.SUCCEEDED,
         )
@@ -488,19 +484,6 @@ class Runtime:
             return None
         session = secrets.codec.session(self.clients, context=op_id)
         return _payload.Payloads(session, seal_state=bool(secrets.state_keys))
-
-    def _handler_for(self, request: Request) -> Handler:
-        resource = self.config.resource
-        if request.request_type is RequestType.DELETE and is_failed_create_marker(
-            request.physical_id
-        ):
-            return nothing_was_created
-        handler = resource.handler_for(request.request_type)
-        if handler is not None and (resource.resource_type in (None, request.resource_type)):
-            return handler
-        if handler is None and request.request_type is RequestType.DELETE:
-            return nothing_was_created
-        return fallback_handler(resource, request)
 
     async def _supervise(
         self,

@@ -4,7 +4,8 @@ for as many Lambda invocations as that takes.
 Each page is one step: scan a page of the source from the cursor, write it to the target,
 return the next cursor. The cursor and the counts live in ``ctx.state``, so when an
 invocation runs out of time the next one replays the finished pages from the journal (no page
-is scanned or written twice) and carries on from the cursor. Properties:
+is scanned or written twice) and carries on from the cursor. Properties, typed as a
+``msgspec.Struct`` (:class:`BackfillProps`; CloudFormation's ``"20"`` arrives as 20):
 
 - ``SourceTable``, ``TargetTable`` (required): tables with the same key schema.
 - ``PageSize``: items per page (default 25, DynamoDB's batch-write limit).
@@ -24,33 +25,51 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 import asynccfn
 
-backfill = asynccfn.Resource("Custom::Backfill")
+
+class BackfillProps(msgspec.Struct, frozen=True):
+    SourceTable: str
+    TargetTable: str
+    PageSize: Annotated[int, msgspec.Meta(ge=1, le=25)] = 25
+    PauseSeconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    Seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+backfill = asynccfn.Resource("Custom::Backfill", properties=BackfillProps)
 
 KEY = "id"
 
 
 @backfill.create
-async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def create(
+    request: asynccfn.Request[BackfillProps], ctx: asynccfn.Context
+) -> asynccfn.Success:
     return await _run(request, ctx)
 
 
 @backfill.update
-async def update(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def update(
+    request: asynccfn.Request[BackfillProps], ctx: asynccfn.Context
+) -> asynccfn.Success:
     return await _run(request, ctx)
 
 
 @backfill.delete
-async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def delete(
+    request: asynccfn.Request[BackfillProps], ctx: asynccfn.Context
+) -> asynccfn.Success:
     props = request.properties
-    if int(props.get("Seed", 0)):
+    if not isinstance(props, BackfillProps):  # properties that no longer convert: leave it be
+        return asynccfn.Success()
+    if props.Seed:
         ddb = await ctx.client("dynamodb")
-        for name in (props["SourceTable"], props["TargetTable"]):
+        for name in (props.SourceTable, props.TargetTable):
             try:
                 await ctx.call("dynamodb:DeleteTable", ddb.delete_table, TableName=name)
             except ClientError as exc:
@@ -59,14 +78,13 @@ async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
     return asynccfn.Success()
 
 
-async def _run(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def _run(request: asynccfn.Request[BackfillProps], ctx: asynccfn.Context) -> asynccfn.Success:
     props = request.properties
-    source, target = str(props["SourceTable"]), str(props["TargetTable"])
-    page_size = int(props.get("PageSize", 25))
-    pause = float(props.get("PauseSeconds", 0))
+    source, target = props.SourceTable, props.TargetTable
+    page_size, pause = props.PageSize, props.PauseSeconds
     ddb = await ctx.client("dynamodb")
-    if int(props.get("Seed", 0)):
-        await ctx.step("seed", _seed, ddb, source, target, int(props["Seed"]))
+    if props.Seed:
+        await ctx.step("seed", _seed, ddb, source, target, props.Seed)
     state = ctx.state
     state.update(pages=0, copied=0, cursor=None)
     while True:

@@ -3,7 +3,8 @@ it is ACTIVE.
 
 CloudFormation has ``AWS::DynamoDB::Table`` of course; this is the shape every provisioning
 custom resource has: call the API, wait for what it made to stabilise, answer with its
-attributes, and undo it on Delete. Properties:
+attributes, and undo it on Delete. Its properties are typed (:class:`TableProps`), so the
+handlers read fields rather than strings, and an Update asks ``request.replacing``:
 
 - ``TableName`` (required). Changing it replaces the table: Update creates the new one and
   answers its name, and CloudFormation then deletes the old one.
@@ -18,6 +19,7 @@ Run it on this machine (from the repository's root)::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +27,16 @@ from botocore.exceptions import ClientError
 
 import asynccfn
 
-table = asynccfn.Resource("Custom::Table")
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TableProps:
+    TableName: str = asynccfn.field(replaces=True)
+    HashKey: str = asynccfn.field(replaces=True, default="id")
+    TimeToLive: str | None = None
+    Tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+table = asynccfn.Resource("Custom::Table", properties=TableProps)
 
 # Tags that mark a table as this resource's: a CreateTable cut off by a crash after DynamoDB
 # took it runs again and finds the table; these say whether it is ours to adopt.
@@ -33,36 +44,38 @@ OWNER_TAGS = ("asynccfn:stack-id", "asynccfn:logical-id")
 
 
 @table.create
-async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def create(request: asynccfn.Request[TableProps], ctx: asynccfn.Context) -> asynccfn.Success:
     return await _create_table(request, ctx)
 
 
 @table.update
-async def update(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
-    props, old = request.properties, request.old_properties or {}
-    if _replaces(props, old):
+async def update(request: asynccfn.Request[TableProps], ctx: asynccfn.Context) -> asynccfn.Success:
+    props = request.properties
+    if request.replacing:  # TableName or HashKey changed: a new table, a new physical id
         return await _create_table(request, ctx)
     name = str(request.physical_id)
     ddb = await ctx.client("dynamodb")
     arn = (await ctx.call("dynamodb:DescribeTable", ddb.describe_table, TableName=name))["Table"][
         "TableArn"
     ]
-    tags, old_tags = _tags(props), _tags(old)
+    tags = props.Tags
+    old_tags = request.old_properties.Tags if request.old_properties else {}
     gone = [key for key in old_tags if key not in tags]
     if gone:
         await ctx.call("dynamodb:UntagResource", ddb.untag_resource, ResourceArn=arn, TagKeys=gone)
     changed = [{"Key": k, "Value": v} for k, v in tags.items() if old_tags.get(k) != v]
     if changed:
         await ctx.call("dynamodb:TagResource", ddb.tag_resource, ResourceArn=arn, Tags=changed)
-    if props.get("TimeToLive") != old.get("TimeToLive"):
-        attribute = props.get("TimeToLive") or old.get("TimeToLive")
+    if "TimeToLive" in request.changed:
+        old_attribute = request.old_properties.TimeToLive if request.old_properties else None
+        attribute = props.TimeToLive or old_attribute
         await ctx.call(
             "dynamodb:UpdateTimeToLive",
             ddb.update_time_to_live,
             TableName=name,
             TimeToLiveSpecification={
                 "AttributeName": attribute,
-                "Enabled": bool(props.get("TimeToLive")),
+                "Enabled": props.TimeToLive is not None,
             },
         )
     await ctx.wait_until("table active", _status_is, ddb, name, "ACTIVE", interval=2, timeout=600)
@@ -70,7 +83,7 @@ async def update(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
 
 
 @table.delete
-async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def delete(request: asynccfn.Request[TableProps], ctx: asynccfn.Context) -> asynccfn.Success:
     name = str(request.physical_id)
     ddb = await ctx.client("dynamodb")
     try:
@@ -83,13 +96,14 @@ async def delete(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
     return asynccfn.Success()
 
 
-async def _create_table(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+async def _create_table(
+    request: asynccfn.Request[TableProps], ctx: asynccfn.Context
+) -> asynccfn.Success:
     props = request.properties
-    name = str(props["TableName"])
-    key = str(props.get("HashKey", "id"))
+    name, key = props.TableName, props.HashKey
     ddb = await ctx.client("dynamodb")
     owner = {OWNER_TAGS[0]: request.stack_id, OWNER_TAGS[1]: request.logical_id}
-    tags = {**_tags(props), **owner}
+    tags = {**props.Tags, **owner}
     try:
         created = await ctx.call(
             "dynamodb:CreateTable",
@@ -110,12 +124,12 @@ async def _create_table(request: asynccfn.Request, ctx: asynccfn.Context) -> asy
     # have that Delete remove theirs.
     ctx.physical_id = name
     await ctx.wait_until("table active", _status_is, ddb, name, "ACTIVE", interval=2, timeout=600)
-    if props.get("TimeToLive"):
+    if props.TimeToLive:
         await ctx.call(
             "dynamodb:UpdateTimeToLive",
             ddb.update_time_to_live,
             TableName=name,
-            TimeToLiveSpecification={"AttributeName": props["TimeToLive"], "Enabled": True},
+            TimeToLiveSpecification={"AttributeName": props.TimeToLive, "Enabled": True},
         )
     return asynccfn.Success(physical_id=name, data={"Arn": arn, "TableName": name})
 
@@ -139,15 +153,6 @@ async def _status_is(ddb: Any, name: str, wanted: str | None) -> bool:
             return wanted is None
         raise
     return bool(described["Table"]["TableStatus"] == wanted)
-
-
-def _replaces(props: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
-    return any(props.get(k) != old.get(k) for k in ("TableName", "HashKey"))
-
-
-def _tags(props: Mapping[str, Any]) -> dict[str, str]:
-    tags = props.get("Tags") or {}
-    return {str(key): str(value) for key, value in tags.items()}
 
 
 def _code(exc: ClientError) -> str:

@@ -162,6 +162,11 @@ def test_list_filters_by_stack_status_and_since(
     ran = run("journal", "list", "--status", "timed_out", *at)
     assert ran.code == 0 and ran.out == ""
     assert "no operations match" in ran.err
+    # --type keeps one resource type's operations (the recorded ones are all Custom::Bucket).
+    assert len(listed("--type", "Custom::Bucket")) == 4
+    assert listed("--type", "Custom::Bucket", "--stack", "web-stack") == web
+    assert listed("--type", "Custom::Table", "--stack", recorded.succeeded.stack_id) == []
+    assert listed("--type", "Custom::Table") == []
 
 
 def test_list_json_is_stable_and_paginated(

@@ -153,12 +153,14 @@ class Journal:
         since: datetime.datetime | datetime.timedelta | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
+        resource_type: str | None = None,
     ) -> OperationPage:
         """One page of operations, newest first.
 
         ``stack`` is a stack ARN (uses the ``by-stack`` index) or a stack name (scans);
         ``since`` keeps operations first claimed at or after a time (or within a timedelta
-        of now); ``cursor`` continues a previous page with the same filters.
+        of now); ``resource_type`` keeps one type's operations (``Custom::Bucket``: a
+        function serving several); ``cursor`` continues a previous page with the same filters.
 
         Raises:
             ConfigurationError: ``limit`` below 1, or a cursor this listing did not make.
@@ -168,8 +170,8 @@ class Journal:
             raise ConfigurationError(f"limit must be at least 1, got {limit}")
         since_epoch = _since_epoch(since)
         if stack is not None and stack.startswith("arn:"):
-            return self._list_by_stack(stack, status, since_epoch, limit, cursor)
-        return self._list_by_scan(stack, status, since_epoch, limit, cursor)
+            return self._list_by_stack(stack, status, since_epoch, limit, cursor, resource_type)
+        return self._list_by_scan(stack, status, since_epoch, limit, cursor, resource_type)
 
     def iter_operations(
         self,
@@ -178,6 +180,7 @@ class Journal:
         status: OperationStatus | None = None,
         since: datetime.datetime | datetime.timedelta | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        resource_type: str | None = None,
     ) -> Iterator[OperationRecord]:
         """Every matching operation, newest first, fetched a page at a time.
 
@@ -187,7 +190,12 @@ class Journal:
         cursor: str | None = None
         while True:
             page = self.list_operations(
-                stack=stack, status=status, since=since, limit=page_size, cursor=cursor
+                stack=stack,
+                status=status,
+                since=since,
+                limit=page_size,
+                cursor=cursor,
+                resource_type=resource_type,
             )
             yield from page.operations
             if page.cursor is None:
@@ -201,11 +209,15 @@ class Journal:
         since_epoch: float | None,
         limit: int,
         cursor: str | None,
+        resource_type: str | None = None,
     ) -> OperationPage:
         op = self._models.operation
         start = _decode_cursor(cursor, "index")
         range_condition = op.created_at >= since_epoch if since_epoch is not None else None
         filter_condition = op.status == status.value if status is not None else None
+        if resource_type is not None:
+            by_type = op.resource_type == resource_type
+            filter_condition = by_type if filter_condition is None else filter_condition & by_type
         with self._translated():
             results = op.stack_index.query(
                 stack_arn,
@@ -228,6 +240,7 @@ class Journal:
         since_epoch: float | None,
         limit: int,
         cursor: str | None,
+        resource_type: str | None = None,
     ) -> OperationPage:
         op = self._models.operation
         after = _decode_cursor(cursor, "scan")
@@ -238,6 +251,8 @@ class Journal:
             condition &= op.status == status.value
         if since_epoch is not None:
             condition &= op.created_at >= since_epoch
+        if resource_type is not None:
+            condition &= op.resource_type == resource_type
         with self._translated():
             items = list(op.scan(filter_condition=condition))
         # Newest first; ties broken by id so that a cursor (the last key shown) is exact.

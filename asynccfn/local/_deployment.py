@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 from asynccfn._entry import KMS_KEY_ENV
 from asynccfn._errors import AsyncCfnError, ConfigurationError
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
+from asynccfn._provider import Provider
 from asynccfn.local._env import ACCOUNT_ID, LOCAL_AWS_ENV, REGION, StartStop
 from asynccfn.local._functions import FunctionConfig, RecursiveLoop
 from asynccfn.local._loader import (
@@ -77,9 +78,9 @@ class LocalDeployment(StartStop):
             raise ResourceSpecError(f"{config.resource}: " + "; ".join(unanswered))
         attr = config.resource.rpartition(":")[2].rpartition(".")[2]
         self.logical_id = config.logical_id or _camel(attr) or "Resource"
-        self.resource_type = (
-            config.resource_type or resource.resource_type or (f"Custom::{self.logical_id}")
-        )
+        # A Provider's first type, unless --resource-type names the one to exercise.
+        declared = resource.types[0] if isinstance(resource, Provider) else resource.resource_type
+        self.resource_type = config.resource_type or declared or (f"Custom::{self.logical_id}")
         self.stack_id = (
             f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{config.stack_name}/{uuid.uuid4()}"
         )

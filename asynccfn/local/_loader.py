@@ -16,6 +16,7 @@ from typing import Any
 from asynccfn._entry import LambdaHandler, lambda_entry
 from asynccfn._errors import ConfigurationError
 from asynccfn._probe import Probe
+from asynccfn._provider import Provider
 from asynccfn._resource import Resource
 from asynccfn._runtime import Runtime
 
@@ -44,17 +45,17 @@ class ResourceSpecError(ConfigurationError):
     """``MODULE:RESOURCE`` does not name an importable :class:`asynccfn.Resource`."""
 
 
-def load_resource(spec: str) -> Resource:
+def load_resource(spec: str) -> Resource | Provider:
     """Import ``MODULE`` and return the :class:`~asynccfn.Resource` its attribute ``RESOURCE``
-    names (dots reach into objects): the Resource itself, or the handler ``lambda_entry``
-    made of one.
+    names (dots reach into objects): the Resource (or Provider) itself, or the handler
+    ``lambda_entry`` made of one.
 
     Raises:
         ResourceSpecError: the spec is malformed, the module cannot be imported (or raised
             while importing), or the attribute is missing or not a Resource.
     """
     found = _load(spec)
-    return found if isinstance(found, Resource) else found.runtime.config.resource
+    return found if isinstance(found, Resource | Provider) else found.runtime.config.resource
 
 
 def load_handler(spec: str, *, probe: Probe | None = None) -> LambdaHandler:
@@ -86,7 +87,7 @@ def journal_table_of(spec: str) -> str | None:
     return found.runtime.config.journal if isinstance(found, LambdaHandler) else None
 
 
-def _load(spec: str) -> Resource | LambdaHandler:
+def _load(spec: str) -> Resource | Provider | LambdaHandler:
     match = _SPEC.match(spec.strip())
     if match is None:
         raise ResourceSpecError(
@@ -111,14 +112,14 @@ def _load(spec: str) -> Resource | LambdaHandler:
             found = getattr(found, part)
         except AttributeError:
             raise ResourceSpecError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(found, Resource | LambdaHandler):
+    if not isinstance(found, Resource | Provider | LambdaHandler):
         raise ResourceSpecError(
             f"{module_name}:{attr} is a {type(found).__name__}, not an asynccfn.Resource"
         )
     return found
 
 
-def locate(resource: Resource) -> str:
+def locate(resource: Resource | Provider) -> str:
     """The ``MODULE:RESOURCE`` name under which ``resource`` can be imported again.
 
     Raises:
@@ -137,8 +138,8 @@ def locate(resource: Resource) -> str:
     )
 
 
-def _as_resource(value: object) -> Resource | None:
-    if isinstance(value, Resource):
+def _as_resource(value: object) -> Resource | Provider | None:
+    if isinstance(value, Resource | Provider):
         return value
     if isinstance(value, LambdaHandler):  # what lambda_entry made of a Resource
         return value.runtime.config.resource

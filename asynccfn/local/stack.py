@@ -155,9 +155,13 @@ class LocalStack(LocalDeployment):
         old_properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         label: str | None = None,
+        logical_id: str | None = None,
+        resource_type: str | None = None,
     ) -> OperationRun:
-        """Send one request and wait for its response. The properties go as CloudFormation
-        sends them, every scalar a string, unless the config says ``raw_properties``.
+        """Send one request and wait for its response (``logical_id`` and ``resource_type``
+        name another resource of a Provider's stack than the configured one). The properties
+        go as CloudFormation sends them, every scalar a string, unless the config says
+        ``raw_properties``.
 
         Raises:
             NoResponse: the function went quiet without answering.
@@ -172,12 +176,12 @@ class LocalStack(LocalDeployment):
             "ServiceToken": self._function_arn,
             "StackId": self.stack_id,
             "RequestId": str(uuid.uuid4()),
-            "ResourceType": self.resource_type,
-            "LogicalResourceId": self.logical_id,
+            "ResourceType": resource_type or self.resource_type,
+            "LogicalResourceId": logical_id or self.logical_id,
             "ResourceProperties": {"ServiceToken": self._function_arn, **properties},
         }
         if request_type is not RequestType.CREATE:
-            event["PhysicalResourceId"] = physical_id or f"{self.logical_id}-local"
+            event["PhysicalResourceId"] = physical_id or f"{logical_id or self.logical_id}-local"
         if request_type is RequestType.UPDATE:
             old = old_properties if old_properties is not None else properties
             event["OldResourceProperties"] = {"ServiceToken": self._function_arn, **old}
@@ -235,7 +239,9 @@ class LocalStack(LocalDeployment):
             "put_object", Params={"Bucket": RESPONSE_BUCKET, "Key": key}, ExpiresIn=7200
         )
         request = {k: v for k, v in event.items() if k != "ResponseURL"}
-        op_id = operation_id(self.stack_id, self.logical_id, str(event["RequestId"]))
+        op_id = operation_id(
+            self.stack_id, str(event["LogicalResourceId"]), str(event["RequestId"])
+        )
         first_record = len(lambdas.records(self.function_name))
         self.watcher.request_sent(label, request)
         started = time.monotonic()

@@ -40,6 +40,7 @@ COMMANDS: tuple[str, ...] = (
     "asynccfn._cli_journal",
     "asynccfn._cli_table",
     "asynccfn._cli_local",
+    "asynccfn._cli_policy",
 )
 
 EXIT_OK = 0

@@ -24,6 +24,7 @@ from ._errors import (
     JournalError,
     OperationTimeout,
     RequestError,
+    ResponseUnreachable,
     ResponseURLRefused,
     UndeliverableResponse,
 )
@@ -157,6 +158,8 @@ class Endings:
             return
         except DeliveryError as exc:
             log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
+            if isinstance(exc, ResponseUnreachable):  # say why in `asynccfn journal show`
+                await self.journal.note_delivery(op_id, request.attempt_digest, str(exc))
             raise
         if _faults.ACTIVE:
             _faults.crash_point("after-response-put")

@@ -66,3 +66,6 @@ class EphemeralJournal:
 
     async def mark_posted(self, op_id: str, attempt: str, **_: Any) -> None:
         return None
+
+    async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
+        return None

@@ -41,6 +41,7 @@ COMMANDS: tuple[str, ...] = (
     "asynccfn._cli_table",
     "asynccfn._cli_local",
     "asynccfn._cli_policy",
+    "asynccfn._cli_doctor",
 )
 
 EXIT_OK = 0

@@ -207,9 +207,16 @@ def entry_source(spec: str) -> str | None:
     return (
         '"""The Lambda handler of the packaged resource (written by asynccfn package)."""\n\n'
         "import asynccfn\n"
-        f"import {module} as _module\n\n"
+        f"import {packaged_module(module)} as _module\n\n"
         f"handler = asynccfn.lambda_entry(_module.{attr})\n"
     )
+
+
+def packaged_module(module: str) -> str:
+    """The name ``module`` has in the package: its own, except a module inside asynccfn
+    (the bundled demo), which is packaged as a top-level module of its last name because
+    the package leaves out ``asynccfn.local``."""
+    return module.rsplit(".", 1)[-1] if module.split(".")[0] == "asynccfn" else module
 
 
 def service_timeout(spec: str) -> int:

@@ -42,6 +42,7 @@ COMMANDS: tuple[str, ...] = (
     "asynccfn._cli_local",
     "asynccfn._cli_policy",
     "asynccfn._cli_doctor",
+    "asynccfn._cli_package",
 )
 
 EXIT_OK = 0

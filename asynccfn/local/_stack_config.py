@@ -33,6 +33,8 @@ class StackConfig:
     ServiceTimeout (CloudFormation's own wait, 1 to 3600 s; None: 3600); ``keep_table``
     leaves the journal table in place; ``kms_key`` creates a key in moto's KMS and gives the
     function ``ASYNCCFN_KMS_KEY``, so that its journal is encrypted by ``KmsCodec``.
+    ``handler`` replaces the local runner's handler with the function's own (``module.attr``,
+    e.g. a packaged zip's), and ``python`` the interpreter of the workers.
 
     Raises:
         ConfigurationError: a value Lambda or CloudFormation would refuse.
@@ -51,6 +53,8 @@ class StackConfig:
     service_timeout: float | None = None
     keep_table: bool = False
     kms_key: bool = False
+    handler: str | None = None
+    python: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.lambda_timeout <= MAX_LAMBDA_TIMEOUT:

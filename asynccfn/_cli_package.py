@@ -215,6 +215,16 @@ def pip_command(target: Target, requirements: Iterable[str], into: str) -> list[
 
 
 def _pip(target: Target, requirements: list[str], root: Path) -> None:
+    """Download and unpack Lambda's wheels into ``root``.
+
+    Raises:
+        CliError: pip is not installed here, or it failed.
+    """
+    if importlib.util.find_spec("pip") is None:
+        raise CliError(
+            f"pip is needed to fetch python{target.python} {target.arch} wheels and is not "
+            "installed here (python -m ensurepip, or uv pip install pip)"
+        )
     command = pip_command(target, requirements, str(root))
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

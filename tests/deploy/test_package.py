@@ -130,7 +130,7 @@ def test_another_platform_is_built_by_pip_with_lambdas_wheels(
     ):
         assert command[command.index(flag) + 1] == value
     assert "--only-binary=:all:" in command
-    assert {"aiobotocore>=2.13", "aiohttp>=3.9"} <= set(command)
+    assert {"aiobotocore>=2.13", "aiohttp>=3.10"} <= set(command)
     assert not any(word.startswith(("awslambdaric", "moto", "cryptography")) for word in command)
 
 

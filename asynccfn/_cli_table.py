@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,18 +136,32 @@ _YAML_HEADER = """\
 # Custom resources use the FunctionArn output as their ServiceToken."""
 
 
-def template(*, kms_key: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionSpec:
+    """What ``asynccfn template`` knows of the function beyond ``table template``: its code
+    as a local zip (``aws cloudformation package`` uploads it), handler, runtime,
+    architecture, and the IAM statements its own AWS calls need."""
+
+    code: str
+    handler: str
+    runtime: str = "python3.11"
+    architecture: str = "x86_64"
+    statements: tuple[Mapping[str, Any], ...] = ()
+
+
+def template(*, kms_key: str | None = None, function: FunctionSpec | None = None) -> dict[str, Any]:
     """The provider's CloudFormation template, intrinsics as :class:`Fn`; ``kms_key`` is the
-    ARN of the payload codec's key, if any. Raises nothing."""
+    ARN of the payload codec's key, if any; ``function`` the packaged function (without it,
+    the code is an S3 object named by parameters). Raises nothing."""
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "asynccfn custom-resource provider: function, journal table, "
         "least-privilege role, async invoke config",
-        "Parameters": _parameters(),
+        "Parameters": _parameters(function),
         "Resources": {
             "JournalTable": _table(),
             "FunctionRole": _role(),
-            "Function": _function(kms_key),
+            "Function": _function(kms_key, function),
             "FunctionLogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "DeletionPolicy": "Delete",
@@ -157,7 +171,7 @@ def template(*, kms_key: str | None = None) -> dict[str, Any]:
                     "RetentionInDays": 30,
                 },
             },
-            "FunctionPolicy": _function_policy(kms_key),
+            "FunctionPolicy": _function_policy(kms_key, function),
             "FunctionEventInvokeConfig": {
                 "Type": "AWS::Lambda::EventInvokeConfig",
                 # Lambda checks at creation that the role may invoke the destination.
@@ -191,18 +205,21 @@ def template(*, kms_key: str | None = None) -> dict[str, Any]:
     }
 
 
-def _parameters() -> dict[str, Any]:
-    return {
+def _parameters(function: FunctionSpec | None) -> dict[str, Any]:
+    code: dict[str, Any] = {
         "CodeS3Bucket": {"Type": "String", "Description": "S3 bucket of the function's zip"},
         "CodeS3Key": {"Type": "String", "Description": "S3 key of the function's zip"},
+    }
+    return {
+        **(code if function is None else {}),
         "Handler": {
             "Type": "String",
-            "Default": "app.handler",
+            "Default": "app.handler" if function is None else function.handler,
             "Description": "module.attribute of the asynccfn.lambda_entry(...) handler",
         },
         "Runtime": {
             "Type": "String",
-            "Default": "python3.11",
+            "Default": "python3.11" if function is None else function.runtime,
             "AllowedValues": ["python3.11", "python3.12", "python3.13"],
         },
         "Timeout": {
@@ -266,10 +283,12 @@ def _role() -> dict[str, Any]:
     }
 
 
-def _function(kms_key: str | None) -> dict[str, Any]:
+def _function(kms_key: str | None, function: FunctionSpec | None) -> dict[str, Any]:
     variables: dict[str, Any] = {"ASYNCCFN_JOURNAL_TABLE": _ref("JournalTable")}
     if kms_key is not None:
         variables["ASYNCCFN_KMS_KEY"] = kms_key
+    if function is not None:
+        return _packaged(_function(kms_key, None), function)
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {
@@ -286,7 +305,21 @@ def _function(kms_key: str | None) -> dict[str, Any]:
     }
 
 
-def _function_policy(kms_key: str | None) -> dict[str, Any]:
+def _packaged(resource: dict[str, Any], function: FunctionSpec) -> dict[str, Any]:
+    """The function with its code as a local zip, which ``aws cloudformation package`` (or
+    ``sam deploy``) uploads and replaces with its S3 location."""
+    properties = dict(resource["Properties"])
+    properties["Code"] = function.code
+    properties["Architectures"] = [function.architecture]
+    return {
+        **resource,
+        # cfn-lint warns (W3002) that a local Code path needs `package`: that is the intent.
+        "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W3002"]}}},
+        "Properties": properties,
+    }
+
+
+def _function_policy(kms_key: str | None, function: FunctionSpec | None = None) -> dict[str, Any]:
     statements: list[dict[str, Any]] = [
         {
             "Sid": "Journal",
@@ -319,6 +352,9 @@ def _function_policy(kms_key: str | None) -> dict[str, Any]:
                 "Resource": kms_key,
             }
         )
+    if function is not None:
+        # The handler's own AWS calls, as `asynccfn policy` derives them from its code.
+        statements.extend(dict(statement) for statement in function.statements)
     # A separate policy resource: the role cannot name the function that names the role.
     return {
         "Type": "AWS::IAM::RolePolicy",

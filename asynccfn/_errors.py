@@ -15,7 +15,8 @@
     ├── RequestError              the event is not a valid custom-resource request
     │   └── ResponseURLRefused    the ResponseURL is absent, malformed or not allowed
     ├── DeliveryError             the response PUT did not succeed (transient: Lambda retries)
-    │   └── UndeliverableResponse the URL refused the response for good (403, expired)
+    │   ├── UndeliverableResponse the URL refused the response for good (403, expired)
+    │   └── ResponseUnreachable   no connection to the URL's host could be opened in time
     ├── JournalError              DynamoDB failed (transient: Lambda retries)
     │   ├── FenceLost             a newer invocation holds the operation: stop quietly
     │   ├── LeaseLost             no renewal succeeded before the lease ran out
@@ -130,6 +131,15 @@ class DeliveryError(AsyncCfnError):
 
 class UndeliverableResponse(DeliveryError):
     """The response URL refused the response for good (403 or expired)."""
+
+
+class ResponseUnreachable(DeliveryError):
+    """Connecting to the ResponseURL's host timed out attempt after attempt: the function has
+    no network path to it (in a VPC, no S3 gateway endpoint and no NAT). ``host`` names it."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class JournalError(AsyncCfnError):

@@ -25,6 +25,7 @@ from ._errors import (
     JournalError,
     OperationTimeout,
     RequestError,
+    ResponseUnreachable,
     ResponseURLRefused,
     UndeliverableResponse,
 )
@@ -193,6 +194,8 @@ class Outbox:
             return
         except DeliveryError as exc:
             log.error("response not delivered yet, Lambda's retry will re-post it: %s", exc)
+            if isinstance(exc, ResponseUnreachable):  # say why in `asynccfn journal show`
+                await self._journal.note_delivery(op_id, request.attempt_digest, str(exc))
             raise
         self._probe.point("after-response-put")
         await self._journal.mark_posted(op_id, request.attempt_digest, kept=masked_body(body))

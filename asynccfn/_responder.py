@@ -4,7 +4,11 @@ The URL is pre-signed for the ``host`` header only, so the request carries the U
 signed (no re-encoding of ``%3A`` or ``%7C``) and no Content-Type at all. Transient failures
 (5xx, 429, S3's RequestTimeout, connection errors, timeouts) are retried with full-jitter
 exponential backoff inside the caller's deadline; refusals (403 for an expired or forged URL,
-other 4xx) are final.
+other 4xx) are final. Connecting has a short timeout of its own: S3 accepts a connection in
+milliseconds, so one that does not open in seconds has no route (a function in a VPC without
+an S3 gateway endpoint or NAT, the first cause of stacks stuck for an hour). That is logged
+as such at once, and after ``unreachable_after`` such attempts in a row ``put`` stops with
+:class:`ResponseUnreachable` instead of spending the invocation on more.
 
 The URL is a bearer credential: log lines and error messages name its host only, and aiohttp's
 exceptions (whose text can hold the URL) are described, never chained.
@@ -24,6 +28,7 @@ from urllib.parse import urlsplit
 from asynccfn._errors import (
     ConfigurationError,
     DeliveryError,
+    ResponseUnreachable,
     ResponseURLRefused,
     UndeliverableResponse,
 )
@@ -52,7 +57,9 @@ class DeliveryPolicy:
     ``attempts`` PUTs at most; before attempt n+1 it sleeps a random time in
     [0, min(max_delay, base_delay * 2**(n-1))] (full jitter). ``connect_timeout`` bounds
     connecting, ``read_timeout`` each wait for response bytes; an attempt as a whole is
-    bounded by their sum.
+    bounded by their sum. ``unreachable_after`` connect timeouts in a row end the attempts
+    (:class:`ResponseUnreachable`): no route will appear within this invocation, and Lambda's
+    retry of it tries again later.
 
     Raises:
         ConfigurationError: a value out of range.
@@ -61,12 +68,17 @@ class DeliveryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 8.0
-    connect_timeout: float = 5.0
+    connect_timeout: float = 3.0
     read_timeout: float = 15.0
+    unreachable_after: int = 2
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ConfigurationError(f"DeliveryPolicy.attempts must be >= 1; got {self.attempts}")
+        if self.unreachable_after < 1:
+            raise ConfigurationError(
+                f"DeliveryPolicy.unreachable_after must be >= 1; got {self.unreachable_after}"
+            )
         for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -92,6 +104,7 @@ class _Outcome:
     status: int | None
     detail: str
     retryable: bool
+    connect_timed_out: bool = False
 
 
 class Responder:
@@ -130,6 +143,7 @@ class Responder:
             UndeliverableResponse: the URL refused the body for good (403, 400, 404, other
                 4xx, a redirect); no retry can help. S3's 400 RequestTimeout is a fault of
                 the connection and is retried like a 5xx, 429 or 408.
+            ResponseUnreachable: connecting timed out ``unreachable_after`` times in a row.
             DeliveryError: the attempts ran out or the deadline came first; a later try of
                 the same response may succeed.
             ConfigurationError: the Responder was first used on another event loop.
@@ -142,6 +156,7 @@ class Responder:
         target = self._target(url)
         policy = self._policy
         last: _Outcome | None = None
+        connect_timeouts = 0
         for attempt in range(1, policy.attempts + 1):
             if loop.time() >= end:
                 raise DeliveryError(
@@ -162,6 +177,22 @@ class Responder:
                     f"response to {where} refused for good: {outcome.detail}"
                 )
             last = outcome
+            connect_timeouts = connect_timeouts + 1 if outcome.connect_timed_out else 0
+            if connect_timeouts == 1:
+                logger.error(
+                    "response PUT to %s: connect timed out after %.1fs: the function has no "
+                    "route to %s. In a VPC it needs an S3 gateway endpoint on its subnets' "
+                    "route tables, or a NAT gateway (asynccfn doctor --function NAME checks)",
+                    _host(target),
+                    policy.connect_timeout,
+                    _host(target),
+                )
+            if connect_timeouts >= policy.unreachable_after:
+                raise ResponseUnreachable(
+                    f"response could not reach {_host(target)}: connect timed out "
+                    "(function in a VPC without an S3 route?)",
+                    host=_host(target),
+                )
             if attempt == policy.attempts:
                 break
             delay = policy.delay(attempt)
@@ -263,6 +294,11 @@ class Responder:
         return _classify(status, error_body)
 
 
+def _host(target: yarl.URL) -> str:
+    """The host (and a port that is not the scheme's default) a PUT connects to."""
+    return f"{target.host}:{target.port}" if target.explicit_port else str(target.host)
+
+
 def _translate(exc: Exception, *, deadline_passed: bool) -> _Outcome:
     """The one place aiohttp's (and the socket layer's) errors become outcomes.
 
@@ -274,6 +310,10 @@ def _translate(exc: Exception, *, deadline_passed: bool) -> _Outcome:
     """
     import aiohttp
 
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # sock_connect ran out
+        return _Outcome(
+            status=None, detail="connect timed out", retryable=True, connect_timed_out=True
+        )
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         detail = "the deadline came during the attempt" if deadline_passed else "timed out"
         return _Outcome(status=None, detail=detail, retryable=True)

@@ -40,6 +40,9 @@ COMMANDS: tuple[str, ...] = (
     "asynccfn._cli_journal",
     "asynccfn._cli_table",
     "asynccfn._cli_local",
+    "asynccfn._cli_policy",
+    "asynccfn._cli_doctor",
+    "asynccfn._cli_package",
 )
 
 EXIT_OK = 0

@@ -102,3 +102,6 @@ class EphemeralJournal:
         kept: str | None = None,
     ) -> None:
         return None
+
+    async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
+        return None

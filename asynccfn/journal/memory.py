@@ -260,6 +260,20 @@ class MemoryJournal:
         what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
         op.events = [*(op.events or []), event(now, what)]
 
+    async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
+        """As :meth:`JournalStore.note_delivery`.
+
+        Raises:
+            nothing: a journal in memory does not fail.
+        """
+        self.requests += 1
+        op = self._operations.get(op_id)
+        if op is None or op.attempt != attempt or op.response is None:
+            return
+        now = time.time()
+        op.updated_at = now
+        op.events = [*(op.events or []), event(now, what)]
+
     # -- steps -----------------------------------------------------------------------------
 
     async def load_steps(self, op_id: str) -> dict[str, StepEntry]:

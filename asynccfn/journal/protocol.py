@@ -147,3 +147,12 @@ class RuntimeJournal(StepJournal, LeaseJournal, Protocol):
             JournalError: the journal failed.
         """
         ...
+
+    async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
+        """Add ``what`` (why the response is not delivered yet) to the operation's events;
+        nothing when a newer attempt took over.
+
+        Raises:
+            JournalError: the journal failed.
+        """
+        ...

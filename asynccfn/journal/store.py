@@ -366,6 +366,23 @@ class JournalStore:
         except _Refused:
             pass
 
+    async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
+        """Append ``what`` (why the response is not delivered yet) to the operation's events,
+        so that ``asynccfn journal show`` says it; the delivery itself stays pending.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        now = time.time()
+        update = Update().set(updated_at=now).append("events", self._events([event(now, what)]))
+        condition = "#attempt = :attempt AND attribute_exists(#response)"
+        try:
+            await self._write(
+                op_id, update.request(condition=condition, values={":attempt": attempt})
+            )
+        except _Refused:
+            pass  # a newer attempt took over: its own delivery is what counts
+
     # -- steps -----------------------------------------------------------------------------
 
     async def load_steps(self, op_id: str) -> dict[str, StepEntry]:

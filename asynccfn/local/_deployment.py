@@ -175,7 +175,9 @@ class LocalDeployment(StartStop):
         if config.kms_key:
             self.kms_key = _create_kms_key(moto)
             environment[KMS_KEY_ENV] = self.kms_key
-        self._lambda = LambdaServiceThread()
+        self._lambda = (
+            LambdaServiceThread(python=config.python) if config.python else LambdaServiceThread()
+        )
         self._lambda.start()
         # As DESIGN.md section 5 deploys it: recursion allowed, events at most 15 minutes
         # old, the function its own on-failure destination. Retries come sooner than
@@ -183,7 +185,8 @@ class LocalDeployment(StartStop):
         self._lambda.add_function(
             FunctionConfig(
                 name=self.function_name,
-                handler=HANDLER_EVERY_STEP if config.handover_after_step else HANDLER,
+                handler=config.handler
+                or (HANDLER_EVERY_STEP if config.handover_after_step else HANDLER),
                 code_paths=list(config.code_paths) or [os.getcwd()],
                 timeout=config.lambda_timeout,
                 environment=environment,

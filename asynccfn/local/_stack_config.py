@@ -34,7 +34,9 @@ class StackConfig:
     leaves the journal table in place; ``kms_key`` creates a key in moto's KMS and gives the
     function ``ASYNCCFN_KMS_KEY``, so that its journal is encrypted by ``KmsCodec``;
     ``raw_properties`` sends properties with their JSON types instead of as CloudFormation
-    does (every scalar a string).
+    does (every scalar a string);
+    ``handler`` replaces the local runner's handler with the function's own (``module.attr``,
+    e.g. a packaged zip's), and ``python`` the interpreter of the workers.
 
     Raises:
         ConfigurationError: a value Lambda or CloudFormation would refuse.
@@ -54,6 +56,8 @@ class StackConfig:
     keep_table: bool = False
     kms_key: bool = False
     raw_properties: bool = False
+    handler: str | None = None
+    python: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.lambda_timeout <= MAX_LAMBDA_TIMEOUT:

@@ -1,0 +1,147 @@
+"""``asynccfn package``: the demo's zip, built from this environment for this interpreter,
+unpacked into an empty folder, runs its Create, Update and Delete under the local Lambda
+service from that folder alone (the worker's interpreter started without site-packages, with
+awslambdaric beside it as Lambda's runtime provides it); its size stays within a budget; a
+build for another platform is the pip command Lambda's wheels need."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from asynccfn import cli
+from asynccfn.local.demo import CREATE_PROPERTIES, UPDATE_PROPERTIES
+from asynccfn.local.stack import LocalStack, StackConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+ZIPPED_BUDGET = 8 * 1024 * 1024  # today 5.0 MB
+UNZIPPED_BUDGET = 25 * 1024 * 1024  # today 17.6 MB; Lambda allows 250
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _lambda_runtime(into: Path) -> Path:
+    """What Lambda's Python runtime provides beside the function's code (its /var/runtime):
+    awslambdaric and its dependencies, copied from this environment."""
+    for name in ("awslambdaric", "simplejson", "snapshot-restore-py"):
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if ".." in Path(str(file)).parts or not source.is_file():
+                continue
+            (into / str(file)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / str(file))
+    return into
+
+
+def _bare_python(tmp_path: Path, runtime: Path) -> str:
+    """An interpreter with no site-packages at all (``-S``): only PYTHONPATH, which the
+    local Lambda service sets to the task root, and the runtime folder after it."""
+    script = tmp_path / "python"
+    base = getattr(sys, "_base_executable", sys.executable)
+    script.write_text(f'#!/bin/sh\nPYTHONPATH="$PYTHONPATH:{runtime}" exec {base} -S "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_the_demo_package_runs_its_life_from_an_empty_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    output = tmp_path / "provider.zip"
+    code, out, err = _run(capsys, "package", "asynccfn.local.demo:demo", "-o", str(output))
+    assert code == 0, err
+    assert "botocore data removed" in out and "% of Lambda's 250 MB" in out
+    assert "handler asynccfn_handler.handler" in out
+    assert output.stat().st_size < ZIPPED_BUDGET
+
+    task = tmp_path / "task"
+    task.mkdir()
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+        unzipped = sum(info.file_size for info in archive.infolist())
+        archive.extractall(task)
+    assert unzipped < UNZIPPED_BUDGET
+    # no local runner, CLI, tests or caches; botocore's data only for the services used
+    assert not any(n.startswith(("asynccfn/local/", "asynccfn/_cli_", "tests/")) for n in names)
+    assert "asynccfn/cli.py" not in names and "asynccfn/testing.py" not in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert not any(n.startswith(("awslambdaric", "moto/", "pytest")) for n in names)
+    services = {
+        n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 3
+    }
+    assert services == {"dynamodb", "lambda", "s3", "sts"}
+    assert {"demo.py", "asynccfn_handler.py", "aiobotocore/__init__.py"} <= set(names)
+
+    python = _bare_python(tmp_path, _lambda_runtime(tmp_path / "runtime"))
+    config = StackConfig(
+        resource="asynccfn.local.demo:demo",
+        handler="asynccfn_handler.handler",
+        python=python,
+        code_paths=[str(task)],
+        lambda_timeout=30,
+        stack_name="asynccfn-package",
+    )
+    with LocalStack(config) as stack:
+        runs = stack.lifecycle(
+            {**CREATE_PROPERTIES, "SecondsPerReport": 0},
+            {**UPDATE_PROPERTIES, "SecondsPerReport": 0},
+        )
+    assert [(run.label, run.status) for run in runs] == [
+        ("Create", "SUCCESS"),
+        ("Update", "SUCCESS"),
+        ("Delete", "SUCCESS"),
+    ], [run.reason for run in runs]
+    assert runs[0].data["Reports"] == "5"
+
+
+def test_another_platform_is_built_by_pip_with_lambdas_wheels(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, err = _run(
+        capsys,
+        "package",
+        "examples.backfill:backfill",
+        "--python",
+        "3.12",
+        "--arch",
+        "arm64",
+        "--plan",
+    )
+    assert code == 0, err
+    command = out.split()
+    assert command[1:4] == ["-m", "pip", "install"]
+    for flag, value in (
+        ("--platform", "manylinux2014_aarch64"),
+        ("--python-version", "3.12"),
+        ("--implementation", "cp"),
+        ("--target", "TARGET"),
+    ):
+        assert command[command.index(flag) + 1] == value
+    assert "--only-binary=:all:" in command
+    assert {"aiobotocore>=2.13", "aiohttp>=3.10"} <= set(command)
+    assert not any(word.startswith(("awslambdaric", "moto", "cryptography")) for word in command)
+
+
+def test_a_package_past_lambdas_limit_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asynccfn import _cli_package
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(_cli_package, "UNZIPPED_LIMIT", 1024 * 1024)
+    output = tmp_path / "big.zip"
+    code, _, err = _run(capsys, "package", "examples.dynamodb_table:table", "-o", str(output))
+    assert code == 1
+    assert "past Lambda's 1.0 MB" in err and not output.exists()

@@ -230,6 +230,10 @@ async def _trivial() -> int:
     return 1
 
 
+def _trivial_sync() -> int:
+    return 1
+
+
 def steps_resource(
     watch: Stopwatch | None = None,
     *,
@@ -237,7 +241,8 @@ def steps_resource(
     every: int = 0,
 ) -> asynccfn.Resource:
     """A Create handler running ``Steps`` sequential trivial steps (``Payload``: the JSON
-    string each returns instead, of that many bytes), timed by ``watch`` when given.
+    string each returns instead, of that many bytes; ``Sync``: a plain function, which a step
+    runs in a worker thread), timed by ``watch`` when given.
 
     ``between`` is awaited before every ``every``-th step, outside the timing: the floor's
     share of an interleaved comparison runs there, so that both sides meet the same noise.
@@ -248,7 +253,10 @@ def steps_resource(
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         count = int(request.properties.get("Steps", 0))
         payload = int(request.properties.get("Payload", 0))
-        body = _trivial if not payload else _payload(payload)
+        sync = str(request.properties.get("Sync", "false")).lower() == "true"
+        body: Callable[[], Any] = _trivial_sync if sync else _trivial
+        if payload:
+            body = _payload(payload)
         if watch is not None:
             watch.start()
         for i in range(count):

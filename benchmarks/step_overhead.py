@@ -1,6 +1,8 @@
 """1. Step overhead: sequential ``ctx.step`` calls with a trivial body, against the same number
 of conditional PutItem calls sending the very items asynccfn journaled (same sizes, same
-``attribute_not_exists`` condition), one at a time.
+``attribute_not_exists`` condition), one at a time. Twice: with an async body, and with a
+plain function, which a step runs in a worker thread (the thread hop is the user's choice; its
+cost is shown).
 
 The asynccfn figure is timed inside the handler, around the loop of steps, so the claim and the
 response of the invocation are not part of it (benchmark 4 counts those). The two sides run
@@ -39,9 +41,16 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
 
 
 async def _run(servers: Servers, sizes: Sizes) -> Outcome:
+    outcome = Outcome(name=NAME)
+    for sync in (False, True):
+        await _measure(servers, sizes, outcome, sync=sync)
+    return outcome
+
+
+async def _measure(servers: Servers, sizes: Sizes, outcome: Outcome, *, sync: bool) -> None:
     n = sizes.steps
     every = max(1, min(BLOCK, n // 2))
-    outcome = Outcome(name=NAME)
+    body = "sync body in a thread" if sync else "async body"
     watch = Stopwatch()
     floor_watch = Stopwatch()
     pending: list[list[Call]] = []  # the floor's blocks still to run this round
@@ -61,7 +70,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
         recorder = await recorder_for(handler, keep=True)
         async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw:
             # asynccfn's step writes, recorded for the floor (a warm-up: not counted).
-            event = create_event(servers.response_url(), Steps=n)
+            event = create_event(servers.response_url(), Steps=n, Sync=str(sync).lower())
             with quiet_stdout():
                 await runtime.invoke(event, LambdaContext())
             recorder.keep = False
@@ -81,7 +90,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
                 floor_watch.pause()
                 if round_ % 2:  # alternate which side runs each block first
                     await floor_block()
-                event = create_event(servers.response_url(), Steps=n)
+                event = create_event(servers.response_url(), Steps=n, Sync=str(sync).lower())
                 await succeed(runtime, event, "the asynccfn invocation")
                 while pending:
                     await floor_block()
@@ -94,20 +103,19 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
         await runtime.close()
 
     ratio_row = outcome.compare(
-        f"{n} sequential ctx.step vs conditional PutItem",
+        f"{n} sequential ctx.step ({body}) vs conditional PutItem",
         [t.wall for t in mine],
         [t.wall for t in theirs],
         unit="ms",
         scale=1e3,
-        target=at_most(1.15),
+        target=at_most(1.10),
     )
     per_step = ((ratio_row.value or 0) - (ratio_row.floor or 0)) / n * 1e3
     outcome.compare(
-        "event-loop CPU per step",
+        f"event-loop CPU per step ({body})",
         [t.cpu / n for t in mine],
         [t.cpu / n for t in theirs],
         unit="µs",
         scale=1e6,
         note=f"wall time added per step: {per_step:.0f} µs",
     )
-    return outcome

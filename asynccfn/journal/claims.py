@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .models import OperationEntry, operation_id
+from .models import OperationEntry, OperationStatus, operation_id
 
 if TYPE_CHECKING:
     from .._protocol import Request
@@ -96,3 +96,38 @@ class Claim:
     def fresh(self) -> bool:
         """No invocation ever held this operation before: there are no steps to load."""
         return self.outcome is ClaimOutcome.CLAIMED and self.operation.fence == 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Refusal:
+    """What a refused claim means: ``outcome`` to report, or (None) a new attempt of the
+    request that may claim now, superseding a live holder when ``supersede``."""
+
+    outcome: ClaimOutcome | None
+    supersede: bool = False
+
+
+def refusal(req: ClaimRequest, old: OperationEntry, *, now: float, lease_skew: float) -> Refusal:
+    """Why the journal refused ``req``'s claim of the operation as it is (``old``): the one
+    statement of the fencing rules both journals apply (DESIGN.md invariants 4 and 9)."""
+    running = old.status == OperationStatus.RUNNING.value
+    if old.attempt == req.attempt:
+        if not running:
+            return Refusal(outcome=ClaimOutcome.FINISHED)
+        # The holder's own Lambda request id (Lambda's retry, a duplicate of the same
+        # delivery, an on-failure record naming it) may claim only once the lease ran out.
+        if lambda_request_of(old.owner) == lambda_request_of(req.owner):
+            return Refusal(outcome=ClaimOutcome.BUSY)
+        return Refusal(outcome=ClaimOutcome.LIVE_DUPLICATE)
+    # An earlier attempt's event can arrive late (held in Lambda's queue, or retried by it):
+    # CloudFormation waits for the newer attempt's answer only, so never supersede.
+    if req.attempt in (old.past_attempts or []) or req.issued_at < old.issued_at:
+        return Refusal(outcome=ClaimOutcome.STALE_ATTEMPT)
+    # A live holder is superseded only by an attempt whose URL CloudFormation alone can have
+    # signed (its response bucket, its key naming this operation) and that was issued later;
+    # anything else waits until the holder is done or its lease has run out.
+    proven = req.from_cloudformation and req.issued_at > old.issued_at
+    live = running and (old.lease_until or 0) >= now - lease_skew
+    if live and not proven:
+        return Refusal(outcome=ClaimOutcome.BUSY)
+    return Refusal(outcome=None, supersede=proven)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from ._codec import EntryCodec
 from ._events import bounded, event
-from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, lambda_request_of
+from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, refusal
 from .models import (
     OP_SK,
     STEP_PREFIX,
@@ -112,19 +112,10 @@ class MemoryJournal:
             old.events = [*(old.events or []), event(now, req.invocation_note)]
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(old))
         seen = copy.deepcopy(old)
-        if seen.attempt == req.attempt:
-            if seen.status != _RUNNING:
-                return Claim(outcome=ClaimOutcome.FINISHED, operation=seen)
-            if lambda_request_of(seen.owner) == lambda_request_of(req.owner):
-                return Claim(outcome=ClaimOutcome.BUSY, operation=seen)
-            return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=seen)
-        if req.attempt in (seen.past_attempts or []) or req.issued_at < seen.issued_at:
-            return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=seen)
-        proven = req.from_cloudformation and req.issued_at > seen.issued_at
-        live = seen.status == _RUNNING and (seen.lease_until or 0) >= now - self.lease_skew
-        if not proven and live:
-            return Claim(outcome=ClaimOutcome.BUSY, operation=seen)
-        return await self._claim_new_attempt(req, seen, supersede=proven)
+        why = refusal(req, seen, now=now, lease_skew=self.lease_skew)
+        if why.outcome is not None:
+            return Claim(outcome=why.outcome, operation=seen)
+        return await self._claim_new_attempt(req, seen, supersede=why.supersede)
 
     async def _claim_new_attempt(
         self, req: ClaimRequest, seen: OperationEntry, *, supersede: bool

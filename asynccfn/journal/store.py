@@ -31,6 +31,7 @@ from .claims import (
     ClaimRequest,
     lambda_request_of,
     owner_id,
+    refusal,
 )
 from .models import (
     OP_SK,
@@ -156,28 +157,10 @@ class JournalStore:
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=item)
         if old is None:  # deleted between the two: a new operation after all
             return await self.claim(req)
-        if old.attempt == req.attempt:
-            if old.status != OperationStatus.RUNNING.value:
-                return Claim(outcome=ClaimOutcome.FINISHED, operation=old)
-            if lambda_request_of(old.owner) == lambda_request_of(req.owner):
-                return Claim(outcome=ClaimOutcome.BUSY, operation=old)
-            return Claim(outcome=ClaimOutcome.LIVE_DUPLICATE, operation=old)
-        # An earlier attempt's event can arrive late (held in Lambda's queue, or retried by
-        # it): CloudFormation waits for the newer attempt's answer only, so never supersede.
-        if req.attempt in (old.past_attempts or []) or req.issued_at < old.issued_at:
-            return Claim(outcome=ClaimOutcome.STALE_ATTEMPT, operation=old)
-        # A live holder is superseded only by an attempt whose URL CloudFormation alone can
-        # have signed (its response bucket, its key naming this operation) and that was issued
-        # later; anything else waits until the holder is done or its lease has run out.
-        proven = req.from_cloudformation and req.issued_at > old.issued_at
-        if not proven and self._lease_live(old, now):
-            return Claim(outcome=ClaimOutcome.BUSY, operation=old)
-        return await self._claim_new_attempt(req, old, supersede=proven)
-
-    def _lease_live(self, op: OperationEntry, now: float) -> bool:
-        return op.status == OperationStatus.RUNNING.value and (op.lease_until or 0) >= (
-            now - self.lease_skew
-        )
+        why = refusal(req, old, now=now, lease_skew=self.lease_skew)
+        if why.outcome is not None:
+            return Claim(outcome=why.outcome, operation=old)
+        return await self._claim_new_attempt(req, old, supersede=why.supersede)
 
     async def _claim_new_attempt(
         self, req: ClaimRequest, old: OperationEntry, *, supersede: bool

@@ -16,7 +16,7 @@ PYTHON = "3.11"
 def tests(session: nox.Session) -> None:
     """The whole suite against real local servers (DynamoDB Local, moto, local Lambda)."""
     session.install("-e", ".[dev]")
-    session.run("pytest", "-n", "2", "--dist", "loadgroup", *session.posargs)
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", "--durations=10", *session.posargs)
 
 
 @nox.session(python=PYTHON)

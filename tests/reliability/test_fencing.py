@@ -127,7 +127,7 @@ def in_task(coro: Awaitable[Any]) -> asyncio.Task[Any]:
 # -- 1. a forged "new attempt" ----------------------------------------------------------------
 
 
-def test_forged_new_attempt_neither_takes_over_a_live_operation_nor_receives_its_answer(
+def test_invariant_9_forged_new_attempt_neither_takes_over_a_live_operation_nor_receives_its_answer(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     gates, bodies = Gates(), Counter[str]()
@@ -187,7 +187,7 @@ def test_forged_new_attempt_neither_takes_over_a_live_operation_nor_receives_its
     assert again == "finished"
 
 
-def test_only_a_cloudformation_url_issued_later_supersedes_a_live_holder(
+def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_holder(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     """The store's rule for a new attempt of a request while the holder's lease is live."""
@@ -234,7 +234,7 @@ def test_only_a_cloudformation_url_issued_later_supersedes_a_live_holder(
 # -- 2. the same Lambda request id, and a forged on-failure record ------------------------------
 
 
-def test_the_same_request_id_does_not_walk_past_a_live_lease(
+def test_invariant_4_the_same_request_id_does_not_walk_past_a_live_lease(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     gates, bodies = Gates(), Counter[str]()
@@ -279,7 +279,7 @@ def test_the_same_request_id_does_not_walk_past_a_live_lease(
     assert url.single_response()["Status"] == "SUCCESS"
 
 
-def test_an_on_failure_record_waits_out_the_lease_and_reports_the_physical_id_set(
+def test_invariant_4_an_on_failure_record_waits_out_the_lease_and_reports_the_physical_id_set(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     """Lambda gave up on a holder that had built something: the record claims once the lease
@@ -319,7 +319,7 @@ def test_an_on_failure_record_waits_out_the_lease_and_reports_the_physical_id_se
 # -- 3. at-most-once under overlap -------------------------------------------------------------
 
 
-def test_an_at_most_once_body_runs_once_when_invocations_overlap(
+def test_invariant_3_an_at_most_once_body_runs_once_when_invocations_overlap(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     """The newcomer loaded the journal before the frozen holder started the step; the
@@ -442,7 +442,7 @@ def heartbeat_handler(
     return handler, flaky, bodies
 
 
-def test_failed_renewals_are_retried_inside_the_lease_and_the_work_goes_on(
+def test_invariant_4_failed_renewals_are_retried_inside_the_lease_and_the_work_goes_on(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     handler, store, bodies = heartbeat_handler(
@@ -457,7 +457,7 @@ def test_failed_renewals_are_retried_inside_the_lease_and_the_work_goes_on(
     assert url.single_response()["Data"] == {"Step": "done"}
 
 
-def test_a_lease_that_cannot_be_renewed_stops_the_work_for_lambdas_retry(
+def test_invariant_4_a_lease_that_cannot_be_renewed_stops_the_work_for_lambdas_retry(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     never = asyncio.Event()  # the body would run on forever: only the lost lease ends it
@@ -472,7 +472,7 @@ def test_a_lease_that_cannot_be_renewed_stops_the_work_for_lambdas_retry(
     assert url.puts() == []  # no answer: Lambda's retry continues from the journal
 
 
-def test_a_heartbeat_error_never_overrides_a_handler_that_finished(
+def test_invariant_4_a_heartbeat_error_never_overrides_a_handler_that_finished(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     handler, store, _bodies = heartbeat_handler(
@@ -499,7 +499,7 @@ class HandOverFails(JournalStore):
         raise JournalError("DynamoDB InternalServerError: the hand-over was not recorded")
 
 
-def test_a_worker_thread_ends_with_the_process_when_the_invocation_raises(
+def test_invariant_6_a_worker_thread_ends_with_the_process_when_the_invocation_raises(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     release = threading.Event()
@@ -526,7 +526,7 @@ def test_a_worker_thread_ends_with_the_process_when_the_invocation_raises(
 # -- 6. no chain without end -------------------------------------------------------------------
 
 
-def test_a_far_future_issue_date_does_not_stretch_the_operation_deadline(
+def test_invariant_10_a_far_future_issue_date_does_not_stretch_the_operation_deadline(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     resource = asynccfn.Resource()
@@ -548,7 +548,7 @@ def test_a_far_future_issue_date_does_not_stretch_the_operation_deadline(
     assert float(item["issued_at"]["N"]) <= time.time() + 2.0
 
 
-def test_max_invocations_ends_a_chain_that_makes_no_progress_towards_an_end(
+def test_invariant_10_max_invocations_ends_a_chain_that_makes_no_progress_towards_an_end(
     local_env: str, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sleep on a property's value counts as progress each time: only the cap ends it."""
@@ -582,7 +582,7 @@ def test_max_invocations_ends_a_chain_that_makes_no_progress_towards_an_end(
 
 
 @pytest.mark.parametrize("max_attempts", [1, 2])
-def test_an_interrupted_at_most_once_attempt_counts_as_a_failed_attempt(
+def test_invariant_3_an_interrupted_at_most_once_attempt_counts_as_a_failed_attempt(
     local_env: str, journal_table: str, urls: URLs, max_attempts: int
 ) -> None:
     """A crash cut off attempt 1 of an at-most-once step. With a retry policy that allows it,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._clients import ClientPool
+from ._completeness import note_unvisited
 from ._context import Context
 from ._continuation import split_handover
 from ._deadline import Deadlines, operation_deadline
@@ -459,6 +460,7 @@ class Runtime:
             return await self.outbox.fail(
                 request, op, reason, deadlines, physical_id=ctx.physical_id
             )
+        note_unvisited(executor.x, op)  # a step taken before and not now: said with the answer
         return await self.outbox.answer(
             request,
             op,

@@ -17,6 +17,16 @@ def replayed_event(steps: int, invocation: int) -> EventEntry:
     return event(time.time(), f"replayed {steps} step{'' if steps == 1 else 's'}", invocation)
 
 
+UNVISITED = "finished without asking for journaled steps"
+
+
+def unvisited_event(steps: list[str], invocation: int) -> EventEntry:
+    """The event an invocation records (with its response) when its handler finished without
+    asking for journaled, finished ``steps`` (described) that an earlier run took."""
+    shown = ", ".join(steps[:5]) + (f" and {len(steps) - 5} more" if len(steps) > 5 else "")
+    return event(time.time(), f"{UNVISITED}: {shown}", invocation)
+
+
 def bounded(current: OperationEntry, new: EventEntry) -> list[EventEntry]:
     """The recent events with ``new`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), new][-MAX_EVENTS:]

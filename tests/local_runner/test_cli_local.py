@@ -251,3 +251,16 @@ def test_a_blocked_event_loop_is_named_with_the_users_line(
     assert f"by create_blocking at tests/local_runner/mistakes.py:{line}:" in out, out
     assert out.count("the event loop has been blocked") == 1, out  # once per invocation
     assert "belongs in ctx.step(name, fn, ...)" in out, out
+
+
+def test_a_step_the_replay_never_asked_for_is_a_divergence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = "tests.local_runner.mistakes:extra_step"
+    code = main(["--color", "never", "local", spec, "--request-type", "create", "--replay"])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    assert "every step came from the journal" not in out
+    assert "Replay differed" in out and "'announce' at position" in out, out
+    assert "finished without asking for journaled steps" in out  # the timeline's event too
+    assert "Create replayed differently: the replay finished without asking" in err, err

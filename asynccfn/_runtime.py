@@ -67,7 +67,7 @@ from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
 from .journal import _payload
-from .journal._events import replayed_event
+from .journal._events import loop_blocked_event, replayed_event
 from .journal.claims import (
     LEASE_SKEW,
     Claim,
@@ -424,6 +424,8 @@ class Runtime:
             )
         finally:
             watchdog.stop()
+        if watchdog.blocked is not None:  # in the timeline too, written with the next write
+            op.events = [*(op.events or []), loop_blocked_event(*watchdog.blocked, op.invocations)]
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")

@@ -27,6 +27,12 @@ def unvisited_event(steps: list[str], invocation: int) -> EventEntry:
     return event(time.time(), f"{UNVISITED}: {shown}", invocation)
 
 
+def loop_blocked_event(at: float, seconds: float, where: str, invocation: int) -> EventEntry:
+    """The event an invocation records (with its next write) when the watchdog found its
+    event loop blocked for ``seconds`` by ``where`` (a user's function and line)."""
+    return event(at, f"event loop blocked over {seconds:.1f} s by {where}", invocation)
+
+
 def bounded(current: OperationEntry, new: EventEntry) -> list[EventEntry]:
     """The recent events with ``new`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), new][-MAX_EVENTS:]

@@ -251,6 +251,9 @@ def test_a_blocked_event_loop_is_named_with_the_users_line(
     assert f"by create_blocking at tests/local_runner/mistakes.py:{line}:" in out, out
     assert out.count("the event loop has been blocked") == 1, out  # once per invocation
     assert "belongs in ctx.step(name, fn, ...)" in out, out
+    timeline = out[out.index("Timeline (UTC)") :]  # the journal's timeline says it too
+    assert "event loop blocked over 1." in timeline, timeline
+    assert f"s by create_blocking at tests/local_runner/mistakes.py:{line}" in timeline, timeline
 
 
 def test_a_step_the_replay_never_asked_for_is_a_divergence(

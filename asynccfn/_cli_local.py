@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._cli_journal import header_lines, timeline
+from ._cli_journal import Entry, header_lines, timeline
 from ._protocol import RequestType, mask_no_echo
 from ._traceback import fold_traceback
 from .cli import (
@@ -359,6 +359,7 @@ class ProgressPrinter:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._seen: set[tuple[Any, ...]] = set()
+        self._steps_shown: set[tuple[str, str]] = set()
 
     def request_sent(self, label: str, event: Mapping[str, Any]) -> None:
         c = self.console
@@ -373,14 +374,25 @@ class ProgressPrinter:
             c.print(f"  physical id  {event['PhysicalResourceId']}")
 
     def journal(self, detail: OperationDetail) -> None:
+        """Print the timeline's new entries in time order: a step shown before that changed
+        is stamped when it changed (as ``journal tail`` does), not again when it started."""
         detail = printable_fields(detail)
         op_id = detail.operation.op_id
+        now = datetime.datetime.now(datetime.UTC)
+        new: list[tuple[datetime.datetime, Entry]] = []
         for entry in timeline(detail):
             key = (op_id, *entry.key)
             if key in self._seen:
                 continue
             self._seen.add(key)
-            for line in entry.render(self.console):
+            stamp = entry.at
+            if entry.subject is not None:
+                if (op_id, entry.subject) in self._steps_shown:
+                    stamp = entry.ended or now
+                self._steps_shown.add((op_id, entry.subject))
+            new.append((stamp, entry))
+        for stamp, entry in sorted(new, key=lambda item: item[0]):  # stable: ties keep order
+            for line in entry.render(self.console, at=stamp):
                 self.console.print(line)
 
     def invocation_ended(self, record: InvocationRecord) -> None:

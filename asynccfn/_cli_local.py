@@ -26,12 +26,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._cli_journal import header_lines, timeline
+from ._cli_journal import Entry, header_lines, timeline
+from ._cli_local_stack import keyed, resource_option, stack_plan, stack_resources
 from ._protocol import RequestType, mask_no_echo
 from ._traceback import fold_traceback
 from .cli import (
     EXIT_OK,
     EXIT_UNSUCCESSFUL,
+    EXIT_USAGE,
+    CliError,
     Console,
     Tone,
     human_duration,
@@ -76,10 +79,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     requests = local.add_argument_group("requests")
     requests.add_argument(
         "--properties",
-        type=_json_object,
-        default={},
-        metavar="JSON|@FILE",
-        help="ResourceProperties of the Create (default: {})",
+        type=_properties_option,
+        action="append",
+        default=[],
+        metavar="[ID=]JSON|@FILE",
+        help="ResourceProperties of the Create (default: {}); ID=JSON gives those of the "
+        '--resource ID, and may refer to resources before it: {"Fn::GetAtt": ["A", '
+        '"Arn"]}, {"Ref": "A"}',
+    )
+    requests.add_argument(
+        "--resource",
+        dest="resources",
+        type=resource_option,
+        action="append",
+        default=[],
+        metavar="ID=MODULE:RESOURCE",
+        help="run a stack of the Provider's resources instead of one: each --resource in "
+        "turn (repeat it), Created in order and Deleted in reverse, as CloudFormation does",
     )
     requests.add_argument(
         "--update-properties",
@@ -211,8 +227,16 @@ def run_local(args: argparse.Namespace, console: Console) -> int:
         raw_properties=args.raw_properties,
     )
     request_type: RequestType | None = args.request_type
-    properties: Mapping[str, Any] = args.properties
+    plain = [value for logical_id, value in args.properties if logical_id is None]
+    properties: Mapping[str, Any] = plain[-1] if plain else {}
     update: Mapping[str, Any] | None = args.update_properties
+    if args.resources:
+        return drive(config, _stack_plan(args, config), console, keep=args.keep)
+    if len(plain) < len(args.properties):
+        raise CliError(
+            "--properties ID=JSON is for a stack of --resource ID=MODULE:RESOURCE",
+            code=EXIT_USAGE,
+        )
 
     def plan(stack: LocalStack) -> list[OperationRun]:
         if request_type is None:
@@ -229,6 +253,35 @@ def run_local(args: argparse.Namespace, console: Console) -> int:
         return [stack.replay(run) if args.replay else run]
 
     return drive(config, plan, console, keep=args.keep)
+
+
+def _stack_plan(args: argparse.Namespace, config: StackConfig) -> Plan:
+    """The plan of ``--resource``: a stack of the Provider's resources.
+
+    Raises:
+        CliError: an option that speaks of one resource only, or a bad --resource.
+    """
+    single = {
+        "--request-type": args.request_type,
+        "--update-properties": args.update_properties,
+        "--physical-id": args.physical_id,
+        "--logical-id": args.logical_id,
+        "--resource-type": args.resource_type,
+        "--replay": args.replay or None,
+    }
+    given = [option for option, value in single.items() if value is not None]
+    if given:
+        raise CliError(
+            f"--resource runs a stack's whole life: {given[0]} is for one resource",
+            code=EXIT_USAGE,
+        )
+    if any(logical_id is None for logical_id, _ in args.properties):
+        raise CliError(
+            "with --resource, give each resource's properties as --properties ID=JSON",
+            code=EXIT_USAGE,
+        )
+    keyed_properties = {logical_id: value for logical_id, value in args.properties}
+    return stack_plan(stack_resources(args.resources, keyed_properties))
 
 
 def run_demo(args: argparse.Namespace, console: Console) -> int:
@@ -359,6 +412,7 @@ class ProgressPrinter:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._seen: set[tuple[Any, ...]] = set()
+        self._steps_shown: set[tuple[str, str]] = set()
 
     def request_sent(self, label: str, event: Mapping[str, Any]) -> None:
         c = self.console
@@ -373,14 +427,25 @@ class ProgressPrinter:
             c.print(f"  physical id  {event['PhysicalResourceId']}")
 
     def journal(self, detail: OperationDetail) -> None:
+        """Print the timeline's new entries in time order: a step shown before that changed
+        is stamped when it changed (as ``journal tail`` does), not again when it started."""
         detail = printable_fields(detail)
         op_id = detail.operation.op_id
+        now = datetime.datetime.now(datetime.UTC)
+        new: list[tuple[datetime.datetime, Entry]] = []
         for entry in timeline(detail):
             key = (op_id, *entry.key)
             if key in self._seen:
                 continue
             self._seen.add(key)
-            for line in entry.render(self.console):
+            stamp = entry.at
+            if entry.subject is not None:
+                if (op_id, entry.subject) in self._steps_shown:
+                    stamp = entry.ended or now
+                self._steps_shown.add((op_id, entry.subject))
+            new.append((stamp, entry))
+        for stamp, entry in sorted(new, key=lambda item: item[0]):  # stable: ties keep order
+            for line in entry.render(self.console, at=stamp):
                 self.console.print(line)
 
     def invocation_ended(self, record: InvocationRecord) -> None:
@@ -538,6 +603,14 @@ def _importable_from_cwd() -> None:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def _properties_option(text: str) -> tuple[str | None, dict[str, Any]]:
+    """``JSON``, ``@FILE``, or either after ``ID=`` (a --resource's properties)."""
+    found = keyed(text)
+    if found is not None:
+        return found[0], _json_object(found[1])
+    return None, _json_object(text)
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._clients import ClientPool
+from ._completeness import note_unvisited
 from ._context import Context
 from ._continuation import split_handover
 from ._deadline import Deadlines, operation_deadline
@@ -66,7 +67,7 @@ from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
 from .journal import _payload
-from .journal._events import replayed_event
+from .journal._events import loop_blocked_event, replayed_event
 from .journal.claims import (
     LEASE_SKEW,
     Claim,
@@ -423,6 +424,8 @@ class Runtime:
             )
         finally:
             watchdog.stop()
+        if watchdog.blocked is not None:  # in the timeline too, written with the next write
+            op.events = [*(op.events or []), loop_blocked_event(*watchdog.blocked, op.invocations)]
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
@@ -459,6 +462,7 @@ class Runtime:
             return await self.outbox.fail(
                 request, op, reason, deadlines, physical_id=ctx.physical_id
             )
+        note_unvisited(executor.x, op)  # a step taken before and not now: said with the answer
         return await self.outbox.answer(
             request,
             op,

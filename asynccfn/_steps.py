@@ -61,6 +61,7 @@ class Execution:
     handover_state: str | None = None  # EventState at the last hand-over ...
     handover_at: frozenset[str] = frozenset()  # ... taken at these positions (see _go_live)
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
+    visited: set[str] = field(default_factory=set)  # positions the handler asked for
     state: dict[str, Any] = field(default_factory=dict)
     recorded_state: str = "{}"
     replaying: bool = True  # until every finished journal entry has been replayed
@@ -89,6 +90,7 @@ class Executor:
         """Take the next position of the current scope for the duration of one action."""
         scope = current_scope.get()
         position = scope.begin(name)
+        self.x.visited.add(position)
         try:
             yield position
         except (HandOver, asyncio.CancelledError):

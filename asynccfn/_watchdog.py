@@ -34,6 +34,8 @@ class LoopWatchdog:
         self.threshold = threshold
         self.warned: str | None = None
         """The warning logged, if the loop was found blocked."""
+        self.blocked: tuple[float, float, str] | None = None
+        """When (epoch) the loop was found blocked, for how long so far, and by what."""
         self._extra = extra or {}
         self._beat = time.monotonic()
         self._done = threading.Event()
@@ -69,6 +71,7 @@ class LoopWatchdog:
                 if is_user_file(summary.filename):
                     where = f"{summary.name} at {shown_path(summary.filename)}:{summary.lineno}"
                     break
+        self.blocked = (time.time(), blocked, where)
         self.warned = (
             f"the event loop has been blocked for {blocked:.1f} s by {where}: nothing else runs "
             "meanwhile (the lease, the deadline, the hand-over); synchronous work belongs in "

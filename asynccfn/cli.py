@@ -331,6 +331,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+_COLOR_HELP = "colour the output: auto (a terminal without NO_COLOR), always, never"
+
+
+class _CommandParser(_Parser):
+    """A subcommand's parser: takes ``--color`` too, so that it may follow the command
+    (``asynccfn local --color never ...``); given there, it wins over the one before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--color",
+            choices=[m.value for m in ColorMode],
+            default=argparse.SUPPRESS,  # not given here: the top-level value stands
+            help=_COLOR_HELP,
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: the options every subcommand shares, then each module of
     :data:`COMMANDS` registers its own."""
@@ -343,9 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--color",
         choices=[m.value for m in ColorMode],
         default=ColorMode.AUTO.value,
-        help="colour the output: auto (a terminal without NO_COLOR), always, never",
+        help=_COLOR_HELP,
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_CommandParser
+    )
     for name in COMMANDS:
         try:
             module = importlib.import_module(name)

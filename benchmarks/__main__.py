@@ -5,7 +5,7 @@
     python -m benchmarks                      # all seven, full size (a few minutes)
     python -m benchmarks --only replay        # some of them
     python -m benchmarks --smoke              # tiny sizes: checks the harness, not asynccfn
-    python -m benchmarks --update-readme      # also rewrite README.md's Performance section
+    python -m benchmarks --update-readme      # also rewrite benchmarks/RESULTS.md (README links it)
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--no-write", action="store_true", help="do not write results/")
     parser.add_argument(
-        "--update-readme", action="store_true", help="rewrite README.md's Performance section"
+        "--update-readme",
+        action="store_true",
+        help="rewrite benchmarks/RESULTS.md and README.md's Performance section linking it",
     )
     args = parser.parse_args(argv)
     sizes = Sizes.smoke() if args.smoke else Sizes.full()
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {_shown(RESULTS / 'latest.json')} and {_shown(RESULTS / 'latest.md')}")
     if args.update_readme:
         update_readme(report)
-        print("rewrote README.md's Performance section")
+        print("rewrote benchmarks/RESULTS.md and README.md's Performance section")
     return 0
 
 

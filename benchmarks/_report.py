@@ -29,6 +29,7 @@ from benchmarks._servers import Servers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 BENCHMARKS: dict[str, Callable[[Servers, Sizes], Outcome]] = {
     "step_overhead": step_overhead.run,
@@ -221,18 +222,35 @@ def _cells(row: Row) -> tuple[str, ...]:
 
 _SECTION = re.compile(r"^## Performance\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 
+_ABOUT = (
+    "asynccfn against the raw floor (the same DynamoDB requests and response PUTs sent "
+    "with aiobotocore and aiohttp alone), on the same local servers in the same run: "
+    "DynamoDB Local, moto's S3, the local Lambda service. Ratios of medians over "
+    "repeated rounds are the figures of record; absolute times are from a shared, noisy "
+    "machine."
+)
 
-def update_readme(report: Report, readme: Path = README) -> None:
-    """Replace README.md's "Performance" section (or add it at the end) with ``report``."""
-    section = (
-        "## Performance\n\n"
-        "asynccfn against the raw floor (the same DynamoDB requests and response PUTs sent "
-        "with aiobotocore and aiohttp alone), on the same local servers in the same run: "
-        "DynamoDB Local, moto's S3, the local Lambda service. Ratios of medians over "
-        "repeated rounds are the figures of record; absolute times are from a shared, noisy "
-        "machine. `nox -s bench` reruns them (`benchmarks/results/latest.md`).\n\n"
+
+def results_page(report: Report) -> str:
+    """The benchmark results page (``benchmarks/RESULTS.md``): the whole table."""
+    return (
+        "# asynccfn benchmark results\n\n"
+        + _ABOUT
+        + " `nox -s bench` reruns them and rewrites this page (`python -m benchmarks "
+        "--update-readme`); `benchmarks/results/latest.md` keeps the latest run.\n\n"
         + report.markdown()
-        + "\n"
+    )
+
+
+def update_readme(report: Report, readme: Path = README, results: Path = RESULTS) -> None:
+    """Write the results page ``results`` and point README.md's "Performance" section (or
+    one added at the end) at it, with the run's one-line summary: the user's README keeps
+    no table."""
+    results.write_text(results_page(report).rstrip("\n") + "\n")
+    link = Path(os.path.relpath(results, readme.parent)).as_posix()
+    section = (
+        "## Performance\n\n" + _ABOUT + f" The figures, each against its target: [{link}]({link}) "
+        f"({report.summary(short=True)}).\n\n"
     )
     text = readme.read_text()
     if _SECTION.search(text):

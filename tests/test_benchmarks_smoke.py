@@ -42,6 +42,11 @@ def test_every_benchmark_runs_and_reports(servers: Servers, tmp_path: Path) -> N
     assert json.loads(report.to_json())["benchmarks"][0]["rows"]
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n## Performance\n\nstale numbers\n\n## Other\n\nkept\n")
-    update_readme(report, readme)
+    results = tmp_path / "benchmarks" / "RESULTS.md"
+    results.parent.mkdir()
+    update_readme(report, readme, results)
     text = readme.read_text()
-    assert "stale numbers" not in text and "## Other\n\nkept" in text and "| benchmark |" in text
+    assert "stale numbers" not in text and "## Other\n\nkept" in text
+    assert "| benchmark |" not in text  # the table is on its own page, which README links
+    assert "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)" in text
+    assert "| benchmark |" in results.read_text()

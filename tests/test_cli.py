@@ -312,6 +312,22 @@ def test_colour_only_on_a_terminal_without_no_color(
     assert not never.color
 
 
+def test_color_is_taken_after_the_subcommand_too(
+    run: Any,
+    at: list[str],
+    recorded: Recorded,  # noqa: F811
+) -> None:
+    finished = ("--stack", "web-stack", *at)
+    after = run("journal", "list", *finished, "--color", "always").out
+    assert after == run("--color", "always", "journal", "list", *finished).out
+    assert "\x1b[32mSUCCEEDED" in after
+    overridden = run("--color", "always", "journal", "list", *finished, "--color", "never").out
+    assert ANSI.sub("", after) == overridden  # the one after the command wins
+    parse = cli.build_parser().parse_args
+    assert parse(["local", "m:r", "--color", "never"]).color == "never"
+    assert parse(["demo"]).color == "auto"  # not given anywhere: the default
+
+
 def test_table_region_and_endpoint_from_the_environment(
     run: Any,
     recorded: Recorded,  # noqa: F811

@@ -45,6 +45,7 @@ from asynccfn.local._runs import (
 )
 from asynccfn.local._stack_config import DYNAMODB_LOCAL, StackConfig
 from asynccfn.local._stack_config import MAX_LAMBDA_TIMEOUT as MAX_LAMBDA_TIMEOUT
+from asynccfn.local._unvisited import unvisited_problems
 
 if TYPE_CHECKING:
     from asynccfn.journal.query import OperationDetail
@@ -214,6 +215,7 @@ class LocalStack(LocalDeployment):
             "coming from the journal"
             for step in rerun
         ]
+        problems += unvisited_problems(run.journal, again.journal)
         problems += response_differences(run.response, again.response)
         replayed = Replay(response=again.response, rerun=rerun, problems=tuple(problems))
         return OperationRun(

@@ -97,3 +97,18 @@ blocking = asynccfn.Resource("Custom::Blocking", update="replace", delete="nothi
 async def create_blocking(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
     time.sleep(2)  # noqa: ASYNC251 - the mistake: blocks the loop; it belongs in ctx.step
     return asynccfn.Success(physical_id="blocked")
+
+
+# -- an extra step taken on the first run only -------------------------------------------------
+
+extra_step = asynccfn.Resource("Custom::ExtraStep", delete="nothing", update="replace")
+
+
+@extra_step.create
+async def create_with_extra_step(
+    request: asynccfn.Request, ctx: asynccfn.Context
+) -> asynccfn.Success:
+    await ctx.step("make", _work, 1)
+    if not ctx.is_replaying:  # the mistake: the step's record says it ran, the replay skips it
+        await ctx.step("announce", _work, 2)
+    return asynccfn.Success(physical_id="extra")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import signal
 from collections.abc import Callable
 from types import ModuleType
@@ -251,3 +252,78 @@ def test_a_blocked_event_loop_is_named_with_the_users_line(
     assert f"by create_blocking at tests/local_runner/mistakes.py:{line}:" in out, out
     assert out.count("the event loop has been blocked") == 1, out  # once per invocation
     assert "belongs in ctx.step(name, fn, ...)" in out, out
+    timeline = out[out.index("Timeline (UTC)") :]  # the journal's timeline says it too
+    assert "event loop blocked over 1." in timeline, timeline
+    assert f"s by create_blocking at tests/local_runner/mistakes.py:{line}" in timeline, timeline
+
+
+def test_a_step_the_replay_never_asked_for_is_a_divergence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = "tests.local_runner.mistakes:extra_step"
+    code = main(["--color", "never", "local", spec, "--request-type", "create", "--replay"])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    assert "every step came from the journal" not in out
+    assert "Replay differed" in out and "'announce' at position" in out, out
+    timeline_event = (
+        r"\d\d:\d\d:\d\d\.\d{3}\s+finished without asking for journaled steps: 'announce'"
+    )
+    assert re.search(timeline_event, out), out  # the timeline's event too
+    assert "Create replayed differently: the replay finished without asking" in err, err
+
+
+PROVIDER = "tests.local_runner.provider_resources"
+
+
+def test_a_stack_of_a_providers_resources_feeds_one_resources_data_to_the_next(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "local",
+            f"{PROVIDER}:provider",
+            "--resource",
+            f"Orders={PROVIDER}:queue",
+            "--resource",
+            f"Sub={PROVIDER}:subscription",
+            "--properties",
+            'Orders={"QueueName": "orders", "Fifo": true}',
+            "--properties",
+            'Sub={"QueueArn": {"Fn::GetAtt": ["Orders", "Arn"]}, "MaxMessages": 5}',
+            "--color",
+            "never",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "", out + err
+    arn = "arn:aws:sqs:us-east-1:123456789012:orders.fifo"
+    assert f'properties   {{"MaxMessages": "5", "QueueArn": "{arn}"}}' in out, out
+    assert f'"Subscribed": "{arn}"' in out, out
+    assert out.splitlines()[-1] == (
+        "Create Orders SUCCESS, Create Sub SUCCESS, Delete Sub SUCCESS, Delete Orders SUCCESS"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--resource", "Orders"], "is not LOGICAL_ID=MODULE:RESOURCE"),
+        (
+            ["--resource", f"A={PROVIDER}:queue", "--resource", f"A={PROVIDER}:queue"],
+            "logical id A given twice",
+        ),
+        (["--resource", f"A={PROVIDER}:queue", "--properties", "B={}"], "no --resource names"),
+        (["--resource", f"A={PROVIDER}:provider"], "name one of the Provider's resources"),
+        (["--resource", f"A={PROVIDER}:queue", "--replay"], "--replay is for one resource"),
+        (["--resource", f"A={PROVIDER}:queue", "--properties", "{}"], "--properties ID=JSON"),
+        (["--properties", "A={}"], "is for a stack of --resource"),
+    ],
+)
+def test_a_bad_stack_is_one_clear_line_before_anything_starts(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["local", f"{PROVIDER}:provider", *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and says in err, err
+    assert out == "", out

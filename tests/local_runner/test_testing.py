@@ -138,3 +138,11 @@ def test_properties_arrive_as_cloudformation_sends_them_unless_raw() -> None:
     }
     raw = run_resource(mistakes.echo, properties=PROPERTIES, echo=False, raw_properties=True)
     assert json.loads(raw.create.data["Seen"]) == PROPERTIES
+
+
+def test_a_step_taken_on_the_first_run_and_skipped_on_replay_is_caught() -> None:
+    with pytest.raises(ReplayDivergence) as caught:
+        run_resource(mistakes.extra_step, request_type="Create", always_replay=True)
+    message = str(caught.value)
+    assert "Create: the replay finished without asking for journaled steps" in message, message
+    assert "'announce' at position" in message and "'make'" not in message, message

@@ -61,7 +61,7 @@ from ._protocol import Request, allowed_hosts_from_env
 from ._provider import Provider, route
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor
+from ._steps import Execution, Executor, finished
 from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
@@ -78,7 +78,6 @@ from .journal.models import (
     OperationEntry,
     OperationStatus,
     StepEntry,
-    StepStatus,
     op_id_of,
 )
 
@@ -86,8 +85,6 @@ if TYPE_CHECKING:
     from .journal.protocol import RuntimeJournal, StepJournal
 
 log = logging.getLogger("asynccfn.runtime")
-
-_FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -393,7 +390,7 @@ class Runtime:
             physical_id=op.physical_id or request.physical_id,
             recorded_physical_id=op.physical_id or request.physical_id,
             replaying=bool(journal),
-            to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
+            to_replay=sum(1 for step in journal.values() if finished(step, op.attempt_no)),
             errors=routed.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
             probe=self._probe,

@@ -43,7 +43,23 @@ if TYPE_CHECKING:
     from .journal.models import StepEntry
     from .journal.protocol import StepJournal
 
-_FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
+_FINAL = frozenset({StepStatus.SUCCEEDED.value, StepStatus.FAILED.value})
+
+
+def is_final(status: str) -> bool:
+    """Whether a step with ``status`` is over: nothing more is recorded for it in its attempt."""
+    return status in _FINAL
+
+
+def finished(step: StepEntry, op_attempt: int) -> bool:
+    """Whether operation attempt ``op_attempt`` replays ``step`` rather than running it.
+
+    A success is final for every attempt; a failure belongs to its attempt: a retried
+    deployment runs the step again.
+    """
+    if step.status == StepStatus.SUCCEEDED.value:
+        return True
+    return step.status == StepStatus.FAILED.value and step.op_attempt == op_attempt
 
 
 @dataclass(kw_only=True)
@@ -494,10 +510,7 @@ class Executor:
         return step.fence == self.x.fence
 
     def _finished(self, step: StepEntry) -> bool:
-        if step.status == StepStatus.SUCCEEDED.value:
-            return True
-        # A failure belongs to its attempt: a retried deployment runs the step again.
-        return step.status == StepStatus.FAILED.value and step.op_attempt == self.x.op_attempt
+        return finished(step, self.x.op_attempt)
 
     def _replay(self, step: StepEntry) -> Any:
         self._take_state(step)
@@ -622,7 +635,7 @@ class Executor:
             attempt=attempt,
             op_attempt=self.x.op_attempt,
             started_at=started_at or (previous.started_at if previous else now),
-            ended_at=now if status.value in _FINISHED else None,
+            ended_at=now if is_final(status.value) else None,
             invocation=self.x.invocation,
             fence=self.x.fence,
             state=state if state != self.x.recorded_state else None,
@@ -635,7 +648,7 @@ class Executor:
             self.x.progressed = True
             if step.state is not None:
                 self.x.recorded_state = step.state
-            if status.value in _FINISHED and probe.step_recorded():
+            if is_final(status.value) and probe.step_recorded():
                 self.x.stopping = True  # the next action hands over
         self.x.journal[position] = recorded
         return recorded

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._aws import error_code
 from ._deadline import Deadlines
 from ._errors import (
     ConfigurationError,
@@ -31,7 +32,7 @@ from ._errors import (
     StepInterrupted,
     WaitTimeout,
 )
-from ._journaled import aws_error_code, error_text, rebuild_error, to_json, type_name
+from ._journaled import error_text, rebuild_error, to_json, type_name
 from ._probe import NO_PROBE, Probe
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
@@ -562,7 +563,7 @@ class Executor:
         retry_at: float | None = None,
         started: float | None = None,
     ) -> StepEntry:
-        code = aws_error_code(exc)
+        code = error_code(exc)
         return await self._write(
             position,
             name,

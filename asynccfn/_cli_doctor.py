@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._aws import error_code, error_message
+from ._env import JOURNAL_TABLE_ENV
 from .cli import EXIT_OK, EXIT_UNSUCCESSFUL, CliError, Console, Tone, resolve_region
 
 MAX_EVENT_AGE = 900
@@ -240,10 +241,10 @@ def _journal(ddb: Any, config: Any) -> tuple[Verdict, str]:
     from botocore.exceptions import ClientError
 
     variables = (config.get("Environment") or {}).get("Variables") or {}
-    table = variables.get("ASYNCCFN_JOURNAL_TABLE")
+    table = variables.get(JOURNAL_TABLE_ENV)
     if not table:
         return Verdict.FIX, (
-            "ASYNCCFN_JOURNAL_TABLE is not set (unless lambda_entry names the table): "
+            f"{JOURNAL_TABLE_ENV} is not set (unless lambda_entry names the table): "
             "without a journal nothing is durable"
         )
     try:

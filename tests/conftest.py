@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import botocore.session
 import pytest
@@ -21,6 +21,9 @@ from botocore.exceptions import ClientError
 
 from asynccfn.local import LOCAL_AWS_ENV, DynamoDBLocal, MotoServer
 from asynccfn.local.lambda_service import LambdaServiceThread
+
+if TYPE_CHECKING:
+    from tests.journal.scenarios import Recorded
 
 os.environ.update(LOCAL_AWS_ENV)
 os.environ.pop("AWS_PROFILE", None)
@@ -48,6 +51,16 @@ def moto_endpoint() -> Iterator[str]:
     """The URL of moto's server (S3 for response URLs; also a light DynamoDB)."""
     with MotoServer() as server:
         yield server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def recorded(dynamodb_endpoint: str, moto_endpoint: str) -> Recorded:
+    """One journal table with a succeeded, a failed, a handed-over and a stuck operation,
+    driven once per session (so once per xdist worker): the journal reader's and the CLI's
+    tests only read it."""
+    from tests.journal.scenarios import record_operations
+
+    return record_operations(dynamodb_endpoint, moto_endpoint)
 
 
 @pytest.fixture

@@ -28,13 +28,7 @@ from asynccfn.journal import Journal, OperationStatus
 from asynccfn.journal.models import operation_id
 from asynccfn.local import free_port
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
-from tests.journal.scenarios import (  # noqa: F401 - recorded is a fixture
-    SECRET,
-    Recorded,
-    botocore_calls,
-    record_operations,
-    recorded,
-)
+from tests.journal.scenarios import SECRET, Recorded, botocore_calls, record_operations
 from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +57,12 @@ def run(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 @pytest.fixture
-def at(recorded: Recorded) -> list[str]:  # noqa: F811
+def at(recorded: Recorded) -> list[str]:
     """The options that name the recorded journal."""
     return ["--table", recorded.table, "--region", "us-east-1", "--endpoint-url", recorded.endpoint]
 
 
-def assert_no_secrets(text: str, recorded: Recorded) -> None:  # noqa: F811
+def assert_no_secrets(text: str, recorded: Recorded) -> None:
     assert SECRET not in text
     for op in recorded.all:
         assert op.url not in text
@@ -96,7 +90,7 @@ def assert_one_line_error(ran: Ran, *fragments: str) -> None:
 def test_list_prints_an_aligned_table_newest_first(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "list", *at)
     assert ran.code == 0
@@ -143,7 +137,7 @@ def test_list_prints_an_aligned_table_newest_first(
 def test_list_filters_by_stack_status_and_since(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     def listed(*options: str) -> list[str]:
         ran = run("journal", "list", "--json", *options, *at)
@@ -172,7 +166,7 @@ def test_list_filters_by_stack_status_and_since(
 def test_list_json_is_stable_and_paginated(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "list", "--json", *at)
     document = ran.json
@@ -200,7 +194,7 @@ def test_list_json_is_stable_and_paginated(
 # -- journal show ----------------------------------------------------------------------------
 
 
-def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:
     ran = run("journal", "show", recorded.succeeded.op_id[:8], *at)
     assert ran.code == 0, ran.err
     out = ran.out
@@ -220,7 +214,7 @@ def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:  #
     assert_no_secrets(out, recorded)
 
 
-def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.failed.op_id, *at).out
     assert re.search(r"step   put-bucket-policy  FAILED     1 attempt", out)
     assert "      RuntimeError: bucket policy refused: MalformedPolicy\n" in out
@@ -230,7 +224,7 @@ def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Record
     assert_no_secrets(out, recorded)
 
 
-def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.handed_over.op_id, *at).out
     assert "SUCCEEDED after" in out and "2 invocations" in out
     timeline = out.split("Timeline (UTC)\n")[1].split("\n\n")[0]
@@ -250,7 +244,7 @@ def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None: 
     assert_no_secrets(out, recorded)
 
 
-def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.stuck.op_id[:10], *at).out
     assert re.search(rf"  Status     RUNNING for {DURATION}, 1 invocation\n", out)
     assert re.search(r"  Now        handed over by invocation 1 at \d\d:\d\d:\d\d", out)
@@ -261,7 +255,7 @@ def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: 
     assert_no_secrets(out, recorded)
 
 
-def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None:  # noqa: F811
+def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None:
     from asynccfn._cli_journal import diagnose
 
     journal = Journal(recorded.table, region="us-east-1", endpoint_url=recorded.endpoint)
@@ -276,7 +270,7 @@ def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None
     assert diagnose(journal.get_operation(recorded.failed.op_id).operation, handed) is None
 
 
-def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Recorded) -> None:
     journal = Journal(recorded.table, region="us-east-1", endpoint_url=recorded.endpoint)
     for op in recorded.all:
         ran = run("journal", "show", op.op_id, "--json", *at)
@@ -292,7 +286,7 @@ def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Re
 def test_colour_only_on_a_terminal_without_no_color(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     finished = ("--stack", "web-stack", *at)  # durations of finished operations stay put
@@ -314,7 +308,7 @@ def test_colour_only_on_a_terminal_without_no_color(
 
 def test_table_region_and_endpoint_from_the_environment(
     run: Any,
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ASYNCCFN_JOURNAL_TABLE", recorded.table)
@@ -332,7 +326,7 @@ def test_table_region_and_endpoint_from_the_environment(
 def test_tail_of_an_ended_operation_prints_it_and_exits(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ok = run("journal", "tail", recorded.handed_over.op_id, *at)
     assert ok.code == 0, ok.err
@@ -347,7 +341,7 @@ def test_tail_of_an_ended_operation_prints_it_and_exits(
 def test_tail_gives_up_on_a_stuck_operation_when_told(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "tail", recorded.stuck.op_id, "--interval", "0.1", "--timeout", "0.3", *at)
     assert ran.code == cli.EXIT_ERROR
@@ -699,7 +693,7 @@ def test_the_runtime_calls_nothing_the_policy_does_not_grant(
 def test_reader_policy_grants_what_the_journal_command_calls(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     with botocore_calls() as calls:
         assert run("journal", "list", *at).code == 0

@@ -25,11 +25,17 @@ from asynccfn._cli_table import (
     RUNTIME_DYNAMODB_ACTIONS,
 )
 from asynccfn.journal import Journal, OperationStatus
-from asynccfn.journal.models import operation_id
 from asynccfn.local import free_port
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
 from tests.journal.scenarios import SECRET, Recorded, botocore_calls, record_operations
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    event_op_id,
+    url_signatures,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -67,8 +73,7 @@ def assert_no_secrets(text: str, recorded: Recorded) -> None:
     for op in recorded.all:
         assert op.url not in text
         assert urlsplit(op.url).query not in text
-        signature = op.url.split("Signature=")[1].split("&")[0]
-        assert signature not in text
+        assert all(signature not in text for signature in url_signatures(op.url))
     for token in recorded.tokens:
         assert token not in text
 
@@ -378,7 +383,7 @@ def test_tail_follows_a_live_hand_over_in_the_local_lambda_service(
     )
     url, read_body = presigned_response_url()
     event = event_for("create", url, BucketName="tailed", Sleep=7)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     lambda_service.invoke("journal-tail", event, invocation_type="Event")
     journal = Journal(table, region="us-east-1", endpoint_url=dynamodb_endpoint)
     deadline = time.monotonic() + 30
@@ -760,7 +765,7 @@ def test_every_view_escapes_control_characters_from_the_journal(
     with closing_handler(handler):
         handler(event, FakeLambdaContext())
     assert HOSTILE in json.loads(read() or b"{}")["Reason"]
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     at = ["--table", table, "--region", "us-east-1", "--endpoint-url", dynamodb_endpoint]
     outputs = {}
     for argv in (

@@ -26,7 +26,13 @@ from asynccfn.journal import (
 from asynccfn.journal.models import bind, op_pk
 from asynccfn.local import free_port
 from tests.journal.scenarios import SECRET, Recorded, botocore_calls, stack_arn
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    url_signatures,
+)
 
 UTC = datetime.UTC
 
@@ -178,8 +184,7 @@ def test_no_echo_data_is_masked_and_the_response_url_is_nowhere(
         shown = json.dumps(detail.to_json()) + repr(detail)
         assert SECRET not in shown
         assert op.url not in shown
-        signature = op.url.split("Signature=")[1].split("&")[0]
-        assert signature not in shown
+        assert all(signature not in shown for signature in url_signatures(op.url))
         assert "handover_token" not in shown
         assert all(token not in shown for token in recorded.tokens)
     assert len(recorded.tokens) == 2

@@ -23,13 +23,12 @@ from aiohttp import web
 import asynccfn
 from asynccfn import cli
 from asynccfn._entry import LambdaHandler
-from asynccfn.journal.models import operation_id
 from asynccfn.journal.query import Journal
 from tests.reliability._endpoint import Fault
 from tests.reliability._tally import SECRETS
 from tests.reliability._threaded import ThreadedApp
 from tests.reliability.conftest import Rel, URLs
-from tests.support import FakeLambdaContext, closing_handler, event_for
+from tests.support import FakeLambdaContext, closing_handler, event_for, event_op_id, url_signatures
 
 
 class Trap(ThreadedApp):
@@ -106,7 +105,7 @@ def test_no_secret_in_logs_cli_output_or_journal_items(
     # the digest of what was sent.
     stored = raw_items(rel.dynamodb, rel.journal_table)
     for sent in (kept, failed):
-        for part in (sent.url.url, sent.url.url.split("X-Amz-Signature=")[1]):
+        for part in (sent.url.url, *url_signatures(sent.url.url)):
             assert part not in stored
     assert secret not in stored
     assert (
@@ -252,7 +251,7 @@ def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
     assert [line["level"] for line in logged].count("ERROR") == 2  # the traceback, the reason
     assert any("ParamValidationError" in line.get("errorType", "") for line in logged)
 
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
     [step] = reader.get_operation(op_id).steps
     assert step.error is not None and "SecretString" in step.error.message

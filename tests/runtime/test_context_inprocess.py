@@ -12,8 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 
 import asynccfn
-from asynccfn.journal.models import bind, op_pk, operation_id
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from asynccfn.journal.models import bind, op_pk
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    event_op_id,
+)
 
 
 @pytest.fixture
@@ -50,7 +56,7 @@ def operate(
 
 def steps_of(journal: str, dynamodb_endpoint: str, event: dict[str, Any]) -> list[Any]:
     models = bind(journal, "us-east-1", dynamodb_endpoint)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     return list(models.step.query(op_pk(op_id), models.step.sk.startswith("step#")))
 
 

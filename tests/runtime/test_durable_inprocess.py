@@ -23,6 +23,7 @@ from tests.support import (
     closing_handler,
     create_journal_table,
     event_for,
+    event_op_id,
     issued,
     run,
 )
@@ -172,7 +173,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
     handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal, lease=3)
     store = handler.runtime.journal  # type: ignore[attr-defined]
     event = event_for("create", url)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
 
     def claim(owner: str) -> Any:
         return store.claim(

@@ -29,7 +29,6 @@ from asynccfn import cli
 from asynccfn._clients import ClientPool
 from asynccfn._logging import JsonLinesFormatter
 from asynccfn.journal._payload import PREFIX, Payloads
-from asynccfn.journal.models import operation_id
 from asynccfn.local import LOCAL_AWS_ENV
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.support import (
@@ -37,6 +36,7 @@ from tests.support import (
     closing_handler,
     create_journal_table,
     event_for,
+    event_op_id,
     run,
 )
 
@@ -157,7 +157,7 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
     )
     url, read = presigned_response_url()
     event = event_for("create", url, Sleep=4)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     retry_url, read_retry = presigned_response_url()
     with closing_handler(handler):
         # out of time inside the sleep: hands over; the successor replays the secret step

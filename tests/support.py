@@ -57,6 +57,21 @@ def url_signatures(url: str) -> list[str]:
     return [v for name, _, v in parts if v and name.lower() in ("signature", "x-amz-signature")]
 
 
+def journal_items(endpoint: str, table: str) -> list[dict[str, Any]]:
+    """Every item of the journal ``table`` as DynamoDB holds it (a consistent Scan): what a
+    secret must never be found in."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1"
+    )
+    try:
+        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        return [item for page in pages for item in page["Items"]]
+    finally:
+        client.close()
+
+
 def noted_runs(run_dir: Path) -> list[str]:
     """The lines test functions appended to ``runs.log`` in ``run_dir`` when a body ran
     (``<what> <pid> <invocation>``)."""

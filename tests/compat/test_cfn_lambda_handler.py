@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import botocore.session
 import pytest
 
 from asynccfn import ConfigurationError
@@ -22,13 +21,13 @@ from asynccfn._deadline import default_reserve
 from asynccfn._errors import ContinuationError
 from asynccfn.compat import cfn_lambda_handler
 from asynccfn.compat.cfn_lambda_handler import CfnLambdaExecutionTimeout, Handler
-from asynccfn.local import LOCAL_AWS_ENV
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
     create_journal_table,
     event_for,
     issued,
+    journal_items,
     sleep,
 )
 
@@ -297,16 +296,6 @@ def counting_handler(calls: list[tuple[str, Any]], *, journal: str | None) -> Ha
     return handler
 
 
-def scan(endpoint: str, table: str) -> str:
-    client: Any = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=endpoint, region_name=LOCAL_AWS_ENV["AWS_REGION"]
-    )
-    try:
-        return json.dumps(client.scan(TableName=table, ConsistentRead=True)["Items"])
-    finally:
-        client.close()
-
-
 def test_durable_rounds_hand_over_and_replay_without_running_again(
     journal: str,
     dynamodb_endpoint: str,
@@ -335,7 +324,7 @@ def test_durable_rounds_hand_over_and_replay_without_running_again(
         ("poll", {**first, "Polls": 1}),
         ("poll", {**first, "Polls": 2}),
     ]  # each round ran once: later invocations replayed the earlier rounds
-    stored = scan(dynamodb_endpoint, journal)
+    stored = json.dumps(journal_items(dynamodb_endpoint, journal))
     assert "EventState" in stored and url not in stored  # the URL is never stored
     assert cfn_lambda_handler.NOT_DURABLE not in said
 

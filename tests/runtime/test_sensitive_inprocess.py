@@ -37,6 +37,7 @@ from tests.support import (
     create_journal_table,
     event_for,
     event_op_id,
+    journal_items,
     run,
 )
 
@@ -95,18 +96,6 @@ def logs() -> Iterator[list[logging.LogRecord]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def raw_items(endpoint: str, table: str) -> list[dict[str, Any]]:
-    """Every item of the journal table as DynamoDB holds it (a Scan)."""
-    client = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=endpoint, region_name=REGION
-    )
-    try:
-        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-        return [item for page in pages for item in page["Items"]]
-    finally:
-        client.close()
 
 
 def secret_resource(secret: str, seen: list[tuple[str, str]]) -> asynccfn.Resource:
@@ -185,7 +174,7 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
     assert codec.unwrapped == 2
 
     # the journal: no field of any item holds the secret; the step says it is sensitive
-    items = raw_items(dynamodb_endpoint, journal)
+    items = journal_items(dynamodb_endpoint, journal)
     stored = json.dumps(items)
     assert secret not in stored
     assert base64.b64encode(secret.encode()).decode() not in stored
@@ -298,7 +287,7 @@ def test_a_sensitive_step_without_a_codec_is_refused_before_it_runs(
     assert body["Reason"].startswith("ConfigurationError: step 'fetch-password' is sensitive")
     assert "lambda_entry(codec=asynccfn.KmsCodec(" in body["Reason"]
     assert ran == []
-    assert secret not in json.dumps(raw_items(dynamodb_endpoint, journal))
+    assert secret not in json.dumps(journal_items(dynamodb_endpoint, journal))
 
 
 def test_without_a_journal_a_sensitive_step_needs_no_codec(

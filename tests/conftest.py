@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
 
 import botocore.session
 import pytest
@@ -51,6 +52,24 @@ def moto_endpoint() -> Iterator[str]:
     """The URL of moto's server (S3 for response URLs; also a light DynamoDB)."""
     with MotoServer() as server:
         yield server.endpoint_url
+
+
+@pytest.fixture
+def response_hosts(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process handlers may answer moto's S3 (the presigned response URLs), and find no
+    journal table in the environment (a test names its own)."""
+    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
+    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
+
+
+@pytest.fixture
+def journal(dynamodb_endpoint: str, response_hosts: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new journal table in DynamoDB Local, for an in-process handler whose clients reach
+    DynamoDB Local; modules with another kind of journal override it."""
+    from tests.support import create_journal_table
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,7 +23,6 @@ from asynccfn.compat.cfn_lambda_handler import CfnLambdaExecutionTimeout, Handle
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
     issued,
     journal_items,
@@ -35,18 +33,6 @@ EXAMPLE = '{"Status": "SUCCESS", "PhysicalResourceId": ..., "Data": {...}}'
 
 # What a 20 s invocation leaves for work before the soft deadline, in milliseconds.
 WORK_MS = (20 - default_reserve(20)) * 1000
-
-
-@pytest.fixture
-def responses(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, responses: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.fixture
@@ -144,7 +130,7 @@ def respond(
     ],
 )
 def test_malformed_return_value_answers_failed_with_a_clear_reason(
-    responses: None, presigned_response_url: Any, result: Any, reason: str
+    response_hosts: None, presigned_response_url: Any, result: Any, reason: str
 ) -> None:
     response = respond(result, presigned_response_url)
     assert response["Status"] == "FAILED"
@@ -152,7 +138,7 @@ def test_malformed_return_value_answers_failed_with_a_clear_reason(
 
 
 def test_failed_answer_carries_its_reason_and_physical_id(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     failed = {"Status": "FAILED", "Reason": "quota exceeded", "PhysicalResourceId": "half-built"}
     response = respond(failed, presigned_response_url)
@@ -161,7 +147,7 @@ def test_failed_answer_carries_its_reason_and_physical_id(
 
 
 def test_success_defaults_and_conversions_as_cfn_lambda_handler(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     when = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
     result = {"Status": "SUCCESS", "Data": {"When": when, "Raw": b"bytes"}, "NoEcho": True}
@@ -176,7 +162,7 @@ def test_success_defaults_and_conversions_as_cfn_lambda_handler(
 
 
 def test_a_failed_create_without_an_id_reports_the_default_one(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     response = respond({"Status": "FAILED", "Reason": "no"}, presigned_response_url)
     stack_and_logical = response["StackId"] + response["LogicalResourceId"]
@@ -185,7 +171,7 @@ def test_a_failed_create_without_an_id_reports_the_default_one(
 
 
 def test_request_type_without_a_function_answers_failed(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     response = respond({"Status": "SUCCESS"}, presigned_response_url, "create")
     assert response["Status"] == "SUCCESS"
@@ -199,7 +185,7 @@ def test_request_type_without_a_function_answers_failed(
 
 
 def test_function_exception_answers_failed_with_its_type_and_message(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -214,7 +200,7 @@ def test_function_exception_answers_failed_with_its_type_and_message(
 
 
 def test_async_functions_are_awaited_on_the_loop(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -229,7 +215,7 @@ def test_async_functions_are_awaited_on_the_loop(
 
 
 def test_context_counts_down_to_the_soft_deadline_from_a_worker_thread(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
     seen: dict[str, Any] = {}
@@ -255,7 +241,7 @@ def test_context_counts_down_to_the_soft_deadline_from_a_worker_thread(
 
 
 def test_timeout_that_is_not_a_number_answers_failed(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -365,7 +351,7 @@ def test_retried_deployment_keeps_the_rounds_that_handed_over_and_restarts_the_t
 
 
 def test_without_a_journal_the_function_continues_with_its_state_in_the_payload(
-    responses: None,
+    response_hosts: None,
     presigned_response_url: Any,
     invoked: list[dict[str, Any]],
     said: list[str],
@@ -389,7 +375,7 @@ def test_without_a_journal_the_function_continues_with_its_state_in_the_payload(
 
 
 def test_without_a_journal_a_refused_continuation_answers_failed(
-    responses: None, presigned_response_url: Any, monkeypatch: pytest.MonkeyPatch
+    response_hosts: None, presigned_response_url: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def refuse(client: Any, arn: str, event: Any) -> None:
         raise ContinuationError("Lambda refused the hand-over invocation: TooManyRequests")
@@ -408,7 +394,7 @@ def test_without_a_journal_a_refused_continuation_answers_failed(
 # -- the API ---------------------------------------------------------------------------------
 
 
-def test_decorators_return_the_function_and_refuse_a_second_one(responses: None) -> None:
+def test_decorators_return_the_function_and_refuse_a_second_one(response_hosts: None) -> None:
     handler = Handler()
 
     def create(event: Any, context: Any) -> Any:

@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,18 +15,16 @@ from asynccfn.journal.models import bind, op_pk
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
     event_op_id,
 )
 
 
 @pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+def journal(journal: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared journal fixture, with Secrets Manager in moto too."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
+    return journal
 
 
 @pytest.fixture

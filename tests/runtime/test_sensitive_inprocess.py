@@ -34,7 +34,6 @@ from tests.journal.scenarios import FakeInvokeAPI
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
     event_op_id,
     journal_items,
@@ -56,13 +55,6 @@ def kms_key(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     finally:
         client.close()
     return arn
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.fixture

@@ -37,6 +37,23 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+def _error(exc: BaseException) -> Mapping[str, Any]:
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (any error carrying its ``response``)."""
+    code = _error(exc).get("Code")
+    return str(code) if code else None
+
+
+def error_message(exc: BaseException) -> str:
+    """The AWS error message of a botocore ``ClientError``, on one line ("" when it has none)."""
+    return " ".join(str(_error(exc).get("Message") or "").split())
+
+
 def is_transient_aws_error(exc: BaseException) -> bool:
     """Throttling or a server-side (5xx) error: worth retrying over a longer horizon."""
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -45,9 +62,8 @@ def is_transient_aws_error(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, ClientError):
         return False
-    code = exc.response.get("Error", {}).get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return code in _TRANSIENT_CODES or int(status or 0) >= 500
+    return error_code(exc) in _TRANSIENT_CODES or int(status or 0) >= 500
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._aws import error_code, error_message
+from ._env import JOURNAL_TABLE_ENV
 from .cli import EXIT_OK, EXIT_UNSUCCESSFUL, CliError, Console, Tone, resolve_region
 
 MAX_EVENT_AGE = 900
@@ -112,12 +114,11 @@ def _guarded(what: str, check: Callable[[], tuple[Verdict, str]]) -> Check:
     try:
         verdict, detail = check()
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        message = " ".join(str(error.get("Message", "")).split())
+        message = error_message(exc)
         # An endpoint that does not serve the API answers with an HTML page, not a message.
         if message.startswith("<") or len(message) > 200:
             message = ""
-        detail = f"could not check: {exc.operation_name} answered {error.get('Code', '?')}"
+        detail = f"could not check: {exc.operation_name} answered {error_code(exc) or '?'}"
         detail += f" ({message})" if message else ""
         return Check(what=what, verdict=Verdict.UNKNOWN, detail=detail)
     except BotoCoreError as exc:
@@ -197,7 +198,7 @@ def _invoke_config(lam: Any, config: Any, qualifier: str) -> tuple[Verdict, str]
             FunctionName=config["FunctionName"], Qualifier=qualifier
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
             raise
         return Verdict.FIX, (
             f"none on {qualifier}: Lambda keeps a hand-over up to 6 hours and drops it "
@@ -240,16 +241,16 @@ def _journal(ddb: Any, config: Any) -> tuple[Verdict, str]:
     from botocore.exceptions import ClientError
 
     variables = (config.get("Environment") or {}).get("Variables") or {}
-    table = variables.get("ASYNCCFN_JOURNAL_TABLE")
+    table = variables.get(JOURNAL_TABLE_ENV)
     if not table:
         return Verdict.FIX, (
-            "ASYNCCFN_JOURNAL_TABLE is not set (unless lambda_entry names the table): "
+            f"{JOURNAL_TABLE_ENV} is not set (unless lambda_entry names the table): "
             "without a journal nothing is durable"
         )
     try:
         described = ddb.describe_table(TableName=table)["Table"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
             raise
         return Verdict.FIX, f"{table} does not exist: `asynccfn table create {table}`"
     keys = {k["AttributeName"]: k["KeyType"] for k in described.get("KeySchema", [])}

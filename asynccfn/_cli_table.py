@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._env import JOURNAL_TABLE_ENV, KMS_KEY_ENV
 from .cli import EXIT_OK, Console, aws_options, group_help, resolve_endpoint, resolve_region
 from .journal.models import STACK_INDEX
 
@@ -89,7 +90,7 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
     journal.create_table(wait=not args.no_wait)
     console.print(f"created journal {journal.where}")
     console.note(
-        f"functions find it with ASYNCCFN_JOURNAL_TABLE={args.name} "
+        f"functions find it with {JOURNAL_TABLE_ENV}={args.name} "
         f"(or lambda_entry(..., journal={args.name!r}))"
     )
     return EXIT_OK
@@ -194,7 +195,7 @@ def template(*, kms_key: str | None = None, function: FunctionSpec | None = None
                 "Value": _att("Function", "Arn"),
             },
             "JournalTableName": {
-                "Description": "ASYNCCFN_JOURNAL_TABLE for `asynccfn journal`",
+                "Description": f"{JOURNAL_TABLE_ENV} for `asynccfn journal`",
                 "Value": _ref("JournalTable"),
             },
             "JournalReaderPolicyArn": {
@@ -284,9 +285,9 @@ def _role() -> dict[str, Any]:
 
 
 def _function(kms_key: str | None, function: FunctionSpec | None) -> dict[str, Any]:
-    variables: dict[str, Any] = {"ASYNCCFN_JOURNAL_TABLE": _ref("JournalTable")}
+    variables: dict[str, Any] = {JOURNAL_TABLE_ENV: _ref("JournalTable")}
     if kms_key is not None:
-        variables["ASYNCCFN_KMS_KEY"] = kms_key
+        variables[KMS_KEY_ENV] = kms_key
     if function is not None:
         return _packaged(_function(kms_key, None), function)
     return {

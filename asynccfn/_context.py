@@ -73,16 +73,16 @@ class Context:
         """The resource's physical id as the handler set it (a failed Create reports it). It
         is journaled before the next live step, so an answer written by another invocation
         (after a crash) reports it too."""
-        return self._executor.x.physical_id
+        return self._executor.progress.physical_id
 
     @physical_id.setter
     def physical_id(self, value: str | None) -> None:
-        self._executor.x.physical_id = value
+        self._executor.progress.physical_id = value
 
     @property
     def state(self) -> dict[str, Any]:
         """The operation's EventState: a JSON object carried across invocations."""
-        return self._executor.x.state
+        return self._executor.progress.state
 
     @property
     def remaining(self) -> float:
@@ -92,7 +92,7 @@ class Context:
     @property
     def is_replaying(self) -> bool:
         """True while the handler is being fed journaled results."""
-        return self._executor.x.replaying
+        return self._executor.progress.replaying
 
     async def step(
         self,

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ._aws import error_code, error_message
 from ._errors import ContinuationError
 
 HANDOVER_KEY = "AsyncCfnHandOver"
@@ -51,9 +52,8 @@ async def invoke_event(client: Any, function_arn: str, event: Mapping[str, Any])
             FunctionName=function_arn, InvocationType="Event", Payload=payload
         )
     except ClientError as exc:
-        error = exc.response.get("Error", {})
         raise ContinuationError(
-            f"Lambda refused the hand-over invocation: {error.get('Code')}: {error.get('Message')}"
+            f"Lambda refused the hand-over invocation: {error_code(exc)}: {error_message(exc)}"
         ) from exc
     except BotoCoreError as exc:
         raise ContinuationError(f"Lambda unreachable for the hand-over: {exc}") from exc

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
+from ._env import JOURNAL_TABLE_ENV, KMS_KEY_ENV
 from ._errors import ConfigurationError
 from ._outcomes import InvocationResult
 from ._probe import NO_PROBE
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from ._probe import Probe
     from .journal._payload import PayloadCodec
 
-JOURNAL_ENV = "ASYNCCFN_JOURNAL_TABLE"
-KMS_KEY_ENV = "ASYNCCFN_KMS_KEY"  # the payload codec's key, when codec= is not given
 DAY = 86_400.0
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -162,7 +161,7 @@ def lambda_entry(
         # ServiceTimeout. `asynccfn local` and asynccfn.testing refuse it before a run.
         _logging.logger.warning("%s", missing)
     hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
-    table = journal or os.environ.get(JOURNAL_ENV) or None
+    table = journal or os.environ.get(JOURNAL_TABLE_ENV) or None
     if codec is None and table and os.environ.get(KMS_KEY_ENV):
         from ._kms import KmsCodec
 

@@ -179,7 +179,6 @@ class HandOver(BaseException):
 
     def __init__(self, why: str, *, wake_at: float | None = None) -> None:
         super().__init__(why)
-        self.why = why
         self.wake_at = wake_at
 
 

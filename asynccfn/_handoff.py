@@ -103,7 +103,7 @@ class HandOff:
                 "(set lambda_entry(journal=...) to continue in a new invocation)"
             )
             return await self._fail(request, op, reason, deadlines, physical_id)
-        progress = executor.x
+        progress = executor.progress
         stalled = 0 if progress.progressed else (op.stalled or 0) + 1
         if stalled >= self._max_stalled:
             reason = (

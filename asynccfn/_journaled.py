@@ -43,14 +43,6 @@ def error_text(exc: BaseException) -> str:
     return exc.message if isinstance(exc, StepFailed) else str(exc)
 
 
-def aws_error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
 def rebuild_error(
     step: StepEntry, registered: Mapping[str, type[Exception]] | None = None
 ) -> Exception:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._aws import error_code, error_message
 from ._errors import CodecError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -177,14 +178,13 @@ def _translated(action: str, key_id: str, *, context: str | None = None) -> Iter
     try:
         yield
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
+        code = error_code(exc) or ""
         if code == "InvalidCiphertextException" and context is not None:
             raise CodecError(
                 f"KMS would not unwrap the data key of an encrypted value of operation "
                 f"{context}: it was altered, or it belongs to another operation"
             ) from None
-        message = " ".join(str(error.get("Message", "")).split())
+        message = error_message(exc)
         raise CodecError(f"KMS {action} with key {key_id} failed: {code}: {message}") from exc
     except BotoCoreError as exc:
         raise CodecError(f"KMS {action} with key {key_id} failed: {exc}") from exc

@@ -71,10 +71,6 @@ class _Field:
     replaces: bool
 
 
-class _Invalid(Exception):
-    """A value that does not convert (raised inside a union's trial, caught there)."""
-
-
 def schema_for(cls: object) -> PropertiesSchema:
     """The schema of a resource's ``properties=`` type.
 

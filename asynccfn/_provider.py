@@ -8,7 +8,7 @@ same event, which routes the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -182,8 +182,3 @@ def _refusing(reason: str) -> Handler:
         raise Failed(reason)
 
     return refuse
-
-
-def resources_of(target: Resource | Provider) -> Iterable[Resource]:
-    """Every resource ``target`` serves."""
-    return target.resources if isinstance(target, Provider) else (target,)

@@ -62,7 +62,7 @@ from ._protocol import Request, allowed_hosts_from_env
 from ._provider import Provider, route
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor
+from ._steps import Execution, Executor, Progress, finished
 from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
@@ -79,7 +79,6 @@ from .journal.models import (
     OperationEntry,
     OperationStatus,
     StepEntry,
-    StepStatus,
     op_id_of,
 )
 
@@ -87,8 +86,6 @@ if TYPE_CHECKING:
     from .journal.protocol import RuntimeJournal, StepJournal
 
 log = logging.getLogger("asynccfn.runtime")
-
-_FINISHED_STEP = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -378,6 +375,16 @@ class Runtime:
             await _payload.open_operation(op, payloads)
             _payload.current.set(payloads)  # for the outbox and the hand-over
             store = _payload.SealedSteps(self.journal, payloads)
+        lease: Lease | None = None
+        if self.journal.durable:
+            lease = Lease(
+                self.journal,
+                op_id=op_id_for(request),
+                fence=op.fence,
+                length=self.config.lease,
+                skew=self.config.lease_skew,
+                started=started,
+            )
         execution = Execution(
             store=store,
             op_id=op_id_for(request),
@@ -388,27 +395,21 @@ class Runtime:
             # When the invocation began, not now: what claiming and loading the journal took
             # (a cold client) must not make a satisfiable ``needs`` look impossible.
             started=started,
-            journal=journal,
-            handover_state=op.handover_state,
             handover_at=frozenset(filter(None, (op.handover_at or "").split(","))),
-            physical_id=op.physical_id or request.physical_id,
-            recorded_physical_id=op.physical_id or request.physical_id,
-            replaying=bool(journal),
-            to_replay=sum(1 for step in journal.values() if step.status in _FINISHED_STEP),
+            lease=lease,
             errors=routed.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
             probe=self._probe,
         )
-        if self.journal.durable:
-            execution.lease = Lease(
-                self.journal,
-                op_id=op_id_for(request),
-                fence=op.fence,
-                length=self.config.lease,
-                skew=self.config.lease_skew,
-                started=started,
-            )
-        executor = Executor(execution)
+        progress = Progress(
+            journal=journal,
+            handover_state=op.handover_state,
+            physical_id=op.physical_id or request.physical_id,
+            recorded_physical_id=op.physical_id or request.physical_id,
+            replaying=bool(journal),
+            to_replay=sum(1 for step in journal.values() if finished(step, op.attempt_no)),
+        )
+        executor = Executor(execution, progress)
         ctx = Context(
             request=routed.request,
             executor=executor,
@@ -512,7 +513,7 @@ class Runtime:
             timeout = max(0.0, deadlines.soft - asyncio.get_running_loop().time())
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
-                executor.x.stopping = True
+                executor.progress.stopping = True
                 task.cancel()
                 await asyncio.wait({task}, timeout=deadlines.remaining_hard())
         finally:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._aws import error_code
 from ._deadline import Deadlines
 from ._errors import (
     ConfigurationError,
@@ -31,7 +32,7 @@ from ._errors import (
     StepInterrupted,
     WaitTimeout,
 )
-from ._journaled import aws_error_code, error_text, rebuild_error, to_json, type_name
+from ._journaled import error_text, rebuild_error, to_json, type_name
 from ._probe import NO_PROBE, Probe
 from ._scope import Scope, current_scope
 from .journal.models import StepKind, StepStatus
@@ -43,12 +44,28 @@ if TYPE_CHECKING:
     from .journal.models import StepEntry
     from .journal.protocol import StepJournal
 
-_FINISHED = (StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)
+_FINAL = frozenset({StepStatus.SUCCEEDED.value, StepStatus.FAILED.value})
 
 
-@dataclass(kw_only=True)
+def is_final(status: str) -> bool:
+    """Whether a step with ``status`` is over: nothing more is recorded for it in its attempt."""
+    return status in _FINAL
+
+
+def finished(step: StepEntry, op_attempt: int) -> bool:
+    """Whether operation attempt ``op_attempt`` replays ``step`` rather than running it.
+
+    A success is final for every attempt; a failure belongs to its attempt: a retried
+    deployment runs the step again.
+    """
+    if step.status == StepStatus.SUCCEEDED.value:
+        return True
+    return step.status == StepStatus.FAILED.value and step.op_attempt == op_attempt
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Execution:
-    """What one invocation's executor works with and learns while it runs."""
+    """Who one invocation is, fixed for its life: the operation, its claim and deadlines."""
 
     store: StepJournal
     op_id: str
@@ -57,9 +74,19 @@ class Execution:
     invocation: int
     deadlines: Deadlines
     started: float  # loop time the invocation started
-    journal: dict[str, StepEntry]
-    handover_state: str | None = None  # EventState at the last hand-over ...
-    handover_at: frozenset[str] = frozenset()  # ... taken at these positions (see _go_live)
+    handover_at: frozenset[str] = frozenset()  # positions of the last hand-over (see _go_live)
+    lease: Lease | None = None  # the operation's lease, in a durable journal
+    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
+    keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
+    probe: Probe = NO_PROBE
+
+
+@dataclass(kw_only=True, slots=True)
+class Progress:
+    """What one invocation's executor learns and changes while it runs."""
+
+    journal: dict[str, StepEntry] = field(default_factory=dict)  # as loaded, then as written
+    handover_state: str | None = None  # EventState at the last hand-over (see _go_live)
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
     visited: set[str] = field(default_factory=set)  # positions the handler asked for
     state: dict[str, Any] = field(default_factory=dict)
@@ -69,21 +96,18 @@ class Execution:
     stopping: bool = False
     progressed: bool = False  # a record was written or a durable wait spent this invocation
     current: str | None = None  # the position live work is at (for stalled reasons)
-    lease: Lease | None = None  # the operation's lease, in a durable journal
     physical_id: str | None = None  # ctx.physical_id, journaled before live work when changed
     recorded_physical_id: str | None = None
-    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
-    keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
-    probe: Probe = NO_PROBE
 
 
 class Executor:
     """Runs durable actions for one invocation of an operation."""
 
-    __slots__ = ("x",)
+    __slots__ = ("progress", "x")
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Execution, progress: Progress) -> None:
         self.x = execution
+        self.progress = progress
 
     @contextlib.contextmanager
     def _action(self, name: str) -> Iterator[str]:
@@ -94,7 +118,7 @@ class Executor:
         try:
             yield position
         except (HandOver, asyncio.CancelledError):
-            self.x.interrupted_at.add(position)
+            self.progress.interrupted_at.add(position)
             raise
         finally:
             scope.end()
@@ -438,7 +462,7 @@ class Executor:
         loop = asyncio.get_running_loop()
         if target <= loop.time():
             return
-        self.x.progressed = True  # time spent towards a durable wake time is progress
+        self.progress.progressed = True  # time spent towards a durable wake time is progress
         if target > deadlines.soft:
             await asyncio.sleep(max(0.0, deadlines.soft - loop.time()))
             raise HandOver(f"waiting until {wake:.3f}", wake_at=wake)
@@ -458,7 +482,7 @@ class Executor:
 
     def _check_can_start(self, needs: float | None) -> None:
         deadlines = self.x.deadlines
-        if self.x.stopping or deadlines.soft_passed():
+        if self.progress.stopping or deadlines.soft_passed():
             raise HandOver("soft deadline reached")
         if needs is not None and deadlines.remaining() < needs:
             raise HandOver(f"step needs {needs:g} s, {deadlines.remaining():.1f} s left")
@@ -472,17 +496,18 @@ class Executor:
             FenceLost: a newer invocation holds the operation.
             JournalError: DynamoDB failed.
         """
-        x = self.x
+        x, progress = self.x, self.progress
         if x.lease is not None:
             await x.lease.ensure_held()
-        if x.physical_id is not None and x.physical_id != x.recorded_physical_id:
-            await x.store.record_physical_id(x.op_id, x.fence, x.physical_id)
-            x.recorded_physical_id = x.physical_id
+        physical_id = progress.physical_id
+        if physical_id is not None and physical_id != progress.recorded_physical_id:
+            await x.store.record_physical_id(x.op_id, x.fence, physical_id)
+            progress.recorded_physical_id = physical_id
 
     # -- journal ---------------------------------------------------------------------------
 
     def _replayed(self, position: str, name: str) -> StepEntry | None:
-        previous = self.x.journal.get(position)
+        previous = self.progress.journal.get(position)
         if previous is not None and previous.name != name:
             raise NonDeterminismError(
                 f"non-deterministic handler: at position {position} the journal holds step "
@@ -496,16 +521,13 @@ class Executor:
         return step.fence == self.x.fence
 
     def _finished(self, step: StepEntry) -> bool:
-        if step.status == StepStatus.SUCCEEDED.value:
-            return True
-        # A failure belongs to its attempt: a retried deployment runs the step again.
-        return step.status == StepStatus.FAILED.value and step.op_attempt == self.x.op_attempt
+        return finished(step, self.x.op_attempt)
 
     def _replay(self, step: StepEntry) -> Any:
         self._take_state(step)
-        self.x.to_replay -= 1
-        if self.x.to_replay <= 0:
-            self.x.replaying = False
+        self.progress.to_replay -= 1
+        if self.progress.to_replay <= 0:
+            self.progress.replaying = False
         if step.status == StepStatus.FAILED.value:
             raise rebuild_error(step, self.x.errors)
         return json.loads(step.result) if step.result is not None else None
@@ -515,23 +537,23 @@ class Executor:
             self._set_state(step.state)
 
     def _set_state(self, encoded: str) -> None:
-        self.x.state.clear()
-        self.x.state.update(json.loads(encoded))
-        self.x.recorded_state = encoded
+        self.progress.state.clear()
+        self.progress.state.update(json.loads(encoded))
+        self.progress.recorded_state = encoded
 
     def _go_live(self, position: str) -> None:
         """Replay is over at ``position``. If the last hand-over happened here, the EventState
         it recorded (mutations after the last journaled step) takes over: code between that
         step and this position ran to here before the hand-over and has run again in replay,
         so the recorded state is exactly what it left. Elsewhere replay's own state stands."""
-        self.x.current = position
-        self.x.replaying = False
-        if self.x.handover_state is not None and position in self.x.handover_at:
-            self._set_state(self.x.handover_state)
-            self.x.handover_state = None
+        self.progress.current = position
+        self.progress.replaying = False
+        if self.progress.handover_state is not None and position in self.x.handover_at:
+            self._set_state(self.progress.handover_state)
+            self.progress.handover_state = None
 
     def state_json(self) -> str:
-        encoded = to_json(self.x.state, what="ctx.state")
+        encoded = to_json(self.progress.state, what="ctx.state")
         if len(encoded.encode()) > STATE_CAP:
             raise PayloadTooLarge(
                 f"ctx.state is {len(encoded.encode())} bytes as JSON; the journal keeps at most "
@@ -551,7 +573,7 @@ class Executor:
         retry_at: float | None = None,
         started: float | None = None,
     ) -> StepEntry:
-        code = aws_error_code(exc)
+        code = error_code(exc)
         return await self._write(
             position,
             name,
@@ -624,20 +646,20 @@ class Executor:
             attempt=attempt,
             op_attempt=self.x.op_attempt,
             started_at=started_at or (previous.started_at if previous else now),
-            ended_at=now if status.value in _FINISHED else None,
+            ended_at=now if is_final(status.value) else None,
             invocation=self.x.invocation,
             fence=self.x.fence,
-            state=state if state != self.x.recorded_state else None,
+            state=state if state != self.progress.recorded_state else None,
             **fields,
         )
         recorded = await self.x.store.write_step(step, previous=previous)
         probe = self.x.probe
         probe.point("after-step-recorded")
         if recorded is step:
-            self.x.progressed = True
+            self.progress.progressed = True
             if step.state is not None:
-                self.x.recorded_state = step.state
-            if status.value in _FINISHED and probe.step_recorded():
-                self.x.stopping = True  # the next action hands over
-        self.x.journal[position] = recorded
+                self.progress.recorded_state = step.state
+            if is_final(status.value) and probe.step_recorded():
+                self.progress.stopping = True  # the next action hands over
+        self.progress.journal[position] = recorded
         return recorded

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+from ._env import JOURNAL_TABLE_ENV
 from ._errors import AsyncCfnError
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNSUCCESSFUL = 3
 EXIT_INTERRUPTED = 130
-
-TABLE_ENV = "ASYNCCFN_JOURNAL_TABLE"
 
 Run = Callable[[argparse.Namespace, "Console"], int]
 
@@ -261,7 +260,7 @@ def aws_options(*, table: bool = True) -> argparse.ArgumentParser:
         group.add_argument(
             "--table",
             metavar="NAME",
-            help=f"the journal table (default: ${TABLE_ENV})",
+            help=f"the journal table (default: ${JOURNAL_TABLE_ENV})",
         )
     group.add_argument(
         "--region",
@@ -305,9 +304,9 @@ def open_journal(args: argparse.Namespace) -> Journal:
     """
     from .journal.query import Journal
 
-    table = getattr(args, "table", None) or os.environ.get(TABLE_ENV)
+    table = getattr(args, "table", None) or os.environ.get(JOURNAL_TABLE_ENV)
     if not table:
-        raise CliError(f"no journal table: pass --table NAME or set {TABLE_ENV}")
+        raise CliError(f"no journal table: pass --table NAME or set {JOURNAL_TABLE_ENV}")
     return Journal(table, region=resolve_region(args), endpoint_url=resolve_endpoint(args))
 
 
@@ -424,7 +423,7 @@ def _hint(exc: AsyncCfnError, args: argparse.Namespace) -> str:
     from .journal.query import JournalUnreachable, OperationNotFound, TableNotFound
 
     if isinstance(exc, TableNotFound):
-        table = getattr(args, "table", None) or os.environ.get(TABLE_ENV) or "NAME"
+        table = getattr(args, "table", None) or os.environ.get(JOURNAL_TABLE_ENV) or "NAME"
         return (
             f": check --table/--region/--endpoint-url, or create it with "
             f"`asynccfn table create {table}`"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
 
 import botocore.session
 import pytest
@@ -21,6 +22,9 @@ from botocore.exceptions import ClientError
 
 from asynccfn.local import LOCAL_AWS_ENV, DynamoDBLocal, MotoServer
 from asynccfn.local.lambda_service import LambdaServiceThread
+
+if TYPE_CHECKING:
+    from tests.journal.scenarios import Recorded
 
 os.environ.update(LOCAL_AWS_ENV)
 os.environ.pop("AWS_PROFILE", None)
@@ -48,6 +52,34 @@ def moto_endpoint() -> Iterator[str]:
     """The URL of moto's server (S3 for response URLs; also a light DynamoDB)."""
     with MotoServer() as server:
         yield server.endpoint_url
+
+
+@pytest.fixture
+def response_hosts(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process handlers may answer moto's S3 (the presigned response URLs), and find no
+    journal table in the environment (a test names its own)."""
+    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
+    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
+
+
+@pytest.fixture
+def journal(dynamodb_endpoint: str, response_hosts: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new journal table in DynamoDB Local, for an in-process handler whose clients reach
+    DynamoDB Local; modules with another kind of journal override it."""
+    from tests.support import create_journal_table
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    return create_journal_table(dynamodb_endpoint)
+
+
+@pytest.fixture(scope="session")
+def recorded(dynamodb_endpoint: str, moto_endpoint: str) -> Recorded:
+    """One journal table with a succeeded, a failed, a handed-over and a stuck operation,
+    driven once per session (so once per xdist worker): the journal reader's and the CLI's
+    tests only read it."""
+    from tests.journal.scenarios import record_operations
+
+    return record_operations(dynamodb_endpoint, moto_endpoint)
 
 
 @pytest.fixture

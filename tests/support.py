@@ -1,4 +1,5 @@
-"""Helpers shared by the runtime tests: events, Lambda context objects, journal tables."""
+"""Helpers shared by the tests: events, Lambda context objects, journal tables, the lines
+test functions note when their bodies run, and the secret parts of a response URL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cfn"
 
@@ -39,6 +41,47 @@ def event_for(
         )
     event["ResourceProperties"].update(properties)
     return event
+
+
+def event_op_id(event: dict[str, Any]) -> str:
+    """The journal's operation id of a request ``event``."""
+    from asynccfn.journal.models import operation_id
+
+    return operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+
+
+def url_signatures(url: str) -> list[str]:
+    """The signature values in a presigned ``url``'s query (``Signature``, ``X-Amz-Signature``):
+    like the URL itself, they must never appear in a log line, CLI output or the journal."""
+    parts = (part.partition("=") for part in urlsplit(url).query.split("&"))
+    return [v for name, _, v in parts if v and name.lower() in ("signature", "x-amz-signature")]
+
+
+def journal_items(endpoint: str, table: str) -> list[dict[str, Any]]:
+    """Every item of the journal ``table`` as DynamoDB holds it (a consistent Scan): what a
+    secret must never be found in."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1"
+    )
+    try:
+        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        return [item for page in pages for item in page["Items"]]
+    finally:
+        client.close()
+
+
+def noted_runs(run_dir: Path) -> list[str]:
+    """The lines test functions appended to ``runs.log`` in ``run_dir`` when a body ran
+    (``<what> <pid> <invocation>``)."""
+    path = run_dir / "runs.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def times_ran(runs: list[str], what: str) -> int:
+    """How many of ``runs`` (see :func:`noted_runs`) noted ``what``."""
+    return sum(1 for line in runs if line.rsplit(" ", 2)[0] == what)
 
 
 def issued(url: str, *, seconds_ago: float, expires_in: int = 7200) -> str:

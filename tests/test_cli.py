@@ -25,17 +25,17 @@ from asynccfn._cli_table import (
     RUNTIME_DYNAMODB_ACTIONS,
 )
 from asynccfn.journal import Journal, OperationStatus
-from asynccfn.journal.models import operation_id
 from asynccfn.local import free_port
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
-from tests.journal.scenarios import (  # noqa: F401 - recorded is a fixture
-    SECRET,
-    Recorded,
-    botocore_calls,
-    record_operations,
-    recorded,
+from tests.journal.scenarios import SECRET, Recorded, botocore_calls, record_operations
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    event_op_id,
+    url_signatures,
 )
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -63,18 +63,17 @@ def run(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 @pytest.fixture
-def at(recorded: Recorded) -> list[str]:  # noqa: F811
+def at(recorded: Recorded) -> list[str]:
     """The options that name the recorded journal."""
     return ["--table", recorded.table, "--region", "us-east-1", "--endpoint-url", recorded.endpoint]
 
 
-def assert_no_secrets(text: str, recorded: Recorded) -> None:  # noqa: F811
+def assert_no_secrets(text: str, recorded: Recorded) -> None:
     assert SECRET not in text
     for op in recorded.all:
         assert op.url not in text
         assert urlsplit(op.url).query not in text
-        signature = op.url.split("Signature=")[1].split("&")[0]
-        assert signature not in text
+        assert all(signature not in text for signature in url_signatures(op.url))
     for token in recorded.tokens:
         assert token not in text
 
@@ -96,7 +95,7 @@ def assert_one_line_error(ran: Ran, *fragments: str) -> None:
 def test_list_prints_an_aligned_table_newest_first(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "list", *at)
     assert ran.code == 0
@@ -143,7 +142,7 @@ def test_list_prints_an_aligned_table_newest_first(
 def test_list_filters_by_stack_status_and_since(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     def listed(*options: str) -> list[str]:
         ran = run("journal", "list", "--json", *options, *at)
@@ -172,7 +171,7 @@ def test_list_filters_by_stack_status_and_since(
 def test_list_json_is_stable_and_paginated(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "list", "--json", *at)
     document = ran.json
@@ -200,7 +199,7 @@ def test_list_json_is_stable_and_paginated(
 # -- journal show ----------------------------------------------------------------------------
 
 
-def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:
     ran = run("journal", "show", recorded.succeeded.op_id[:8], *at)
     assert ran.code == 0, ran.err
     out = ran.out
@@ -220,7 +219,7 @@ def test_show_a_success(run: Any, at: list[str], recorded: Recorded) -> None:  #
     assert_no_secrets(out, recorded)
 
 
-def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.failed.op_id, *at).out
     assert re.search(r"step   put-bucket-policy  FAILED     1 attempt", out)
     assert "      RuntimeError: bucket policy refused: MalformedPolicy\n" in out
@@ -230,7 +229,7 @@ def test_show_a_failure_with_its_error(run: Any, at: list[str], recorded: Record
     assert_no_secrets(out, recorded)
 
 
-def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.handed_over.op_id, *at).out
     assert "SUCCEEDED after" in out and "2 invocations" in out
     timeline = out.split("Timeline (UTC)\n")[1].split("\n\n")[0]
@@ -250,7 +249,7 @@ def test_show_a_hand_over(run: Any, at: list[str], recorded: Recorded) -> None: 
     assert_no_secrets(out, recorded)
 
 
-def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: Recorded) -> None:
     out = run("journal", "show", recorded.stuck.op_id[:10], *at).out
     assert re.search(rf"  Status     RUNNING for {DURATION}, 1 invocation\n", out)
     assert re.search(r"  Now        handed over by invocation 1 at \d\d:\d\d:\d\d", out)
@@ -261,7 +260,7 @@ def test_show_says_why_an_operation_is_stuck(run: Any, at: list[str], recorded: 
     assert_no_secrets(out, recorded)
 
 
-def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None:  # noqa: F811
+def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None:
     from asynccfn._cli_journal import diagnose
 
     journal = Journal(recorded.table, region="us-east-1", endpoint_url=recorded.endpoint)
@@ -276,7 +275,7 @@ def test_a_hand_over_nobody_claimed_points_at_lambda(recorded: Recorded) -> None
     assert diagnose(journal.get_operation(recorded.failed.op_id).operation, handed) is None
 
 
-def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Recorded) -> None:  # noqa: F811
+def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Recorded) -> None:
     journal = Journal(recorded.table, region="us-east-1", endpoint_url=recorded.endpoint)
     for op in recorded.all:
         ran = run("journal", "show", op.op_id, "--json", *at)
@@ -292,7 +291,7 @@ def test_show_json_is_the_query_api_record(run: Any, at: list[str], recorded: Re
 def test_colour_only_on_a_terminal_without_no_color(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     finished = ("--stack", "web-stack", *at)  # durations of finished operations stay put
@@ -330,7 +329,7 @@ def test_color_is_taken_after_the_subcommand_too(
 
 def test_table_region_and_endpoint_from_the_environment(
     run: Any,
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ASYNCCFN_JOURNAL_TABLE", recorded.table)
@@ -348,7 +347,7 @@ def test_table_region_and_endpoint_from_the_environment(
 def test_tail_of_an_ended_operation_prints_it_and_exits(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ok = run("journal", "tail", recorded.handed_over.op_id, *at)
     assert ok.code == 0, ok.err
@@ -363,7 +362,7 @@ def test_tail_of_an_ended_operation_prints_it_and_exits(
 def test_tail_gives_up_on_a_stuck_operation_when_told(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     ran = run("journal", "tail", recorded.stuck.op_id, "--interval", "0.1", "--timeout", "0.3", *at)
     assert ran.code == cli.EXIT_ERROR
@@ -400,7 +399,7 @@ def test_tail_follows_a_live_hand_over_in_the_local_lambda_service(
     )
     url, read_body = presigned_response_url()
     event = event_for("create", url, BucketName="tailed", Sleep=7)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     lambda_service.invoke("journal-tail", event, invocation_type="Event")
     journal = Journal(table, region="us-east-1", endpoint_url=dynamodb_endpoint)
     deadline = time.monotonic() + 30
@@ -715,7 +714,7 @@ def test_the_runtime_calls_nothing_the_policy_does_not_grant(
 def test_reader_policy_grants_what_the_journal_command_calls(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     with botocore_calls() as calls:
         assert run("journal", "list", *at).code == 0
@@ -782,7 +781,7 @@ def test_every_view_escapes_control_characters_from_the_journal(
     with closing_handler(handler):
         handler(event, FakeLambdaContext())
     assert HOSTILE in json.loads(read() or b"{}")["Reason"]
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     at = ["--table", table, "--region", "us-east-1", "--endpoint-url", dynamodb_endpoint]
     outputs = {}
     for argv in (

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 import asynccfn
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import FakeLambdaContext, closing_handler, event_for
 
 
 class Throttled(Exception):
@@ -97,13 +96,6 @@ def test_a_copied_policy_keeps_and_checks_its_retry_on() -> None:
     with pytest.raises(asynccfn.ConfigurationError):
         dataclasses.replace(policy, retry_on="Throttled")
     assert "_retries" not in repr(policy)
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.mark.parametrize(

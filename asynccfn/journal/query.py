@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from .._aws import error_code, error_message
 from .._errors import ConfigurationError, JournalError
 from ._convert import _operation, _program_order
 from .models import (
@@ -363,13 +364,12 @@ def _translated(where: str, region: str, endpoint_url: str | None) -> Iterator[N
         # pynamodb wraps most botocore errors, but not all (DescribeTable's).
         cause = exc.cause if isinstance(exc, PynamoDBException) else exc
         if isinstance(cause, ClientError):
-            error = cause.response.get("Error", {})
-            code = str(error.get("Code", ""))
+            code = error_code(cause) or ""
             if code == "ResourceNotFoundException":
                 raise TableNotFound(f"no journal {where}") from exc
             if code == "ResourceInUseException":
                 raise JournalError(f"{where} already exists") from exc
-            message = " ".join(str(error.get("Message", "")).split())
+            message = error_message(cause)
             raise JournalError(f"DynamoDB refused ({where}): {code}: {message}") from exc
         if isinstance(cause, NoCredentialsError):
             raise ConfigurationError("no AWS credentials found") from exc

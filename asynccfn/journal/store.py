@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._aws import error_code, error_message
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
@@ -530,11 +531,10 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc) or ""
         if code == "ConditionalCheckFailedException":
             item: Any = exc.response.get("Item")
             raise _ConditionFailed(item) from None
-        message = exc.response.get("Error", {}).get("Message", "")
-        raise JournalError(f"DynamoDB {code}: {message}") from exc
+        raise JournalError(f"DynamoDB {code}: {error_message(exc)}") from exc
     except BotoCoreError as exc:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
-from asynccfn._entry import KMS_KEY_ENV
+from asynccfn._env import JOURNAL_TABLE_ENV, KMS_KEY_ENV
 from asynccfn._errors import AsyncCfnError, ConfigurationError
 from asynccfn._protocol import ALLOWED_HOSTS_ENV
 from asynccfn._provider import Provider
@@ -167,7 +167,7 @@ class LocalDeployment(StartStop):
             "AWS_ENDPOINT_URL": moto,  # nothing the handler calls reaches a real account
             "AWS_ENDPOINT_URL_S3": moto,
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
-            "ASYNCCFN_JOURNAL_TABLE": self.table,
+            JOURNAL_TABLE_ENV: self.table,
             ALLOWED_HOSTS_ENV: moto.split("://", 1)[1],
             RESOURCE_ENV: config.resource,
             **config.environment,

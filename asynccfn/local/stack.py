@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from asynccfn._aws import error_code
 from asynccfn._errors import ConfigurationError
 from asynccfn._protocol import RequestType
 from asynccfn.journal.models import StepStatus, operation_id
@@ -312,7 +313,7 @@ class LocalStack(LocalDeployment):
         try:
             answer = self._s3.get_object(Bucket=RESPONSE_BUCKET, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if error_code(exc) in ("NoSuchKey", "404"):
                 return None
             raise
         body: bytes = answer["Body"].read()

@@ -12,9 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
-import botocore.session
 import pytest
 
 from asynccfn import ConfigurationError
@@ -22,13 +20,12 @@ from asynccfn._deadline import default_reserve
 from asynccfn._errors import ContinuationError
 from asynccfn.compat import cfn_lambda_handler
 from asynccfn.compat.cfn_lambda_handler import CfnLambdaExecutionTimeout, Handler
-from asynccfn.local import LOCAL_AWS_ENV
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
     issued,
+    journal_items,
     sleep,
 )
 
@@ -36,18 +33,6 @@ EXAMPLE = '{"Status": "SUCCESS", "PhysicalResourceId": ..., "Data": {...}}'
 
 # What a 20 s invocation leaves for work before the soft deadline, in milliseconds.
 WORK_MS = (20 - default_reserve(20)) * 1000
-
-
-@pytest.fixture
-def responses(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, responses: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.fixture
@@ -145,7 +130,7 @@ def respond(
     ],
 )
 def test_malformed_return_value_answers_failed_with_a_clear_reason(
-    responses: None, presigned_response_url: Any, result: Any, reason: str
+    response_hosts: None, presigned_response_url: Any, result: Any, reason: str
 ) -> None:
     response = respond(result, presigned_response_url)
     assert response["Status"] == "FAILED"
@@ -153,7 +138,7 @@ def test_malformed_return_value_answers_failed_with_a_clear_reason(
 
 
 def test_failed_answer_carries_its_reason_and_physical_id(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     failed = {"Status": "FAILED", "Reason": "quota exceeded", "PhysicalResourceId": "half-built"}
     response = respond(failed, presigned_response_url)
@@ -162,7 +147,7 @@ def test_failed_answer_carries_its_reason_and_physical_id(
 
 
 def test_success_defaults_and_conversions_as_cfn_lambda_handler(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     when = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
     result = {"Status": "SUCCESS", "Data": {"When": when, "Raw": b"bytes"}, "NoEcho": True}
@@ -177,7 +162,7 @@ def test_success_defaults_and_conversions_as_cfn_lambda_handler(
 
 
 def test_a_failed_create_without_an_id_reports_the_default_one(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     response = respond({"Status": "FAILED", "Reason": "no"}, presigned_response_url)
     stack_and_logical = response["StackId"] + response["LogicalResourceId"]
@@ -186,7 +171,7 @@ def test_a_failed_create_without_an_id_reports_the_default_one(
 
 
 def test_request_type_without_a_function_answers_failed(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     response = respond({"Status": "SUCCESS"}, presigned_response_url, "create")
     assert response["Status"] == "SUCCESS"
@@ -200,7 +185,7 @@ def test_request_type_without_a_function_answers_failed(
 
 
 def test_function_exception_answers_failed_with_its_type_and_message(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -215,7 +200,7 @@ def test_function_exception_answers_failed_with_its_type_and_message(
 
 
 def test_async_functions_are_awaited_on_the_loop(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -230,7 +215,7 @@ def test_async_functions_are_awaited_on_the_loop(
 
 
 def test_context_counts_down_to_the_soft_deadline_from_a_worker_thread(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
     seen: dict[str, Any] = {}
@@ -256,7 +241,7 @@ def test_context_counts_down_to_the_soft_deadline_from_a_worker_thread(
 
 
 def test_timeout_that_is_not_a_number_answers_failed(
-    responses: None, presigned_response_url: Any
+    response_hosts: None, presigned_response_url: Any
 ) -> None:
     handler = Handler()
 
@@ -297,16 +282,6 @@ def counting_handler(calls: list[tuple[str, Any]], *, journal: str | None) -> Ha
     return handler
 
 
-def scan(endpoint: str, table: str) -> str:
-    client: Any = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=endpoint, region_name=LOCAL_AWS_ENV["AWS_REGION"]
-    )
-    try:
-        return json.dumps(client.scan(TableName=table, ConsistentRead=True)["Items"])
-    finally:
-        client.close()
-
-
 def test_durable_rounds_hand_over_and_replay_without_running_again(
     journal: str,
     dynamodb_endpoint: str,
@@ -335,7 +310,7 @@ def test_durable_rounds_hand_over_and_replay_without_running_again(
         ("poll", {**first, "Polls": 1}),
         ("poll", {**first, "Polls": 2}),
     ]  # each round ran once: later invocations replayed the earlier rounds
-    stored = scan(dynamodb_endpoint, journal)
+    stored = json.dumps(journal_items(dynamodb_endpoint, journal))
     assert "EventState" in stored and url not in stored  # the URL is never stored
     assert cfn_lambda_handler.NOT_DURABLE not in said
 
@@ -376,7 +351,7 @@ def test_retried_deployment_keeps_the_rounds_that_handed_over_and_restarts_the_t
 
 
 def test_without_a_journal_the_function_continues_with_its_state_in_the_payload(
-    responses: None,
+    response_hosts: None,
     presigned_response_url: Any,
     invoked: list[dict[str, Any]],
     said: list[str],
@@ -400,7 +375,7 @@ def test_without_a_journal_the_function_continues_with_its_state_in_the_payload(
 
 
 def test_without_a_journal_a_refused_continuation_answers_failed(
-    responses: None, presigned_response_url: Any, monkeypatch: pytest.MonkeyPatch
+    response_hosts: None, presigned_response_url: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def refuse(client: Any, arn: str, event: Any) -> None:
         raise ContinuationError("Lambda refused the hand-over invocation: TooManyRequests")
@@ -419,7 +394,7 @@ def test_without_a_journal_a_refused_continuation_answers_failed(
 # -- the API ---------------------------------------------------------------------------------
 
 
-def test_decorators_return_the_function_and_refuse_a_second_one(responses: None) -> None:
+def test_decorators_return_the_function_and_refuse_a_second_one(response_hosts: None) -> None:
     handler = Handler()
 
     def create(event: Any, context: Any) -> Any:

@@ -14,8 +14,13 @@ import pytest
 
 import asynccfn
 from asynccfn import cli
-from asynccfn.journal.models import operation_id
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    event_op_id,
+)
 
 resource = asynccfn.Resource()
 
@@ -84,7 +89,7 @@ def test_a_response_host_that_accepts_no_connection_is_named_within_seconds(
         for line in logged
     ), logged
 
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     code = cli.main(
         [
             "journal",

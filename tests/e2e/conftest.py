@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from asynccfn.local.lambda_service import LambdaServiceThread
-from tests.support import LocalFunctions, Sent
+from tests.support import LocalFunctions, Sent, noted_runs, times_ran, url_signatures
 
 FUNCTIONS = Path(__file__).parent / "functions"
 
@@ -32,12 +32,11 @@ class Deployment(LocalFunctions):
         self.service.invoke(function, sent.event, invocation_type="Event")
 
     def runs(self) -> list[str]:
-        path = self.run_dir / "runs.log"
-        return path.read_text().splitlines() if path.exists() else []
+        return noted_runs(self.run_dir)
 
     def ran(self, what: str) -> int:
         """How many times a body noted ``what``."""
-        return sum(1 for line in self.runs() if line.rsplit(" ", 2)[0] == what)
+        return times_ran(self.runs(), what)
 
     def logs(self) -> str:
         return "\n".join(line for f in self.functions for line in self.service.logs(f))
@@ -79,9 +78,5 @@ def deployment(
     logs = deployed.logs()
     for url in urls:
         assert url not in logs, "a ResponseURL was logged"
-        query = urlsplit(url).query
-        signature = [
-            p for p in query.split("&") if p.lower().startswith(("signature", "x-amz-signature"))
-        ]
-        for part in signature:
-            assert part.split("=", 1)[1] not in logs, "a ResponseURL's signature was logged"
+        for signature in url_signatures(url):
+            assert signature not in logs, "a ResponseURL's signature was logged"

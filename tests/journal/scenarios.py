@@ -234,12 +234,6 @@ def _handler(table: str, **options: Any) -> Iterator[Any]:
         yield handler
 
 
-@pytest.fixture(scope="module")
-def recorded(dynamodb_endpoint: str, moto_endpoint: str) -> Recorded:
-    """One journal table with a succeeded, a failed, a handed-over and a stuck operation."""
-    return record_operations(dynamodb_endpoint, moto_endpoint)
-
-
 @contextmanager
 def botocore_calls() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
     """Record every AWS API call made through botocore (pynamodb's) and aiobotocore (the

@@ -7,10 +7,11 @@ conftest.py) and prints one summary line at the end of the session.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+
+from tests.support import url_signatures
 
 
 @dataclass
@@ -82,8 +83,7 @@ class Secrets:
         _, _, rest = url.partition("://")
         _, _, path = rest.partition("/")
         self.register(url, "/" + path)
-        for match in re.finditer(r"(?i)(?:x-amz-signature|signature)=([^&]+)", url):
-            self.register(match.group(1))
+        self.register(*url_signatures(url))
 
     def found_in(self, texts: Iterable[str]) -> list[str]:
         """The registered secrets that occur in any of ``texts`` (each named by a prefix)."""

@@ -22,13 +22,12 @@ from typing import Any
 import pytest
 
 from asynccfn._logging import JsonLinesFormatter
-from asynccfn.journal.models import operation_id
 from asynccfn.journal.query import Journal, OperationDetail
 from asynccfn.local import LOCAL_AWS_ENV
 from asynccfn.local.lambda_service import FunctionConfig, LambdaServiceThread
 from tests.reliability._endpoint import IssuedURL, ResponseEndpoint
 from tests.reliability._tally import SECRETS
-from tests.support import create_journal_table, event_for
+from tests.support import create_journal_table, event_for, event_op_id, noted_runs, times_ran
 
 FUNCTIONS = Path(__file__).parent / "functions"
 # One machine's clock: the deployed functions tolerate little skew, so a crashed holder's lease
@@ -125,9 +124,7 @@ class Sent:
 
     @property
     def op_id(self) -> str:
-        return operation_id(
-            self.event["StackId"], self.event["LogicalResourceId"], self.event["RequestId"]
-        )
+        return event_op_id(self.event)
 
     def response(self, timeout: float = 40.0) -> dict[str, Any]:
         return self.url.single_response(timeout)
@@ -207,12 +204,11 @@ class Rel:
         assert sent.response()["Status"] == "SUCCESS"
 
     def runs(self) -> list[str]:
-        path = self.run_dir / "runs.log"
-        return path.read_text().splitlines() if path.exists() else []
+        return noted_runs(self.run_dir)
 
     def ran(self, what: str, tag: str = "op") -> int:
         """How many times a body of ``tag`` noted ``what``."""
-        return sum(1 for line in self.runs() if line.rsplit(" ", 2)[0] == f"{tag} {what}")
+        return times_ran(self.runs(), f"{tag} {what}")
 
     def logs(self) -> list[str]:
         return [line for f in self.functions for line in self.service.logs(f)]

@@ -18,13 +18,13 @@ import pytest
 
 import asynccfn
 from asynccfn._entry import LambdaHandler
-from asynccfn.journal.models import OperationStatus, StepStatus, operation_id
+from asynccfn.journal.models import OperationStatus, StepStatus
 from asynccfn.journal.query import Journal
 from asynccfn.local import Outcome
 from tests.reliability._ddb_proxy import KINDS, DynamoDBFaultProxy
 from tests.reliability._tally import count
 from tests.reliability.conftest import Rel, URLs, wait_for
-from tests.support import FakeLambdaContext, event_for, run
+from tests.support import FakeLambdaContext, event_for, event_op_id, run
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_many_concurrent_operations_in_process_through_random_faults(
         assert [json.loads(b)["Data"] for b in url.stored()] == [{"N": "3"}]
     reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
     for event in events:
-        op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+        op_id = event_op_id(event)
         detail = reader.get_operation(op_id)
         assert detail.finished and [s.result for s in detail.steps] == [0, 1, 2]
     assert set(proxy.faults) == set(KINDS), proxy.faults

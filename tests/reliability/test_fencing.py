@@ -21,12 +21,12 @@ import pytest
 import asynccfn
 from asynccfn._entry import LambdaHandler
 from asynccfn._errors import JournalError, LeaseLost, OperationBusy
-from asynccfn.journal.models import op_pk, operation_id
+from asynccfn.journal.models import op_pk
 from asynccfn.journal.store import ClaimOutcome, ClaimRequest, JournalStore
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.reliability._tally import count
 from tests.reliability.conftest import URLs
-from tests.support import FakeLambdaContext, closing_handler, event_for, issued, run
+from tests.support import FakeLambdaContext, closing_handler, event_for, event_op_id, issued, run
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ async def end_lease(handler: LambdaHandler, event: dict[str, Any]) -> None:
     client = await handler.runtime.clients.get("dynamodb")
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     await client.update_item(
         TableName=store.table,
         Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": "op"}},
@@ -76,7 +76,7 @@ async def operation_item(handler: LambdaHandler, event: dict[str, Any]) -> dict[
     client = await handler.runtime.clients.get("dynamodb")
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     answer = await client.get_item(
         TableName=store.table,
         Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": "op"}},
@@ -196,7 +196,7 @@ def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_ho
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
     event = event_for("create", urls.issue(expect_answer=False).url)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     now = time.time()
 
     def attempt(digest: str, *, cloudformation: bool, issued_at: float) -> ClaimRequest:

@@ -12,12 +12,12 @@ import pytest
 
 import asynccfn
 from asynccfn._entry import LambdaHandler
-from asynccfn.journal.models import OperationStatus, operation_id
+from asynccfn.journal.models import OperationStatus
 from asynccfn.journal.query import Journal
 from asynccfn.local import Outcome
 from tests.reliability._endpoint import Fault, IssuedURL
 from tests.reliability.conftest import Rel, URLs
-from tests.support import FakeLambdaContext, closing_handler, event_for
+from tests.support import FakeLambdaContext, closing_handler, event_for, event_op_id
 
 FAST = asynccfn.DeliveryPolicy(
     attempts=4, base_delay=0.05, max_delay=0.2, connect_timeout=1.0, read_timeout=0.4
@@ -122,7 +122,7 @@ def handler_with(journal_table: str, policy: asynccfn.DeliveryPolicy = FAST) -> 
 
 def operation_of(event: dict[str, Any], local_env: str, table: str) -> Any:
     reader = Journal(table, region="us-east-1", endpoint_url=local_env)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     return reader.get_operation(op_id)
 
 

@@ -16,20 +16,25 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import botocore.session
 import pytest
 from aiohttp import web
 
 import asynccfn
 from asynccfn import cli
 from asynccfn._entry import LambdaHandler
-from asynccfn.journal.models import operation_id
 from asynccfn.journal.query import Journal
 from tests.reliability._endpoint import Fault
 from tests.reliability._tally import SECRETS
 from tests.reliability._threaded import ThreadedApp
 from tests.reliability.conftest import Rel, URLs
-from tests.support import FakeLambdaContext, closing_handler, event_for
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    event_for,
+    event_op_id,
+    journal_items,
+    url_signatures,
+)
 
 
 class Trap(ThreadedApp):
@@ -53,18 +58,6 @@ class Trap(ThreadedApp):
 def trap() -> Iterator[Trap]:
     with Trap() as server:
         yield server
-
-
-def raw_items(endpoint: str, table: str) -> str:
-    """Every item of the journal table, as DynamoDB holds it, in one string."""
-    client = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1"
-    )
-    try:
-        pages = client.get_paginator("scan").paginate(TableName=table)
-        return json.dumps([item for page in pages for item in page["Items"]])
-    finally:
-        client.close()
 
 
 def test_no_secret_in_logs_cli_output_or_journal_items(
@@ -104,9 +97,9 @@ def test_no_secret_in_logs_cli_output_or_journal_items(
     # The journal keeps the URL's digest, never the URL; the outbox held the whole body until
     # it was posted (a re-post sends the same bytes), and keeps it NoEcho-masked since, with
     # the digest of what was sent.
-    stored = raw_items(rel.dynamodb, rel.journal_table)
+    stored = json.dumps(journal_items(rel.dynamodb, rel.journal_table))
     for sent in (kept, failed):
-        for part in (sent.url.url, sent.url.url.split("X-Amz-Signature=")[1]):
+        for part in (sent.url.url, *url_signatures(sent.url.url)):
             assert part not in stored
     assert secret not in stored
     assert (
@@ -252,7 +245,7 @@ def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
     assert [line["level"] for line in logged].count("ERROR") == 2  # the traceback, the reason
     assert any("ParamValidationError" in line.get("errorType", "") for line in logged)
 
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
     [step] = reader.get_operation(op_id).steps
     assert step.error is not None and "SecretString" in step.error.message
@@ -260,7 +253,7 @@ def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
         json.dumps(body),
         chain,
         *asynccfn_logs,
-        raw_items(local_env, journal_table),
+        json.dumps(journal_items(local_env, journal_table)),
         *journal_cli_outputs(capsys, local_env, journal_table, op_id),
     ]
     assert SECRETS.found_in(texts) == [], "a sensitive member's value leaked"

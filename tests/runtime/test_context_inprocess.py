@@ -7,21 +7,24 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 import asynccfn
-from asynccfn.journal.models import bind, op_pk, operation_id
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from asynccfn.journal.models import bind, op_pk
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    event_for,
+    event_op_id,
+)
 
 
 @pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+def journal(journal: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared journal fixture, with Secrets Manager in moto too."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
+    return journal
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def operate(
 
 def steps_of(journal: str, dynamodb_endpoint: str, event: dict[str, Any]) -> list[Any]:
     models = bind(journal, "us-east-1", dynamodb_endpoint)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     return list(models.step.query(op_pk(op_id), models.step.sk.startswith("step#")))
 
 

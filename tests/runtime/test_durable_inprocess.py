@@ -11,7 +11,6 @@ import json
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,18 +20,11 @@ from asynccfn.journal.models import OperationStatus, operation_id
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
+    event_op_id,
     issued,
     run,
 )
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
 
 
 def body_of(read: Any) -> dict[str, Any]:
@@ -172,7 +164,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
     handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal, lease=3)
     store = handler.runtime.journal  # type: ignore[attr-defined]
     event = event_for("create", url)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
 
     def claim(owner: str) -> Any:
         return store.claim(

@@ -17,7 +17,7 @@ from asynccfn._handoff import HandOff
 from asynccfn._outbox import Outbox
 from asynccfn._outcomes import op_id_for
 from asynccfn._protocol import Request, Response, Status, parse_request
-from asynccfn._steps import Execution, Executor
+from asynccfn._steps import Execution, Executor, Progress
 from asynccfn.journal.claims import ClaimRequest
 from asynccfn.journal.memory import MemoryJournal
 from asynccfn.journal.models import OperationEntry, OperationStatus
@@ -183,10 +183,8 @@ def executor(journal: Any, progressed: bool) -> Executor:
             invocation=1,
             deadlines=deadlines(),
             started=0.0,
-            journal={},
-            progressed=progressed,
-            current="0#00003",
-        )
+        ),
+        Progress(progressed=progressed, current="0#00003"),
     )
 
 

@@ -14,9 +14,15 @@ import pytest
 from aiohttp import web
 
 import asynccfn
-from asynccfn.journal.models import bind, op_pk, operation_id
+from asynccfn.journal.models import bind, op_pk
 from asynccfn.local import free_port
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import (
+    FakeLambdaContext,
+    closing_handler,
+    create_journal_table,
+    event_for,
+    event_op_id,
+)
 
 
 class FlakyReceiver:
@@ -114,7 +120,7 @@ def test_invariant_1_403_is_terminal_and_recorded_undeliverable(
     with closing_handler(handler):
         assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"  # returns normally
     models = bind(table, "us-east-1", dynamodb_endpoint)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     op = models.operation.get(op_pk(op_id), "op")
     assert op.status == "UNDELIVERABLE"
     assert "403" in (op.reason or "")
@@ -136,7 +142,7 @@ def test_invariant_8_13_noecho_data_is_kept_only_until_posted(
     handler = asynccfn.lambda_entry(resource, journal=table, delivery=fast)
     event: dict[str, Any] = event_for("create", receiver.url)
     models = bind(table, "us-east-1", dynamodb_endpoint)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     with closing_handler(handler):
         with pytest.raises(asynccfn.DeliveryError):
             handler(event, FakeLambdaContext())
@@ -173,7 +179,7 @@ def test_a_response_without_noecho_is_kept_as_sent_with_its_digest(
         assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
     (body,) = receiver.bodies
     models = bind(table, "us-east-1", dynamodb_endpoint)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     op = models.operation.get(op_pk(op_id), "op")
     assert op.response == body.decode() and op.posted_at is not None
     assert op.response_digest == hashlib.sha256(body).hexdigest()

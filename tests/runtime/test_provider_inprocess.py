@@ -7,13 +7,12 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 import asynccfn
 from asynccfn.journal import Journal
-from tests.support import FakeLambdaContext, closing_handler, create_journal_table, event_for
+from tests.support import FakeLambdaContext, closing_handler, event_for
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,23 +29,11 @@ class BucketProps:
     Tags: list[Tag] = dataclasses.field(default_factory=list)
 
 
-@pytest.fixture
-def hosts(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, hosts: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    return create_journal_table(dynamodb_endpoint)
-
-
 Send = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def send(presigned_response_url: Callable[[], Any], hosts: None) -> Iterator[Send]:
+def send(presigned_response_url: Callable[[], Any], response_hosts: None) -> Iterator[Send]:
     """``send(handler, kind, resource_type, properties, old=None, physical_id=None)``: one
     request to ``handler``; returns the response CloudFormation received."""
     handlers: list[Any] = []

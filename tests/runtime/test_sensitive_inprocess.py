@@ -29,14 +29,14 @@ from asynccfn import cli
 from asynccfn._clients import ClientPool
 from asynccfn._logging import JsonLinesFormatter
 from asynccfn.journal._payload import PREFIX, Payloads
-from asynccfn.journal.models import operation_id
 from asynccfn.local import LOCAL_AWS_ENV
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.support import (
     FakeLambdaContext,
     closing_handler,
-    create_journal_table,
     event_for,
+    event_op_id,
+    journal_items,
     run,
 )
 
@@ -55,13 +55,6 @@ def kms_key(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     finally:
         client.close()
     return arn
-
-
-@pytest.fixture
-def journal(dynamodb_endpoint: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    return create_journal_table(dynamodb_endpoint)
 
 
 @pytest.fixture
@@ -95,18 +88,6 @@ def logs() -> Iterator[list[logging.LogRecord]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def raw_items(endpoint: str, table: str) -> list[dict[str, Any]]:
-    """Every item of the journal table as DynamoDB holds it (a Scan)."""
-    client = botocore.session.get_session().create_client(
-        "dynamodb", endpoint_url=endpoint, region_name=REGION
-    )
-    try:
-        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-        return [item for page in pages for item in page["Items"]]
-    finally:
-        client.close()
 
 
 def secret_resource(secret: str, seen: list[tuple[str, str]]) -> asynccfn.Resource:
@@ -157,7 +138,7 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
     )
     url, read = presigned_response_url()
     event = event_for("create", url, Sleep=4)
-    op_id = operation_id(event["StackId"], event["LogicalResourceId"], event["RequestId"])
+    op_id = event_op_id(event)
     retry_url, read_retry = presigned_response_url()
     with closing_handler(handler):
         # out of time inside the sleep: hands over; the successor replays the secret step
@@ -185,7 +166,7 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
     assert codec.unwrapped == 2
 
     # the journal: no field of any item holds the secret; the step says it is sensitive
-    items = raw_items(dynamodb_endpoint, journal)
+    items = journal_items(dynamodb_endpoint, journal)
     stored = json.dumps(items)
     assert secret not in stored
     assert base64.b64encode(secret.encode()).decode() not in stored
@@ -298,7 +279,7 @@ def test_a_sensitive_step_without_a_codec_is_refused_before_it_runs(
     assert body["Reason"].startswith("ConfigurationError: step 'fetch-password' is sensitive")
     assert "lambda_entry(codec=asynccfn.KmsCodec(" in body["Reason"]
     assert ran == []
-    assert secret not in json.dumps(raw_items(dynamodb_endpoint, journal))
+    assert secret not in json.dumps(journal_items(dynamodb_endpoint, journal))
 
 
 def test_without_a_journal_a_sensitive_step_needs_no_codec(

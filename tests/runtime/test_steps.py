@@ -23,7 +23,7 @@ from asynccfn._errors import (
     WaitTimeout,
 )
 from asynccfn._retry import RetryPolicy
-from asynccfn._steps import Execution, Executor
+from asynccfn._steps import Execution, Executor, Progress
 from asynccfn.journal.memory import MemoryJournal
 from asynccfn.journal.models import StepEntry, StepKind, StepStatus
 
@@ -51,11 +51,9 @@ def executor(
             invocation=fence,
             deadlines=Deadlines.for_invocation(remaining_ms=int(seconds * 1000), reserve=reserve),
             started=time.monotonic(),
-            journal=loaded,
-            replaying=bool(loaded),
-            to_replay=len(loaded),
             **fields,
-        )
+        ),
+        Progress(journal=loaded, replaying=bool(loaded), to_replay=len(loaded)),
     )
 
 
@@ -89,12 +87,12 @@ def test_a_step_runs_once_and_replays_its_result_and_state() -> None:
 
     async def handler(ex: Executor) -> Any:
         value = await ex.step(StepKind.STEP, "a", counting(calls, {"n": 1}))
-        ex.x.state["seen"] = value["n"]
+        ex.progress.state["seen"] = value["n"]
         await ex.step(StepKind.STEP, "b", counting(calls, [2]))
         return value
 
     assert in_root(first, lambda: handler(first)) == {"n": 1}
-    assert calls == ["ran", "ran"] and first.x.progressed and not first.x.replaying
+    assert calls == ["ran", "ran"] and first.progress.progressed and not first.progress.replaying
     recorded = steps_of(journal)
     assert [(p, s.name, s.status, s.result) for p, s in recorded.items()] == [
         ("0#00001", "a", "SUCCEEDED", '{"n":1}'),
@@ -105,8 +103,8 @@ def test_a_step_runs_once_and_replays_its_result_and_state() -> None:
     second = executor(journal, fence=2)
     assert in_root(second, lambda: handler(second)) == {"n": 1}
     assert calls == ["ran", "ran"]  # nothing ran again
-    assert second.x.state == {"seen": 1} and not second.x.replaying
-    assert not second.x.progressed
+    assert second.progress.state == {"seen": 1} and not second.progress.replaying
+    assert not second.progress.progressed
 
 
 def test_a_failure_replays_as_its_type_and_a_new_attempt_runs_it_again() -> None:
@@ -163,7 +161,7 @@ def test_a_retry_delay_past_the_soft_deadline_hands_over_with_its_wake_time() ->
         )
     slot = steps_of(journal)["0#00001"]
     assert slot.status == StepStatus.RETRYING.value and slot.wake_at == handed.value.wake_at
-    assert ex.x.interrupted_at == {"0#00001"}
+    assert ex.progress.interrupted_at == {"0#00001"}
 
     successor = executor(journal, fence=2, seconds=1.0, reserve=0.5)
     with pytest.raises(HandOver):  # still before the wake time: it waits again, runs nothing
@@ -233,7 +231,7 @@ def test_a_slot_started_by_a_newer_invocation_means_the_operation_is_lost() -> N
         fence=2,
     )
     asyncio.run(journal.write_step(started, previous=None))
-    stale.x.journal["0#00001"] = started
+    stale.progress.journal["0#00001"] = started
     with pytest.raises(FenceLost, match="started by a newer invocation"):
         in_root(stale, lambda: stale.step(StepKind.STEP, "pay", counting([]), at_most_once=True))
 
@@ -243,7 +241,7 @@ def test_no_step_starts_after_the_soft_deadline() -> None:
     ex = executor(journal, seconds=0.0)
     with pytest.raises(HandOver, match="soft deadline reached"):
         in_root(ex, lambda: ex.step(StepKind.STEP, "a", counting([])))
-    assert ex.x.interrupted_at == {"0#00001"} and steps_of(journal) == {}
+    assert ex.progress.interrupted_at == {"0#00001"} and steps_of(journal) == {}
 
 
 def test_a_sleep_is_journaled_once_and_hands_over_past_the_deadline() -> None:
@@ -253,7 +251,7 @@ def test_a_sleep_is_journaled_once_and_hands_over_past_the_deadline() -> None:
         in_root(ex, lambda: ex.sleep(60, "nap"))
     slot = steps_of(journal)["0#00001"]
     assert (slot.kind, slot.status) == ("sleep", "WAITING")
-    assert handed.value.wake_at == slot.wake_at and ex.x.progressed
+    assert handed.value.wake_at == slot.wake_at and ex.progress.progressed
 
     short = MemoryJournal()
     ex = executor(short)
@@ -292,8 +290,8 @@ def test_a_physical_id_set_by_the_handler_is_journaled_before_live_work() -> Non
     journal = MemoryJournal()
     asyncio.run(journal.claim(claim_of(OP)))
     ex = executor(journal)
-    ex.x.physical_id = "bucket-1"
+    ex.progress.physical_id = "bucket-1"
     in_root(ex, lambda: ex.step(StepKind.STEP, "a", counting([])))
     op = journal.operation(OP)
     assert op is not None and op.physical_id == "bucket-1"
-    assert ex.x.recorded_physical_id == "bucket-1"
+    assert ex.progress.recorded_physical_id == "bucket-1"

@@ -12,37 +12,34 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._steps import finished
 from .journal._events import unvisited_event
-from .journal.models import StepStatus
 
 if TYPE_CHECKING:
-    from ._steps import Execution
+    from ._steps import Executor
     from .journal.models import OperationEntry, StepEntry
 
 log = logging.getLogger("asynccfn.runtime")
 
 
-def unvisited(x: Execution) -> list[tuple[str, StepEntry]]:
+def unvisited(executor: Executor) -> list[tuple[str, StepEntry]]:
     """The journal's finished entries (as the executor would replay them) at positions the
     handler never took, in program order."""
+    progress, op_attempt = executor.progress, executor.x.op_attempt
     return sorted(
         (
             (position, step)
-            for position, step in x.journal.items()
-            if position not in x.visited
-            and (
-                step.status == StepStatus.SUCCEEDED.value
-                or (step.status == StepStatus.FAILED.value and step.op_attempt == x.op_attempt)
-            )
+            for position, step in progress.journal.items()
+            if position not in progress.visited and finished(step, op_attempt)
         ),
         key=lambda item: item[0],  # positions are zero-padded: text order is program order
     )
 
 
-def note_unvisited(x: Execution, op: OperationEntry) -> None:
+def note_unvisited(executor: Executor, op: OperationEntry) -> None:
     """Warn, and add an event to the operation's next write, when the handler finished
     without asking for journaled steps."""
-    skipped = [f"{step.name!r} at position {position}" for position, step in unvisited(x)]
+    skipped = [f"{step.name!r} at position {position}" for position, step in unvisited(executor)]
     if not skipped:
         return
     log.warning(

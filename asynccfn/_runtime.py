@@ -463,7 +463,7 @@ class Runtime:
             return await self.outbox.fail(
                 request, op, reason, deadlines, physical_id=ctx.physical_id
             )
-        note_unvisited(executor.x, op)  # a step taken before and not now: said with the answer
+        note_unvisited(executor, op)  # a step taken before and not now: said with the answer
         return await self.outbox.answer(
             request,
             op,

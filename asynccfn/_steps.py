@@ -114,7 +114,7 @@ class Executor:
         """Take the next position of the current scope for the duration of one action."""
         scope = current_scope.get()
         position = scope.begin(name)
-        self.x.visited.add(position)
+        self.progress.visited.add(position)
         try:
             yield position
         except (HandOver, asyncio.CancelledError):

@@ -314,7 +314,7 @@ def test_colour_only_on_a_terminal_without_no_color(
 def test_color_is_taken_after_the_subcommand_too(
     run: Any,
     at: list[str],
-    recorded: Recorded,  # noqa: F811
+    recorded: Recorded,
 ) -> None:
     finished = ("--stack", "web-stack", *at)
     after = run("journal", "list", *finished, "--color", "always").out

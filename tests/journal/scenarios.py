@@ -209,7 +209,7 @@ def record_operations(dynamodb: str, moto: str, *, table: str | None = None) -> 
             outcome = handler(successor, FakeLambdaContext())["outcome"]
             assert outcome == "SUCCESS", outcome
             # Handed over, and the successor's event is lost: the operation is stuck.
-            stuck = event("stuck", data, Sleep=30)
+            stuck = event("stuck", data, Sleep=3600)  # still asleep whenever a test reads it
             outcome = handler(stuck, FakeLambdaContext(5))["outcome"]
             assert outcome == "handed-over", outcome
         tokens = [p["AsyncCfnHandOver"]["token"] for p in lambdas.payloads]

@@ -26,15 +26,15 @@ def test_journaled_steps_the_replay_never_asked_for_are_warned_once_and_recorded
         await first.step(StepKind.STEP, "announce", counting([], 2))
 
     in_root(first, both)
-    assert unvisited(first.x) == []  # a first run visits all it journals
+    assert unvisited(first) == []  # a first run visits all it journals
 
     again = executor(journal, fence=2)
     in_root(again, lambda: again.step(StepKind.STEP, "make", counting([], 1)))
-    assert [step.name for _, step in unvisited(again.x)] == ["announce"]
+    assert [step.name for _, step in unvisited(again)] == ["announce"]
 
     op: Any = SimpleNamespace(events=None, invocations=2)
     with caplog.at_level(logging.WARNING, logger="asynccfn.runtime"):
-        note_unvisited(again.x, cast(OperationEntry, op))
+        note_unvisited(again, cast(OperationEntry, op))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "1 journaled step" in warnings[0], warnings
     assert "'announce' at position" in warnings[0] and "'make'" not in warnings[0]
@@ -52,5 +52,5 @@ def test_a_complete_replay_says_nothing(caplog: pytest.LogCaptureFixture) -> Non
     in_root(again, lambda: again.step(StepKind.STEP, "make", counting([], 1)))
     op: Any = SimpleNamespace(events=None, invocations=2)
     with caplog.at_level(logging.WARNING, logger="asynccfn.runtime"):
-        note_unvisited(again.x, cast(OperationEntry, op))
+        note_unvisited(again, cast(OperationEntry, op))
     assert op.events is None and not caplog.records

@@ -67,19 +67,19 @@ from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
 from .journal import _payload
 from .journal._events import replayed_event
+from .journal._schema import (
+    OperationEntry,
+    OperationStatus,
+    StepEntry,
+    StepStatus,
+    op_id_of,
+)
 from .journal.claims import (
     LEASE_SKEW,
     Claim,
     ClaimOutcome,
     ClaimRequest,
     owner_id,
-)
-from .journal.models import (
-    OperationEntry,
-    OperationStatus,
-    StepEntry,
-    StepStatus,
-    op_id_of,
 )
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .models import OperationStatus, StepKind, StepStatus
+from ._schema import OperationStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from .query import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .models import MAX_EVENTS, EventEntry, OperationEntry
+from ._schema import MAX_EVENTS, EventEntry, OperationEntry
 
 
 def event(now: float, what: str, invocation: int | None = None) -> EventEntry:

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from ._codec import EntryCodec
 from ._events import bounded, event
-from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, lambda_request_of
-from .models import (
+from ._schema import (
     OP_SK,
     STEP_PREFIX,
+    STEP_SCHEMA,
     OperationEntry,
     OperationStatus,
     StepEntry,
-    bind,
     op_id_of,
     op_pk,
 )
+from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, lambda_request_of
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class MemoryJournal:
         self._operations: dict[str, OperationEntry] = {}
         self._steps: dict[str, dict[str, StepEntry]] = {}  # by op id, then sort key
         # Sizes are counted as the store counts them, by the step model's codec.
-        self._step_codec = EntryCodec(bind("asynccfn-memory").step, StepEntry)
+        self._step_codec = EntryCodec(STEP_SCHEMA, StepEntry)
 
     # -- for tests -------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._protocol import RequestType
 from .._protocol import Status as ResponseStatus
-from .models import OperationStatus, StepKind, StepStatus
+from ._schema import OperationStatus, StepKind, StepStatus
 
 __all__ = [
     "ErrorRecord",

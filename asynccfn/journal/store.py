@@ -1,9 +1,10 @@
 """The journal store: the only runtime code that speaks to DynamoDB (through aiobotocore).
 
-Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models` (step items,
-written once per action and read once per replayed action, through the models' flat codec of
-:mod:`asynccfn.journal._codec`); pynamodb's own network calls are synchronous and never used
-here. botocore errors become asynccfn's in :func:`_translated`, the one place that knows them.
+Items are built and read as the pynamodb models of :mod:`asynccfn.journal.models` would (step
+items, written once per action and read once per replayed action, through the flat codec of
+:mod:`asynccfn.journal._codec` and the models' static attribute tables); pynamodb is never
+imported here. botocore errors become asynccfn's in :func:`_translated`, the one place that
+knows them.
 
 Every write to the operation item is conditional on the writer's fence; a step slot is created
 once and then advanced only from the status and attempt the writer last saw.
@@ -23,6 +24,19 @@ from .._tasks import discard
 from . import _wire
 from ._codec import EntryCodec
 from ._events import bounded, event, replayed_event
+from ._schema import (
+    EVENT_SCHEMA,
+    OP_SK,
+    OPERATION_SCHEMA,
+    STEP_PREFIX,
+    STEP_SCHEMA,
+    EventEntry,
+    OperationEntry,
+    OperationStatus,
+    StepEntry,
+    op_id_of,
+    op_pk,
+)
 from ._update import Update
 from .claims import (
     LEASE_SKEW,
@@ -31,18 +45,6 @@ from .claims import (
     ClaimRequest,
     lambda_request_of,
     owner_id,
-)
-from .models import (
-    OP_SK,
-    STEP_PREFIX,
-    EventEntry,
-    EventRecord,
-    OperationEntry,
-    OperationStatus,
-    StepEntry,
-    bind,
-    op_id_of,
-    op_pk,
 )
 from .size import ITEM_CAP, json_size
 
@@ -91,9 +93,8 @@ class JournalStore:
         self.table = table
         self.lease_skew = lease_skew
         self._client = client
-        models = bind(table)
-        self._steps = EntryCodec(models.step, StepEntry)
-        self._operations = EntryCodec(models.operation, OperationEntry, {EventRecord: EventEntry})
+        self._steps = EntryCodec(STEP_SCHEMA, StepEntry)
+        self._operations = EntryCodec(OPERATION_SCHEMA, OperationEntry, {EVENT_SCHEMA: EventEntry})
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 

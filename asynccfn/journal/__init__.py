@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._schema import OperationStatus, StepKind, StepStatus
+from ._schema import EventKind, OperationStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from .query import (
@@ -90,6 +90,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "ErrorRecord",
+    "EventKind",
     "EventRecord",
     "Journal",
     "JournalUnreachable",

@@ -46,6 +46,23 @@ class StepKind(enum.Enum):
     UUID = "uuid"
 
 
+class EventKind(enum.Enum):
+    """What an operation event says: its record's ``kind``, beside ``what``, its text.
+
+    Items written before events had a kind hold only the text; ``_events.kind_of`` reads
+    them (the one place that maps text to a kind)."""
+
+    CLAIMED = "claimed"  # an invocation took the operation (with a hand-over token or not)
+    NEW_ATTEMPT = "new attempt"  # a new attempt (ResponseURL) of the request took it over
+    REPLAYED = "replayed"  # ``steps``: how many steps the invocation replayed
+    HANDED_OVER = "handed over"  # to the next invocation, before the deadline
+    RESPONSE = "response"  # ``status``: the response recorded in the outbox
+    POSTED = "posted"  # the response was delivered
+    UNDELIVERABLE = "undeliverable"  # ``reason``: the response can never be delivered
+    NOT_DELIVERED = "not delivered"  # ``reason``: why the response is not delivered yet
+    OTHER = "other"  # free text of no known kind
+
+
 class _Keyed(Protocol):
     @property
     def pk(self) -> str: ...
@@ -77,8 +94,12 @@ class EventEntry:
     """One of the operation's recent events (``models.EventRecord``)."""
 
     at: float
-    what: str
+    what: str  # the event as a reader says it (written with its kind and details)
     invocation: int | None = None
+    kind: str | None = None  # an EventKind value; None in items written before kinds
+    steps: int | None = None  # REPLAYED
+    status: str | None = None  # RESPONSE: the response's Status
+    reason: str | None = None  # UNDELIVERABLE, NOT_DELIVERED
 
 
 @dataclass(slots=True, kw_only=True)
@@ -183,7 +204,15 @@ _KEYS = (_s("pk"), _s("sk"), _n("expires_at", null=True))
 
 EVENT_SCHEMA = Schema(
     "EventRecord",
-    (_n("at"), _s("what"), _n("invocation", null=True)),
+    (
+        _n("at"),
+        _s("what"),
+        _n("invocation", null=True),
+        _s("kind", null=True),
+        _n("steps", null=True),
+        _s("status", null=True),
+        _s("reason", null=True),
+    ),
 )
 
 OPERATION_SCHEMA = Schema(

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from ._codec import EntryCodec
-from ._events import bounded, event
+from ._events import (
+    bounded,
+    claimed_event,
+    handed_over_event,
+    new_attempt_event,
+    not_delivered_event,
+    posted_event,
+    response_event,
+    undeliverable_event,
+)
 from ._schema import (
     OP_SK,
     STEP_PREFIX,
@@ -94,7 +103,7 @@ class MemoryJournal:
                 deadline=req.deadline,
                 stalled=0,
                 expires_at=int(now + self.retention),
-                events=[event(now, req.invocation_note)],
+                events=[claimed_event(now, req.invocation_note)],
             )
             self._operations[req.op_id] = op
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(op))
@@ -109,7 +118,7 @@ class MemoryJournal:
             old.status = _RUNNING
             old.updated_at = now
             old.handover_token = None
-            old.events = [*(old.events or []), event(now, req.invocation_note)]
+            old.events = [*(old.events or []), claimed_event(now, req.invocation_note)]
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(old))
         seen = copy.deepcopy(old)
         if seen.attempt == req.attempt:
@@ -139,7 +148,7 @@ class MemoryJournal:
         op.invocations += 1
         op.attempt_no += 1
         op.past_attempts = [*(seen.past_attempts or []), seen.attempt]
-        op.events = bounded(seen, event(now, "new attempt claimed"))
+        op.events = bounded(seen, new_attempt_event(now))
         op.attempt = req.attempt
         op.owner = req.owner
         op.lease_until = now + req.lease
@@ -202,7 +211,7 @@ class MemoryJournal:
         op.handover_at = ",".join(positions) or None
         op.physical_id = physical_id or None
         op.wake_at = wake_at
-        op.events = bounded(current, event(now, note, current.invocations))
+        op.events = bounded(current, handed_over_event(now, note, current.invocations))
 
     async def record_response(
         self,
@@ -230,7 +239,7 @@ class MemoryJournal:
         op.lease_until = 0
         op.reason = reason or None
         op.handover_token = None
-        op.events = bounded(current, event(now, f"response {response_status}", current.invocations))
+        op.events = bounded(current, response_event(now, response_status, current.invocations))
 
     async def mark_posted(
         self,
@@ -257,8 +266,8 @@ class MemoryJournal:
         if undeliverable:
             op.status = OperationStatus.UNDELIVERABLE.value
             op.reason = undeliverable
-        what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
-        op.events = [*(op.events or []), event(now, what)]
+        news = undeliverable_event(now, undeliverable) if undeliverable else posted_event(now)
+        op.events = [*(op.events or []), news]
 
     async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
         """As :meth:`JournalStore.note_delivery`.
@@ -272,7 +281,7 @@ class MemoryJournal:
             return
         now = time.time()
         op.updated_at = now
-        op.events = [*(op.events or []), event(now, what)]
+        op.events = [*(op.events or []), not_delivered_event(now, what)]
 
     # -- steps -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from ._schema import (
     STEP_SCHEMA,
     Attr,
     EventEntry,
+    EventKind,
     OperationEntry,
     OperationStatus,
     Schema,
@@ -61,6 +62,7 @@ __all__ = [
     "STEP_PREFIX",
     "STEP_SCHEMA",
     "EventEntry",
+    "EventKind",
     "EventRecord",
     "Models",
     "OperationEntry",
@@ -83,8 +85,12 @@ class EventRecord(MapAttribute[str, Any]):
     """One line of an operation's recent history (claimed, handed over, posted, ...)."""
 
     at = NumberAttribute()
-    what = UnicodeAttribute()
+    what = UnicodeAttribute()  # the event as a reader says it
     invocation = NumberAttribute(null=True)
+    kind = UnicodeAttribute(null=True)  # an EventKind value; None in items before kinds
+    steps = NumberAttribute(null=True)  # REPLAYED
+    status = UnicodeAttribute(null=True)  # RESPONSE: the response's Status
+    reason = UnicodeAttribute(null=True)  # UNDELIVERABLE, NOT_DELIVERED
 
 
 class StackIndex(GlobalSecondaryIndex["OperationModel"]):  # type: ignore[no-untyped-call]

@@ -23,7 +23,17 @@ from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
 from ._codec import EntryCodec
-from ._events import bounded, event, replayed_event
+from ._events import (
+    bounded,
+    claimed_event,
+    handed_over_event,
+    new_attempt_event,
+    not_delivered_event,
+    posted_event,
+    replayed_event,
+    response_event,
+    undeliverable_event,
+)
 from ._schema import (
     EVENT_SCHEMA,
     OP_SK,
@@ -117,7 +127,7 @@ class JournalStore:
                 updated_at=now,
             )
             .remove("handover_token")
-            .append("events", self._events([event(now, req.invocation_note)]))
+            .append("events", self._events([claimed_event(now, req.invocation_note)]))
             .set_new(  # the first claim creates the operation
                 stack_id=req.stack_id,
                 logical_id=req.logical_id,
@@ -206,7 +216,7 @@ class JournalStore:
                     "past_attempts", [*(old.past_attempts or []), old.attempt]
                 ),
             )
-            .set_list("events", self._events(bounded(old, event(now, "new attempt claimed"))))
+            .set_list("events", self._events(bounded(old, new_attempt_event(now))))
             .remove(
                 "handover_token",
                 "handover_state",
@@ -280,6 +290,7 @@ class JournalStore:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
         now = time.time()
+        handed = handed_over_event(now, note, current.invocations)
         update = (
             Update()
             .set(
@@ -291,9 +302,7 @@ class JournalStore:
                 physical_id=physical_id or None,
                 wake_at=wake_at,
             )
-            .set_list(
-                "events", self._events(bounded(current, event(now, note, current.invocations)))
-            )
+            .set_list("events", self._events(bounded(current, handed)))
         )
         await self._fenced(op_id_of(current), current.fence, update)
 
@@ -314,7 +323,7 @@ class JournalStore:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
         now = time.time()
-        posted = event(now, f"response {response_status}", current.invocations)
+        posted = response_event(now, response_status, current.invocations)
         update = (
             Update()
             .set(
@@ -352,13 +361,13 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         now = time.time()
-        what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
+        news = undeliverable_event(now, undeliverable) if undeliverable else posted_event(now)
         update = Update().set(posted_at=now, updated_at=now)
         if kept is not None:
             update.set(response=kept)
         if undeliverable:
             update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
-        update.append("events", self._events([event(now, what)]))
+        update.append("events", self._events([news]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(
@@ -375,7 +384,8 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         now = time.time()
-        update = Update().set(updated_at=now).append("events", self._events([event(now, what)]))
+        news = not_delivered_event(now, what)
+        update = Update().set(updated_at=now).append("events", self._events([news]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(

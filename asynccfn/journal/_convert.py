@@ -18,6 +18,7 @@ from .._protocol import Status as ResponseStatus
 from .._response import MASK
 from ._events import kind_of, legacy_details
 from ._payload import is_encrypted
+from ._schema import describe
 from .models import (
     STEP_PREFIX,
     OperationModel,
@@ -140,17 +141,18 @@ def _events(item: OperationModel) -> tuple[EventRecord, ...]:
 
 
 def _event(event: ModelEvent) -> EventRecord:
-    """An event as recorded; one written before events had a kind, as its text says."""
-    what = str(event.what)
-    kind = kind_of(event.kind, what)
+    """An event as recorded (its text as its kind says it, unless it was stored); one
+    written before events had a kind, as its text says."""
+    kind = kind_of(event.kind, event.what or "")
     if event.kind is None:
-        steps, status, reason = legacy_details(kind, what)
+        steps, status, reason = legacy_details(kind, event.what or "")
     else:
         steps = int(event.steps) if event.steps is not None else None
         status, reason = event.status, event.reason
+    what = event.what if event.what is not None else describe(kind, steps, status, reason)
     return EventRecord(
         at=_time(event.at),
-        what=what,
+        what=what or "",
         invocation=None,
         kind=kind,
         steps=steps,

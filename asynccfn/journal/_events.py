@@ -1,8 +1,9 @@
 """The operation item's recent events: what each journal appends with its writes.
 
-Each event has a kind (:class:`EventKind`) and its details as typed fields, and ``what``, the
-text a reader shows; a helper below builds each kind, so its text is written in one place.
-Items written before events had a kind hold only the text: :func:`kind_of` reads those.
+Each event has a kind (:class:`EventKind`) and its details as typed fields; a helper below
+builds each kind. Its text (``what``) is what ``_schema.describe`` says of the kind and
+details, unless the writer has more to say (a claim with a hand-over token). Items written
+before events had a kind hold only the text: :func:`kind_of` reads those.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ._schema import MAX_EVENTS, EventEntry, EventKind, OperationEntry
 
 def event(
     now: float,
-    what: str,
+    what: str | None,
     invocation: int | None = None,
     *,
     kind: EventKind | None = None,
@@ -22,7 +23,8 @@ def event(
     status: str | None = None,
     reason: str | None = None,
 ) -> EventEntry:
-    """One event, its time rounded to the millisecond (no ``kind``: free text, OTHER)."""
+    """One event, its time rounded to the millisecond (no ``kind``: free text, OTHER; no
+    ``what``: as the kind and details say it)."""
     return EventEntry(
         at=round(now, 3),
         what=what,
@@ -41,13 +43,12 @@ def claimed_event(now: float, note: str) -> EventEntry:
 
 def new_attempt_event(now: float) -> EventEntry:
     """A new attempt of the request (a new ResponseURL) took the operation over."""
-    return event(now, "new attempt claimed", kind=EventKind.NEW_ATTEMPT)
+    return event(now, None, kind=EventKind.NEW_ATTEMPT)
 
 
 def replayed_event(steps: int, invocation: int) -> EventEntry:
     """The event an invocation records (with its next write) after replaying ``steps``."""
-    what = f"replayed {steps} step{'' if steps == 1 else 's'}"
-    return event(time.time(), what, invocation, kind=EventKind.REPLAYED, steps=steps)
+    return event(time.time(), None, invocation, kind=EventKind.REPLAYED, steps=steps)
 
 
 def handed_over_event(now: float, note: str, invocation: int) -> EventEntry:
@@ -57,22 +58,22 @@ def handed_over_event(now: float, note: str, invocation: int) -> EventEntry:
 
 def response_event(now: float, status: str, invocation: int) -> EventEntry:
     """The response (its Status ``status``) recorded in the outbox."""
-    return event(now, f"response {status}", invocation, kind=EventKind.RESPONSE, status=status)
+    return event(now, None, invocation, kind=EventKind.RESPONSE, status=status)
 
 
 def posted_event(now: float) -> EventEntry:
     """The recorded response delivered."""
-    return event(now, "posted", kind=EventKind.POSTED)
+    return event(now, None, kind=EventKind.POSTED)
 
 
 def undeliverable_event(now: float, reason: str) -> EventEntry:
     """The recorded response can never be delivered, and why."""
-    return event(now, f"undeliverable: {reason}", kind=EventKind.UNDELIVERABLE, reason=reason)
+    return event(now, None, kind=EventKind.UNDELIVERABLE, reason=reason)
 
 
 def not_delivered_event(now: float, reason: str) -> EventEntry:
     """Why the recorded response is not delivered yet (its delivery goes on)."""
-    return event(now, reason, kind=EventKind.NOT_DELIVERED, reason=reason)
+    return event(now, None, kind=EventKind.NOT_DELIVERED, reason=reason)
 
 
 def bounded(current: OperationEntry, new: EventEntry) -> list[EventEntry]:

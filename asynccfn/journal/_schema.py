@@ -47,10 +47,11 @@ class StepKind(enum.Enum):
 
 
 class EventKind(enum.Enum):
-    """What an operation event says: its record's ``kind``, beside ``what``, its text.
+    """What an operation event says: its record's ``kind``, with its details as typed fields.
 
-    Items written before events had a kind hold only the text; ``_events.kind_of`` reads
-    them (the one place that maps text to a kind)."""
+    Its text (``what``) is :func:`describe`'s, and is stored only when it says more (a claim
+    with a hand-over token, free text). Items written before events had a kind hold only the
+    text; ``_events.kind_of`` reads them (the one place that maps text to a kind)."""
 
     CLAIMED = "claimed"  # an invocation took the operation (with a hand-over token or not)
     NEW_ATTEMPT = "new attempt"  # a new attempt (ResponseURL) of the request took it over
@@ -61,6 +62,29 @@ class EventKind(enum.Enum):
     UNDELIVERABLE = "undeliverable"  # ``reason``: the response can never be delivered
     NOT_DELIVERED = "not delivered"  # ``reason``: why the response is not delivered yet
     OTHER = "other"  # free text of no known kind
+
+
+def describe(
+    kind: EventKind | None, steps: int | None, status: str | None, reason: str | None
+) -> str | None:
+    """An event's text, as its kind and details say it (None: free text, no kind)."""
+    if kind is EventKind.REPLAYED:
+        return f"replayed {steps} step{'' if steps == 1 else 's'}"
+    if kind is EventKind.RESPONSE:
+        return f"response {status}"
+    if kind is EventKind.UNDELIVERABLE:
+        return f"undeliverable: {reason}"
+    if kind is EventKind.NOT_DELIVERED:
+        return reason
+    return _FIXED_TEXT.get(kind) if kind is not None else None
+
+
+_FIXED_TEXT = {
+    EventKind.CLAIMED: "claimed",
+    EventKind.NEW_ATTEMPT: "new attempt claimed",
+    EventKind.HANDED_OVER: "handed over",
+    EventKind.POSTED: "posted",
+}
 
 
 class _Keyed(Protocol):
@@ -94,12 +118,33 @@ class EventEntry:
     """One of the operation's recent events (``models.EventRecord``)."""
 
     at: float
-    what: str  # the event as a reader says it (written with its kind and details)
+    # The event as a reader says it: always set here; stored only when its kind's text
+    # (describe) does not say it all, which keeps the operation item small.
+    what: str | None = None
     invocation: int | None = None
     kind: str | None = None  # an EventKind value; None in items written before kinds
     steps: int | None = None  # REPLAYED
     status: str | None = None  # RESPONSE: the response's Status
     reason: str | None = None  # UNDELIVERABLE, NOT_DELIVERED
+
+    def __post_init__(self) -> None:
+        if self.what is None:
+            self.what = describe(self.kind_of, self.steps, self.status, self.reason) or ""
+
+    @property
+    def kind_of(self) -> EventKind | None:
+        """The recorded kind (None: none recorded, or one this version does not know)."""
+        try:
+            return EventKind(self.kind) if self.kind is not None else None
+        except ValueError:
+            return None
+
+    @property
+    def stored_what(self) -> str | None:
+        """``what`` as stored: None when the kind and details say it."""
+        if self.what == describe(self.kind_of, self.steps, self.status, self.reason):
+            return None
+        return self.what
 
 
 @dataclass(slots=True, kw_only=True)
@@ -206,7 +251,7 @@ EVENT_SCHEMA = Schema(
     "EventRecord",
     (
         _n("at"),
-        _s("what"),
+        _s("what", null=True),
         _n("invocation", null=True),
         _s("kind", null=True),
         _n("steps", null=True),

@@ -85,7 +85,7 @@ class EventRecord(MapAttribute[str, Any]):
     """One line of an operation's recent history (claimed, handed over, posted, ...)."""
 
     at = NumberAttribute()
-    what = UnicodeAttribute()  # the event as a reader says it
+    what = UnicodeAttribute(null=True)  # the text, when the kind does not say it all
     invocation = NumberAttribute(null=True)
     kind = UnicodeAttribute(null=True)  # an EventKind value; None in items before kinds
     steps = NumberAttribute(null=True)  # REPLAYED

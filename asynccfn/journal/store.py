@@ -13,6 +13,7 @@ once and then advanced only from the status and attempt the writer last saw.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -490,7 +491,8 @@ class JournalStore:
         return step
 
     def _events(self, events: list[EventEntry]) -> dict[str, Any]:
-        return self._operations.encode_list("events", events)
+        """Events in wire form, each without its text when its kind says it."""
+        return self._operations.encode_list("events", [_lean(e) for e in events])
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -566,3 +568,10 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB {code}: {message}") from exc
     except BotoCoreError as exc:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
+
+
+def _lean(event: EventEntry) -> EventEntry:
+    """The event as stored: without its text when its kind and details say it."""
+    lean = copy.copy(event)
+    lean.what = event.stored_what
+    return lean

@@ -110,3 +110,43 @@ def test_old_and_new_events_read_alike() -> None:
         (EventKind.POSTED, 2),
     ]
     assert (read_new[1].steps, read_new[4].status) == (2, "SUCCESS")
+
+
+def test_the_store_keeps_an_events_text_only_when_its_kind_does_not_say_it() -> None:
+    from asynccfn.journal._codec import EntryCodec
+    from asynccfn.journal._events import claimed_event, not_delivered_event, posted_event
+    from asynccfn.journal._schema import EVENT_SCHEMA, EventEntry
+    from asynccfn.journal.store import _lean
+
+    codec = EntryCodec(EVENT_SCHEMA, EventEntry)
+    said = [
+        claimed_event(1.0, "claimed"),
+        replayed_event(2, 1),
+        response_event(2.0, "SUCCESS", 1),
+        posted_event(3.0),
+        not_delivered_event(4.0, "the response host did not answer"),
+    ]
+    for event in said:
+        raw, _ = codec.encode(_lean(event))
+        assert "what" not in raw, event
+        assert codec.decode(raw) == event
+    token = claimed_event(1.0, "claimed with hand-over token")
+    raw, _ = codec.encode(_lean(token))
+    assert raw["what"] == {"S": "claimed with hand-over token"}
+    assert codec.decode(raw) == token
+
+
+def test_an_event_stored_without_its_text_reads_with_it() -> None:
+    lean = [
+        EventRecord(at=1.0, kind="claimed"),
+        EventRecord(at=2.0, invocation=1, kind="replayed", steps=1),
+        EventRecord(at=5.0, invocation=1, kind="response", status="FAILED"),
+        EventRecord(at=6.0, kind="undeliverable", reason="410 Gone"),
+    ]
+    read = _events(_operation(lean, 1))  # type: ignore[arg-type]
+    assert [e.what for e in read] == [
+        "claimed",
+        "replayed 1 step",
+        "response FAILED",
+        "undeliverable: 410 Gone",
+    ]

@@ -51,6 +51,7 @@ from ._schema import (
     op_id_of,
     op_pk,
     operation_id,
+    schema,
 )
 
 __all__ = [
@@ -216,7 +217,7 @@ def declared_schema(model: type[AttributeContainer]) -> Schema:
         if attr.attr_name != name:
             raise TypeError(f"{model.__name__}.{name} is stored as {attr.attr_name!r}")
         attrs.append(_declared(model, name, attr))
-    return Schema(model.__name__, tuple(attrs))
+    return schema(model.__name__, attrs)
 
 
 def _declared(model: type[AttributeContainer], name: str, attr: Attribute[Any]) -> Attr:

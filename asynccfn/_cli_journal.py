@@ -27,7 +27,7 @@ from .cli import (
     printable_fields,
     printable_json,
 )
-from .journal.models import OperationStatus, StepKind, StepStatus
+from .journal._schema import EventKind, OperationStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from .journal.query import (
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
         StepRecord,
     )
 
-_CLAIM_NOTES = ("claimed", "new attempt claimed")
 _CLAIM_EXPECTED_WITHIN = 30.0  # seconds after a hand-over: Lambda starts async events fast
 _SINCE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -247,7 +246,7 @@ def diagnose(op: OperationRecord, now: datetime.datetime) -> str | None:
         return None
     held = op.lease_until is not None and op.lease_until > now
     if op.handover_pending:
-        handed = [e.at for e in op.events if e.what.startswith("handed over")]
+        handed = [e.at for e in op.events if e.kind is EventKind.HANDED_OVER]
         at = f" at {_clock(handed[-1])}" if handed else ""
         if not handed or (now - handed[-1]).total_seconds() < _CLAIM_EXPECTED_WITHIN:
             return (
@@ -331,7 +330,7 @@ def timeline(detail: OperationDetail) -> list[Entry]:
     invocations (a poll, a retry) shows its latest state where it started."""
     op = detail.operation
     events = [_event_entry(e) for e in op.events]
-    claims = [(e.at, e.invocation) for e in op.events if e.what.startswith(_CLAIM_NOTES)]
+    claims = [(e.at, e.invocation) for e in op.events if e.claim]
     name_width = max((len(s.name) for s in detail.steps), default=0)
     steps = [_step_entry(s, op, name_width, _started_in(s, claims)) for s in detail.steps]
     # Both lists are in order already; a merge keeps them so even if clocks disagree.
@@ -349,12 +348,12 @@ def _started_in(step: StepRecord, claims: list[tuple[datetime.datetime, int | No
 
 def _event_entry(event: EventRecord) -> Entry:
     invocation = event.invocation or 0
-    claim = event.what.startswith(_CLAIM_NOTES)
+    claim = event.claim
     tone: Tone | None
     if claim:
         text, tone, indent = f"invocation {invocation}: {event.what}", Tone.BOLD, 0
     else:
-        tone = _event_tone(event.what)
+        tone = _event_tone(event)
         text, indent = event.what, 2
     return Entry(
         key=("event", event.at, event.what),
@@ -366,13 +365,16 @@ def _event_entry(event: EventRecord) -> Entry:
     )
 
 
-def _event_tone(what: str) -> Tone | None:
-    if what.startswith("handed over"):
+def _event_tone(event: EventRecord) -> Tone | None:
+    kind = event.kind
+    if kind is EventKind.HANDED_OVER:
         return Tone.BUSY
-    if what.startswith(("undeliverable", "response FAILED")):
+    if kind is EventKind.UNDELIVERABLE:
         return Tone.BAD
-    if what.startswith(("posted", "response SUCCESS")):
+    if kind is EventKind.POSTED:
         return Tone.GOOD
+    if kind is EventKind.RESPONSE:
+        return {"SUCCESS": Tone.GOOD, "FAILED": Tone.BAD}.get(event.status or "")
     return None
 
 

@@ -15,7 +15,7 @@ from ._errors import ConfigurationError
 from ._retry import RetryPolicy
 from ._threads import run_in_thread
 from ._traceback import definition_site
-from .journal.models import StepKind
+from .journal._schema import StepKind
 
 if TYPE_CHECKING:
     from ._clients import ClientPool

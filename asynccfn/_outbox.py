@@ -40,7 +40,7 @@ from ._protocol import (
 )
 from ._response import build_body, built_body
 from .journal._payload import sealed_response
-from .journal.models import OperationEntry, OperationStatus
+from .journal._schema import OperationEntry, OperationStatus
 
 if TYPE_CHECKING:
     from ._deadline import Deadlines

@@ -13,7 +13,7 @@ from ._errors import Failed
 from ._protocol import Request, RequestType, Response, Status, failure_physical_id
 from ._result import Success
 from ._traceback import definition_site, raising_location
-from .journal.models import operation_id
+from .journal._schema import operation_id
 
 if TYPE_CHECKING:
     from ._context import Context

@@ -68,18 +68,18 @@ from ._threads import busy_threads
 from ._watchdog import LoopWatchdog
 from .journal import _payload
 from .journal._events import loop_blocked_event, replayed_event
+from .journal._schema import (
+    OperationEntry,
+    OperationStatus,
+    StepEntry,
+    op_id_of,
+)
 from .journal.claims import (
     LEASE_SKEW,
     Claim,
     ClaimOutcome,
     ClaimRequest,
     owner_id,
-)
-from .journal.models import (
-    OperationEntry,
-    OperationStatus,
-    StepEntry,
-    op_id_of,
 )
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from ._errors import (
 from ._journaled import error_text, rebuild_error, to_json, type_name
 from ._probe import NO_PROBE, Probe
 from ._scope import Scope, current_scope
-from .journal.models import StepKind, StepStatus
+from .journal._schema import StepKind, StepStatus
 from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:

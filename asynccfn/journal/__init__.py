@@ -1,5 +1,6 @@
-"""The operation journal: its schema (``models``), the runtime's writer (``store``), table
-provisioning (``table``) and the read API below, re-exported from ``query`` and ``records``.
+"""The operation journal: its schema (``models``; the runtime's light view of it, ``_schema``),
+the runtime's writer (``store``), table provisioning (``table``) and the read API below,
+re-exported from ``query`` and ``records``.
 
 ::
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .models import OperationStatus, StepKind, StepStatus
+from ._schema import EventKind, OperationStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from .query import (
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
     )
     from .table import create_table, table_exists
 
-# The runtime imports this package for its models on every cold start; the read API and table
-# provisioning are for the CLI and tests, so they load on first use (PEP 562).
+# The runtime imports this package (for the light _schema) on every cold start; the read API,
+# the pynamodb models and table provisioning are for the CLI and tests, so they load on first
+# use (PEP 562). tests/runtime/test_cold_imports.py holds pynamodb out of a cold start.
 _LAZY = {
     **dict.fromkeys(
         (
@@ -90,6 +92,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "ErrorRecord",
+    "EventKind",
     "EventRecord",
     "Journal",
     "JournalUnreachable",

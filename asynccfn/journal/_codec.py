@@ -5,8 +5,10 @@ without pynamodb's general machinery.
 A step is built and written once per durable action and decoded once per replayed action, and
 the operation item is decoded at every claim, so the runtime reads and writes items here,
 exactly as the pynamodb models would (numbers as ``NumberAttribute`` writes and reads them),
-several times quicker. Attribute names and types come from the models; a codec refuses a
-record whose fields differ from its model's attributes, so the schema stays defined once.
+several times quicker. Attribute names and types come from the static attribute tables of
+:mod:`asynccfn.journal._schema` (which a test holds equal to the models' attributes), so the
+runtime never imports pynamodb; a codec refuses a record whose fields differ from its table's
+attributes, so the schema stays defined once.
 """
 
 from __future__ import annotations
@@ -14,18 +16,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
-
-from pynamodb.attributes import (
-    Attribute,
-    AttributeContainer,
-    ListAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-)
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import JournalError
+from ._schema import Attr, Schema
 from .size import number_size, value_size
+
+if TYPE_CHECKING:
+    from pynamodb.attributes import AttributeContainer
 
 E = TypeVar("E")
 
@@ -49,16 +47,18 @@ def _string_size(text: str) -> int:
 
 # type code, decode (None: the wire text itself), encode, size of the encoded value
 _Scalar = tuple[str, Callable[[str], Any] | None, Callable[[Any], str], Callable[[str], int]]
-_SCALARS: dict[type[Any], _Scalar] = {
-    UnicodeAttribute: ("S", None, str, _string_size),
-    NumberAttribute: ("N", _number, _number_text, number_size),
+_SCALARS: dict[str, _Scalar] = {
+    "S": ("S", None, str, _string_size),
+    "N": ("N", _number, _number_text, number_size),
 }
 
 
 class EntryCodec(Generic[E]):
-    """Encodes and decodes the items (or maps) of one pynamodb model as ``entry`` records.
+    """Encodes and decodes the items (or maps) of one attribute table as ``entry`` records.
 
-    Attributes may be strings, numbers, lists of strings, or lists of maps whose model is a
+    ``schema`` is a static table of :mod:`asynccfn.journal._schema`, or a pynamodb model (or
+    map attribute), whose declared table is then used (this imports pynamodb). Attributes
+    may be strings, numbers, lists of strings, or lists of maps whose table (or model) is a
     key of ``nested`` (mapped to its record type).
 
     Raises:
@@ -66,21 +66,23 @@ class EntryCodec(Generic[E]):
             record's fields differ.
     """
 
-    __slots__ = ("_decoders", "_lists", "_required", "_scalars", "entry", "model")
+    __slots__ = ("_decoders", "_lists", "_required", "_scalars", "entry", "schema")
 
     def __init__(
         self,
-        model: type[AttributeContainer],
+        schema: Schema | type[AttributeContainer],
         entry: type[E],
-        nested: Mapping[type[AttributeContainer], type[Any]] | None = None,
+        nested: Mapping[Schema | type[AttributeContainer], type[Any]] | None = None,
     ) -> None:
-        self.model = model
+        self.schema = _table(schema)
         self.entry = entry
-        attributes = model.get_attributes()
+        nested_tables = {_table(k): v for k, v in (nested or {}).items()}
+        title = self.schema.name
+        attributes = {attr.name: attr for attr in self.schema.attributes}
         fields = {f.name: f for f in dataclasses.fields(entry)}  # type: ignore[arg-type]
         if attributes.keys() != fields.keys():
             raise TypeError(
-                f"{entry.__name__}'s fields and {model.__name__}'s attributes differ: "
+                f"{entry.__name__}'s fields and {title}'s attributes differ: "
                 f"{sorted(attributes.keys() ^ fields.keys())}"
             )
         self._scalars: list[tuple[str, str, str, Callable[[Any], str], Callable[[str], int]]]
@@ -89,20 +91,18 @@ class EntryCodec(Generic[E]):
         self._decoders: dict[str, tuple[str, str, Callable[[Any], Any] | None]] = {}
         required = []
         for name, attr in attributes.items():
-            if attr.default is not None or attr.default_for_new is not None:
-                raise TypeError(f"{model.__name__}.{name} has a default")
-            key = attr.attr_name
-            scalar = _SCALARS.get(type(attr))
+            key = name
+            scalar = _SCALARS.get(attr.type)
             if scalar is not None:
                 code, decode, encode, measure = scalar
                 self._scalars.append((name, key, code, encode, measure))
                 self._decoders[key] = (name, code, decode)
-            elif isinstance(attr, ListAttribute):
-                element = _element_codec(model, name, attr, nested or {})
+            elif attr.type == "L":
+                element = _element_codec(title, attr, nested_tables)
                 self._lists.append((name, key, element))
                 self._decoders[key] = (name, "L", _list_decoder(element))
             else:
-                raise TypeError(f"{model.__name__}.{name} is not a string, number or list")
+                raise TypeError(f"{title}.{name} is not a string, number or list")
             if not attr.null:
                 required.append(name)
             if (fields[name].default is None) != attr.null:
@@ -155,7 +155,7 @@ class EntryCodec(Generic[E]):
             return self.entry(**values)
         except TypeError:
             missing = sorted(self._required - values.keys())
-            where = raw.get("sk", {}).get("S") or self.model.__name__
+            where = raw.get("sk", {}).get("S") or self.schema.name
             raise JournalError(f"journal item {where} lacks {missing}") from None
 
     @staticmethod
@@ -164,19 +164,26 @@ class EntryCodec(Generic[E]):
         return {"N": _number_text(value)}
 
 
+def _table(schema: Schema | type[AttributeContainer]) -> Schema:
+    """A static table as is; a pynamodb model's as it declares it."""
+    if isinstance(schema, Schema):
+        return schema
+    from .models import declared_schema  # only for a model: imports pynamodb
+
+    return declared_schema(schema)
+
+
 def _element_codec(
-    model: type[AttributeContainer],
-    name: str,
-    attr: Attribute[Any],
-    nested: Mapping[type[AttributeContainer], type[Any]],
+    title: str, attr: Attr, nested: Mapping[Schema, type[Any]]
 ) -> EntryCodec[Any] | None:
     """The codec of a list's elements: None for strings, a nested codec for known maps."""
-    element: Any = getattr(attr, "element_type", None)
-    if element is UnicodeAttribute:
+    element = attr.element
+    if element == "S":
         return None
-    if element in nested:
+    if isinstance(element, Schema) and element in nested:
         return EntryCodec(element, nested[element])
-    raise TypeError(f"{model.__name__}.{name} is a list of {element!r}, not strings or maps")
+    shown = element.name if isinstance(element, Schema) else element
+    raise TypeError(f"{title}.{attr.name} is a list of {shown!r}, not strings or maps")
 
 
 def _list_decoder(element: EntryCodec[Any] | None) -> Callable[[list[Any]], list[Any]]:

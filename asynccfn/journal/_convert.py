@@ -7,6 +7,7 @@ step's result, and every value the payload codec encrypted (never shown as data)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import heapq
 import json
@@ -15,7 +16,9 @@ from typing import Any
 from .._protocol import RequestType, mask_no_echo
 from .._protocol import Status as ResponseStatus
 from .._response import MASK
+from ._events import kind_of, legacy_details
 from ._payload import is_encrypted
+from ._schema import describe
 from .models import (
     STEP_PREFIX,
     OperationModel,
@@ -25,9 +28,8 @@ from .models import (
     StepStatus,
     op_id_of,
 )
+from .models import EventRecord as ModelEvent
 from .records import ErrorRecord, EventRecord, OperationRecord, ResponseRecord, StepRecord
-
-_CLAIM_NOTES = ("claimed", "new attempt claimed")
 
 
 def _time(epoch: Any) -> datetime.datetime:
@@ -124,20 +126,39 @@ def _events(item: OperationModel) -> tuple[EventRecord, ...]:
     """The events in order. Each claim raised the invocation count by one, so counting the
     claims back from the current count numbers them even after old events were dropped;
     other unnumbered events (posted) belong to the invocation before them."""
-    raw = list(item.events or [])
-    claims = sum(1 for e in raw if str(e.what).startswith(_CLAIM_NOTES))
-    number = int(item.invocations) - claims
+    records = [_event(event) for event in item.events or []]
+    number = int(item.invocations) - sum(1 for record in records if record.claim)
     current: int | None = None
-    records: list[EventRecord] = []
-    for event in raw:
-        what = str(event.what)
-        if what.startswith(_CLAIM_NOTES):
+    numbered: list[EventRecord] = []
+    for record, event in zip(records, item.events or [], strict=True):
+        if record.claim:
             number += 1
             current = number if number >= 1 else None
         elif event.invocation is not None:
             current = int(event.invocation)
-        records.append(EventRecord(at=_time(event.at), what=what, invocation=current))
-    return tuple(records)
+        numbered.append(dataclasses.replace(record, invocation=current))
+    return tuple(numbered)
+
+
+def _event(event: ModelEvent) -> EventRecord:
+    """An event as recorded (its text as its kind says it, unless it was stored); one
+    written before events had a kind, as its text says."""
+    kind = kind_of(event.kind, event.what or "")
+    if event.kind is None:
+        steps, status, reason = legacy_details(kind, event.what or "")
+    else:
+        steps = int(event.steps) if event.steps is not None else None
+        status, reason = event.status, event.reason
+    what = event.what if event.what is not None else describe(kind, steps, status, reason)
+    return EventRecord(
+        at=_time(event.at),
+        what=what or "",
+        invocation=None,
+        kind=kind,
+        steps=steps,
+        status=status,
+        reason=reason,
+    )
 
 
 def _scope_key(scope: str) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .models import OperationEntry, OperationStatus, operation_id
+from ._schema import OperationEntry, OperationStatus, operation_id
 
 if TYPE_CHECKING:
     from .._protocol import Request

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from .._errors import JournalError
+from ._schema import OperationEntry, OperationStatus, StepEntry, op_pk
 from .claims import Claim, ClaimOutcome, ClaimRequest
-from .models import OperationEntry, OperationStatus, StepEntry, op_pk
 
 
 class EphemeralJournal:

@@ -19,18 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from ._codec import EntryCodec
-from ._events import bounded, event
-from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, refusal
-from .models import (
+from ._events import (
+    bounded,
+    claimed_event,
+    handed_over_event,
+    new_attempt_event,
+    not_delivered_event,
+    posted_event,
+    response_event,
+    undeliverable_event,
+)
+from ._schema import (
     OP_SK,
     STEP_PREFIX,
+    STEP_SCHEMA,
     OperationEntry,
     OperationStatus,
     StepEntry,
-    bind,
     op_id_of,
     op_pk,
 )
+from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, refusal
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
@@ -53,7 +62,7 @@ class MemoryJournal:
         self._operations: dict[str, OperationEntry] = {}
         self._steps: dict[str, dict[str, StepEntry]] = {}  # by op id, then sort key
         # Sizes are counted as the store counts them, by the step model's codec.
-        self._step_codec = EntryCodec(bind("asynccfn-memory").step, StepEntry)
+        self._step_codec = EntryCodec(STEP_SCHEMA, StepEntry)
 
     # -- for tests -------------------------------------------------------------------------
 
@@ -94,7 +103,7 @@ class MemoryJournal:
                 deadline=req.deadline,
                 stalled=0,
                 expires_at=int(now + self.retention),
-                events=[event(now, req.invocation_note)],
+                events=[claimed_event(now, req.invocation_note)],
             )
             self._operations[req.op_id] = op
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(op))
@@ -109,7 +118,7 @@ class MemoryJournal:
             old.status = _RUNNING
             old.updated_at = now
             old.handover_token = None
-            old.events = [*(old.events or []), event(now, req.invocation_note)]
+            old.events = [*(old.events or []), claimed_event(now, req.invocation_note)]
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(old))
         seen = copy.deepcopy(old)
         why = refusal(req, seen, now=now, lease_skew=self.lease_skew)
@@ -130,7 +139,7 @@ class MemoryJournal:
         op.invocations += 1
         op.attempt_no += 1
         op.past_attempts = [*(seen.past_attempts or []), seen.attempt]
-        op.events = bounded(seen, event(now, "new attempt claimed"))
+        op.events = bounded(seen, new_attempt_event(now))
         op.attempt = req.attempt
         op.owner = req.owner
         op.lease_until = now + req.lease
@@ -193,7 +202,7 @@ class MemoryJournal:
         op.handover_at = ",".join(positions) or None
         op.physical_id = physical_id or None
         op.wake_at = wake_at
-        op.events = bounded(current, event(now, note, current.invocations))
+        op.events = bounded(current, handed_over_event(now, note, current.invocations))
 
     async def record_response(
         self,
@@ -221,7 +230,7 @@ class MemoryJournal:
         op.lease_until = 0
         op.reason = reason or None
         op.handover_token = None
-        op.events = bounded(current, event(now, f"response {response_status}", current.invocations))
+        op.events = bounded(current, response_event(now, response_status, current.invocations))
 
     async def mark_posted(
         self,
@@ -248,8 +257,8 @@ class MemoryJournal:
         if undeliverable:
             op.status = OperationStatus.UNDELIVERABLE.value
             op.reason = undeliverable
-        what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
-        op.events = [*(op.events or []), event(now, what)]
+        news = undeliverable_event(now, undeliverable) if undeliverable else posted_event(now)
+        op.events = [*(op.events or []), news]
 
     async def note_delivery(self, op_id: str, attempt: str, what: str) -> None:
         """As :meth:`JournalStore.note_delivery`.
@@ -263,7 +272,7 @@ class MemoryJournal:
             return
         now = time.time()
         op.updated_at = now
-        op.events = [*(op.events or []), event(now, what)]
+        op.events = [*(op.events or []), not_delivered_event(now, what)]
 
     # -- steps -----------------------------------------------------------------------------
 

@@ -15,13 +15,12 @@ models; the query API and the CLI read them with pynamodb (synchronously, off th
 
 from __future__ import annotations
 
-import enum
 import functools
-import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
+    Attribute,
+    AttributeContainer,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -30,58 +29,69 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-STACK_INDEX = "by-stack"
-OP_SK = "op"
-STEP_PREFIX = "step#"
-MAX_EVENTS = 20
+# The enums, keys and the runtime's plain records live in the light _schema module (the
+# runtime imports it without pynamodb); they are this module's names too.
+from ._schema import (
+    EVENT_SCHEMA,
+    MAX_EVENTS,
+    OP_SK,
+    OPERATION_SCHEMA,
+    STACK_INDEX,
+    STEP_PREFIX,
+    STEP_SCHEMA,
+    Attr,
+    EventEntry,
+    EventKind,
+    OperationEntry,
+    OperationStatus,
+    Schema,
+    StepEntry,
+    StepKind,
+    StepStatus,
+    op_id_of,
+    op_pk,
+    operation_id,
+    schema,
+)
 
-
-class OperationStatus(enum.Enum):
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    UNDELIVERABLE = "UNDELIVERABLE"
-
-
-class StepStatus(enum.Enum):
-    STARTED = "STARTED"  # at-most-once step begun; the body may or may not have run
-    RETRYING = "RETRYING"  # an attempt failed; the next waits until wake_at
-    WAITING = "WAITING"  # a sleep or poll waits until wake_at
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-class StepKind(enum.Enum):
-    STEP = "step"
-    CALL = "call"
-    WAIT = "wait"
-    SLEEP = "sleep"
-    NOW = "now"
-    UUID = "uuid"
-
-
-def operation_id(stack_id: str, logical_id: str, request_id: str) -> str:
-    """The operation's identity: (StackId, LogicalResourceId, RequestId), hashed to a key."""
-    raw = "\x1f".join((stack_id, logical_id, request_id)).encode()
-    return hashlib.sha256(raw).hexdigest()[:40]
-
-
-def op_pk(op_id: str) -> str:
-    return f"op#{op_id}"
-
-
-def op_id_of(item: _JournalModel | OperationEntry | StepEntry) -> str:
-    """The operation id of an operation or step item."""
-    return item.pk.removeprefix("op#")
+__all__ = [
+    "EVENT_SCHEMA",
+    "MAX_EVENTS",
+    "OPERATION_SCHEMA",
+    "OP_SK",
+    "STACK_INDEX",
+    "STEP_PREFIX",
+    "STEP_SCHEMA",
+    "EventEntry",
+    "EventKind",
+    "EventRecord",
+    "Models",
+    "OperationEntry",
+    "OperationModel",
+    "OperationStatus",
+    "StackIndex",
+    "StepEntry",
+    "StepKind",
+    "StepModel",
+    "StepStatus",
+    "bind",
+    "declared_schema",
+    "op_id_of",
+    "op_pk",
+    "operation_id",
+]
 
 
 class EventRecord(MapAttribute[str, Any]):
     """One line of an operation's recent history (claimed, handed over, posted, ...)."""
 
     at = NumberAttribute()
-    what = UnicodeAttribute()
+    what = UnicodeAttribute(null=True)  # the text, when the kind does not say it all
     invocation = NumberAttribute(null=True)
+    kind = UnicodeAttribute(null=True)  # an EventKind value; None in items before kinds
+    steps = NumberAttribute(null=True)  # REPLAYED
+    status = UnicodeAttribute(null=True)  # RESPONSE: the response's Status
+    reason = UnicodeAttribute(null=True)  # UNDELIVERABLE, NOT_DELIVERED
 
 
 class StackIndex(GlobalSecondaryIndex["OperationModel"]):  # type: ignore[no-untyped-call]
@@ -162,83 +172,6 @@ class StepModel(_JournalModel):
     sensitive = NumberAttribute(null=True)
 
 
-# The runtime's plain records of the items: the same attributes as the pynamodb models (the
-# codecs of asynccfn.journal._codec refuse any difference). The runtime builds and reads items
-# as these, without pynamodb's per-attribute machinery; the journal reader keeps the models.
-
-
-@dataclass(slots=True, kw_only=True)
-class EventEntry:
-    """One of the operation's recent events (:class:`EventRecord`)."""
-
-    at: float
-    what: str
-    invocation: int | None = None
-
-
-@dataclass(slots=True, kw_only=True)
-class OperationEntry:
-    """The operation item (:class:`OperationModel`)."""
-
-    pk: str
-    sk: str
-    stack_id: str
-    logical_id: str
-    request_id: str
-    resource_type: str
-    request_type: str
-    status: str
-    attempt: str
-    attempt_no: int
-    fence: int
-    invocations: int
-    issued_at: float
-    created_at: float
-    updated_at: float
-    deadline: float
-    expires_at: int | None = None
-    past_attempts: list[str] | None = None
-    owner: str | None = None
-    lease_until: float | None = None
-    handover_token: str | None = None
-    handover_state: str | None = None
-    handover_at: str | None = None
-    wake_at: float | None = None
-    stalled: int | None = None
-    response: str | None = None
-    response_digest: str | None = None
-    response_status: str | None = None
-    posted_at: float | None = None
-    physical_id: str | None = None
-    reason: str | None = None
-    events: list[EventEntry] | None = None
-
-
-@dataclass(slots=True, kw_only=True)
-class StepEntry:
-    """A step item (:class:`StepModel`)."""
-
-    pk: str
-    sk: str
-    name: str
-    kind: str
-    status: str
-    attempt: int
-    op_attempt: int
-    started_at: float
-    invocation: int
-    fence: int
-    expires_at: int | None = None
-    result: str | None = None  # JSON
-    error_type: str | None = None
-    error_message: str | None = None
-    error_code: str | None = None
-    ended_at: float | None = None
-    wake_at: float | None = None
-    state: str | None = None
-    sensitive: int | None = None
-
-
 class Models:
     """The models bound to one table (pynamodb keeps the table name on the class)."""
 
@@ -264,3 +197,38 @@ def bind(table: str, region: str | None = None, host: str | None = None) -> Mode
     op = type("OperationModel", (OperationModel,), {"Meta": meta(OperationModel)})
     step = type("StepModel", (StepModel,), {"Meta": meta(StepModel)})
     return Models(op, step)
+
+
+_SCALAR_TYPES: dict[type[Any], Any] = {UnicodeAttribute: "S", NumberAttribute: "N"}
+
+
+def declared_schema(model: type[AttributeContainer]) -> Schema:
+    """The attribute table of a model (or map attribute) as its pynamodb attributes declare
+    it: what :mod:`asynccfn.journal._schema` must equal, and what a codec of a model uses.
+
+    Raises:
+        TypeError: an attribute of another kind than a string, a number or a list of strings,
+            numbers or maps, one with a default, or one stored under another name.
+    """
+    attrs = []
+    for name, attr in model.get_attributes().items():
+        if attr.default is not None or attr.default_for_new is not None:
+            raise TypeError(f"{model.__name__}.{name} has a default")
+        if attr.attr_name != name:
+            raise TypeError(f"{model.__name__}.{name} is stored as {attr.attr_name!r}")
+        attrs.append(_declared(model, name, attr))
+    return schema(model.__name__, attrs)
+
+
+def _declared(model: type[AttributeContainer], name: str, attr: Attribute[Any]) -> Attr:
+    scalar = _SCALAR_TYPES.get(type(attr))
+    if scalar is not None:
+        return Attr(name, scalar, attr.null)
+    if not isinstance(attr, ListAttribute):
+        raise TypeError(f"{model.__name__}.{name} is not a string, number or list")
+    element: Any = getattr(attr, "element_type", None)
+    if element in _SCALAR_TYPES:
+        return Attr(name, "L", attr.null, _SCALAR_TYPES[element])
+    if isinstance(element, type) and issubclass(element, MapAttribute):
+        return Attr(name, "L", attr.null, declared_schema(element))
+    raise TypeError(f"{model.__name__}.{name} is a list of {element!r}, not strings or maps")

@@ -16,10 +16,11 @@ from typing import Any
 
 from .._protocol import RequestType
 from .._protocol import Status as ResponseStatus
-from .models import OperationStatus, StepKind, StepStatus
+from ._schema import EventKind, OperationStatus, StepKind, StepStatus
 
 __all__ = [
     "ErrorRecord",
+    "EventKind",
     "EventRecord",
     "OperationDetail",
     "OperationPage",
@@ -35,6 +36,8 @@ __all__ = [
 class EventRecord:
     """One line of an operation's recent history: claimed, handed over, response, posted.
 
+    ``kind`` says which, ``what`` says it as text; ``steps`` (REPLAYED), ``status`` (the
+    response's, RESPONSE) and ``reason`` (UNDELIVERABLE, NOT_DELIVERED) are its details.
     ``invocation`` is the invocation that wrote it; for claims (which the journal records
     before it knows the new count) it is inferred from their order.
     """
@@ -42,6 +45,15 @@ class EventRecord:
     at: datetime.datetime
     what: str
     invocation: int | None
+    kind: EventKind = EventKind.OTHER
+    steps: int | None = None
+    status: str | None = None
+    reason: str | None = None
+
+    @property
+    def claim(self) -> bool:
+        """An invocation (or a new attempt) took the operation."""
+        return self.kind in (EventKind.CLAIMED, EventKind.NEW_ATTEMPT)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,9 +1,10 @@
 """The journal store: the only runtime code that speaks to DynamoDB (through aiobotocore).
 
-Items are built and read by the pynamodb models of :mod:`asynccfn.journal.models` (step items,
-written once per action and read once per replayed action, through the models' flat codec of
-:mod:`asynccfn.journal._codec`); pynamodb's own network calls are synchronous and never used
-here. botocore errors become asynccfn's in :func:`_translated`, the one place that knows them.
+Items are built and read as the pynamodb models of :mod:`asynccfn.journal.models` would (step
+items, written once per action and read once per replayed action, through the flat codec of
+:mod:`asynccfn.journal._codec` and the models' static attribute tables); pynamodb is never
+imported here. botocore errors become asynccfn's in :func:`_translated`, the one place that
+knows them.
 
 Every write to the operation item is conditional on the writer's fence; a step slot is created
 once and then advanced only from the status and attempt the writer last saw.
@@ -12,6 +13,7 @@ once and then advanced only from the status and attempt the writer last saw.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,7 +25,30 @@ from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
 from ._codec import EntryCodec
-from ._events import bounded, event, replayed_event
+from ._events import (
+    bounded,
+    claimed_event,
+    handed_over_event,
+    new_attempt_event,
+    not_delivered_event,
+    posted_event,
+    replayed_event,
+    response_event,
+    undeliverable_event,
+)
+from ._schema import (
+    EVENT_SCHEMA,
+    OP_SK,
+    OPERATION_SCHEMA,
+    STEP_PREFIX,
+    STEP_SCHEMA,
+    EventEntry,
+    OperationEntry,
+    OperationStatus,
+    StepEntry,
+    op_id_of,
+    op_pk,
+)
 from ._update import Update
 from .claims import (
     LEASE_SKEW,
@@ -33,18 +58,6 @@ from .claims import (
     lambda_request_of,
     owner_id,
     refusal,
-)
-from .models import (
-    OP_SK,
-    STEP_PREFIX,
-    EventEntry,
-    EventRecord,
-    OperationEntry,
-    OperationStatus,
-    StepEntry,
-    bind,
-    op_id_of,
-    op_pk,
 )
 from .size import ITEM_CAP, json_size
 
@@ -93,9 +106,8 @@ class JournalStore:
         self.table = table
         self.lease_skew = lease_skew
         self._client = client
-        models = bind(table)
-        self._steps = EntryCodec(models.step, StepEntry)
-        self._operations = EntryCodec(models.operation, OperationEntry, {EventRecord: EventEntry})
+        self._steps = EntryCodec(STEP_SCHEMA, StepEntry)
+        self._operations = EntryCodec(OPERATION_SCHEMA, OperationEntry, {EVENT_SCHEMA: EventEntry})
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -118,7 +130,7 @@ class JournalStore:
                 updated_at=now,
             )
             .remove("handover_token")
-            .append("events", self._events([event(now, req.invocation_note)]))
+            .append("events", self._events([claimed_event(now, req.invocation_note)]))
             .set_new(  # the first claim creates the operation
                 stack_id=req.stack_id,
                 logical_id=req.logical_id,
@@ -189,7 +201,7 @@ class JournalStore:
                     "past_attempts", [*(old.past_attempts or []), old.attempt]
                 ),
             )
-            .set_list("events", self._events(bounded(old, event(now, "new attempt claimed"))))
+            .set_list("events", self._events(bounded(old, new_attempt_event(now))))
             .remove(
                 "handover_token",
                 "handover_state",
@@ -263,6 +275,7 @@ class JournalStore:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
         now = time.time()
+        handed = handed_over_event(now, note, current.invocations)
         update = (
             Update()
             .set(
@@ -274,9 +287,7 @@ class JournalStore:
                 physical_id=physical_id or None,
                 wake_at=wake_at,
             )
-            .set_list(
-                "events", self._events(bounded(current, event(now, note, current.invocations)))
-            )
+            .set_list("events", self._events(bounded(current, handed)))
         )
         await self._fenced(op_id_of(current), current.fence, update)
 
@@ -297,7 +308,7 @@ class JournalStore:
             FenceLost, JournalError: as :meth:`renew_lease`.
         """
         now = time.time()
-        posted = event(now, f"response {response_status}", current.invocations)
+        posted = response_event(now, response_status, current.invocations)
         update = (
             Update()
             .set(
@@ -335,13 +346,13 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         now = time.time()
-        what = f"undeliverable: {undeliverable}" if undeliverable else "posted"
+        news = undeliverable_event(now, undeliverable) if undeliverable else posted_event(now)
         update = Update().set(posted_at=now, updated_at=now)
         if kept is not None:
             update.set(response=kept)
         if undeliverable:
             update.set(status=OperationStatus.UNDELIVERABLE.value, reason=undeliverable)
-        update.append("events", self._events([event(now, what)]))
+        update.append("events", self._events([news]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(
@@ -358,7 +369,8 @@ class JournalStore:
             JournalError: DynamoDB failed.
         """
         now = time.time()
-        update = Update().set(updated_at=now).append("events", self._events([event(now, what)]))
+        news = not_delivered_event(now, what)
+        update = Update().set(updated_at=now).append("events", self._events([news]))
         condition = "#attempt = :attempt AND attribute_exists(#response)"
         try:
             await self._write(
@@ -463,7 +475,8 @@ class JournalStore:
         return step
 
     def _events(self, events: list[EventEntry]) -> dict[str, Any]:
-        return self._operations.encode_list("events", events)
+        """Events in wire form, each without its text when its kind says it."""
+        return self._operations.encode_list("events", [_lean(e) for e in events])
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -538,3 +551,10 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB {code}: {error_message(exc)}") from exc
     except BotoCoreError as exc:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
+
+
+def _lean(event: EventEntry) -> EventEntry:
+    """The event as stored: without its text when its kind and details say it."""
+    lean = copy.copy(event)
+    lean.what = event.stored_what
+    return lean

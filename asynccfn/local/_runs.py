@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from asynccfn._errors import AsyncCfnError
 from asynccfn._protocol import RequestType, Status
+from asynccfn.journal._schema import EventKind
 
 if TYPE_CHECKING:
     from asynccfn.journal.query import OperationDetail, StepRecord
@@ -120,7 +121,7 @@ class OperationRun:
     @property
     def handovers(self) -> int:
         """How many times an invocation handed the operation over to the next."""
-        return sum(1 for event in self.journal.events if event.what.startswith("handed over"))
+        return sum(1 for event in self.journal.events if event.kind is EventKind.HANDED_OVER)
 
     @property
     def non_deterministic(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from asynccfn.journal._events import UNVISITED
+from asynccfn.journal._schema import EventKind
 
 if TYPE_CHECKING:
     from asynccfn.journal.records import OperationDetail
@@ -17,5 +17,5 @@ def unvisited_problems(first: OperationDetail, again: OperationDetail) -> list[s
     return [
         f"the replay {event.what} (the first run took them)"
         for event in again.events
-        if event.what.startswith(UNVISITED) and (event.at, event.what) not in before
+        if event.kind is EventKind.STEPS_SKIPPED and (event.at, event.what) not in before
     ]

@@ -6,6 +6,7 @@ import time
 started = time.time()
 import json  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 
 import asynccfn  # noqa: E402
 
@@ -21,6 +22,7 @@ async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.S
 
 handler = asynccfn.lambda_entry(resource, journal=os.environ["BENCH_TABLE"])
 built = time.time()
+modules_built = len(sys.modules)  # what Lambda's init phase loaded
 
 
 class Context:
@@ -44,6 +46,10 @@ print(
             "built": built,
             "done": done,
             "ok": result == {"outcome": "SUCCESS"},
+            "modules_built": modules_built,
+            "modules": len(sys.modules),
+            "own_modules": sum(1 for m in sys.modules if m.split(".")[0] == "asynccfn"),
+            "pynamodb": "pynamodb" in sys.modules,
         }
     ),
     flush=True,

@@ -7,6 +7,7 @@ started = time.time()
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 
 import aiohttp  # noqa: E402
 import yarl  # noqa: E402
@@ -53,7 +54,14 @@ done = time.time()
 print(
     "BENCH "
     + json.dumps(
-        {"started": started, "imported": imported, "built": imported, "done": done, "ok": ok}
+        {
+            "started": started,
+            "imported": imported,
+            "built": imported,
+            "done": done,
+            "ok": ok,
+            "modules": len(sys.modules),
+        }
     ),
     flush=True,
 )

@@ -390,3 +390,23 @@ def test_an_undeliverable_response_is_recorded_as_such(journal: RuntimeJournal) 
     op = claim(journal, claim_of(op_id, lambda_request="l2")).operation
     assert (op.status, op.reason) == ("UNDELIVERABLE", "403 Forbidden")
     assert [e.what for e in op.events or []][-1] == "undeliverable: 403 Forbidden"
+
+
+def test_every_event_is_recorded_with_its_kind_and_details(journal: RuntimeJournal) -> None:
+    op_id = new_op()
+    held = claim(journal, claim_of(op_id))
+    hand_over(journal, held, "tok")
+    held = claim(journal, claim_of(op_id, lambda_request="l2", token="tok"))
+    respond(journal, held, status="FAILED")
+    run(journal.note_delivery(op_id, "attempt-1", "the response host did not answer"))
+    run(journal.mark_posted(op_id, "attempt-1", undeliverable="403 Forbidden"))
+    op = claim(journal, claim_of(op_id, lambda_request="l3")).operation
+    events = [(e.kind, e.status, e.reason) for e in op.events or []]
+    assert events[:6] == [
+        ("claimed", None, None),
+        ("handed over", None, None),
+        ("claimed", None, None),
+        ("response", "FAILED", None),
+        ("not delivered", None, "the response host did not answer"),
+        ("undeliverable", None, "403 Forbidden"),
+    ]

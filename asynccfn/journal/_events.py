@@ -76,8 +76,6 @@ def not_delivered_event(now: float, reason: str) -> EventEntry:
     return event(now, None, kind=EventKind.NOT_DELIVERED, reason=reason)
 
 
-
-
 def unvisited_event(steps: list[str], invocation: int) -> EventEntry:
     """The event an invocation records (with its response) when its handler finished without
     asking for journaled, finished ``steps`` (described) that an earlier run took."""

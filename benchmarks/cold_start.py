@@ -17,9 +17,12 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +45,18 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
     }
     ours: list[dict[str, float]] = []
     floor: list[dict[str, float]] = []
+    packaged: list[dict[str, float]] = []
+    scratch = Path(tempfile.mkdtemp(prefix="asynccfn-bench-package-"))
+    unpacked, zipped = _package(scratch)
     warmup = int(sizes.warmup)  # a first round compiles and caches
     for round_ in range(warmup + sizes.cold_repeats):
-        sides = [("asynccfn_create.py", ours), ("floor_create.py", floor)]
-        for script, laps in sides if round_ % 2 == 0 else sides[::-1]:
-            lap = _cold_start(script, servers, env)
+        sides = [
+            ("asynccfn_create.py", ours, None),
+            ("floor_create.py", floor, None),
+            ("asynccfn_create.py", packaged, unpacked),
+        ]
+        for script, laps, package in sides if round_ % 2 == 0 else sides[::-1]:
+            lap = _cold_start(script, servers, env, package=package)
             if round_ >= warmup:
                 laps.append(lap)
     outcome.compare(
@@ -64,6 +74,32 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
             f"serve {median([lap['serve'] for lap in floor]) * 1e3:.0f} ms"
         ),
     )
+    outcome.compare(
+        "fresh process serving one Create, from the packaged zip",
+        [lap["total"] for lap in packaged],
+        [lap["total"] for lap in floor],
+        unit="ms",
+        scale=1e3,
+        target=at_most(1.1),
+        note=(
+            "`asynccfn package` of the demo, unpacked, run with no site-packages as Lambda "
+            f"runs it: import {median([lap['import'] for lap in packaged]) * 1e3:.0f} ms, "
+            f"lambda_entry {median([lap['build'] for lap in packaged]) * 1e3:.0f} ms, "
+            f"serve {median([lap['serve'] for lap in packaged]) * 1e3:.0f} ms"
+        ),
+    )
+    outcome.add(
+        Row(
+            bench=NAME,
+            metric="size of the packaged zip",
+            value=zipped / 1e6,
+            unit="MB",
+            target=at_most(ZIP_BUDGET_MB),
+            checked="value",
+            note=f"unpacked {_folder_size(unpacked) / 1e6:.1f} MB (Lambda allows 250 MB)",
+        )
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
     outcome.compare(
         "CPU of the fresh process",
         [lap["cpu"] for lap in ours],
@@ -124,13 +160,21 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
     return outcome
 
 
-def _cold_start(script: str, servers: Servers, env: dict[str, str]) -> dict[str, float]:
+def _cold_start(
+    script: str, servers: Servers, env: dict[str, str], *, package: Path | None = None
+) -> dict[str, float]:
+    """One cold start of ``script``; with ``package`` (an unpacked ``asynccfn package`` zip),
+    from that folder alone, as Lambda runs it: no site-packages, the folder on the path."""
     event = create_event(servers.response_url())
     child_env = {**env, "BENCH_EVENT": json.dumps(event)}
+    command = [sys.executable, str(CHILDREN / script)]
+    if package is not None:
+        child_env["PYTHONPATH"] = str(package)
+        command = [getattr(sys, "_base_executable", sys.executable), "-S", str(CHILDREN / script)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     spawned = time.time()
     done = subprocess.run(
-        [sys.executable, str(CHILDREN / script)],
+        command,
         env=child_env,
         capture_output=True,
         text=True,
@@ -156,6 +200,41 @@ def _cold_start(script: str, servers: Servers, env: dict[str, str]) -> dict[str,
         "own_modules": float(report.get("own_modules", 0)),
         "pynamodb": float(bool(report.get("pynamodb"))),
     }
+
+
+ZIP_BUDGET_MB = 10.0  # the demo's zip with its bytecode; tests/deploy/test_package.py holds it too
+
+
+def _package(scratch: Path) -> tuple[Path, int]:
+    """``asynccfn package`` of the demo for this interpreter, unpacked: (folder, zip bytes)."""
+    output = scratch / "provider.zip"
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from asynccfn import cli; sys.exit(cli.main(sys.argv[1:]))",
+            "package",
+            "asynccfn.local.demo:demo",
+            "-o",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(
+            f"asynccfn package failed:\n{built.stdout[-2000:]}{built.stderr[-2000:]}"
+        )
+    unpacked = scratch / "package"
+    with zipfile.ZipFile(output) as archive:
+        archive.extractall(unpacked)
+    return unpacked, output.stat().st_size
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _bench_line(stdout: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from asynccfn.local.demo import CREATE_PROPERTIES, UPDATE_PROPERTIES
 from asynccfn.local.stack import LocalStack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-ZIPPED_BUDGET = 8 * 1024 * 1024  # today 5.0 MB
+ZIPPED_BUDGET = 10 * 1000 * 1000  # today 8.1 MB with its bytecode
 UNZIPPED_BUDGET = 25 * 1024 * 1024  # today 17.6 MB; Lambda allows 250
 
 
@@ -75,7 +75,11 @@ def test_the_demo_package_runs_its_life_from_an_empty_folder(
     # no local runner, CLI, tests or caches; botocore's data only for the services used
     assert not any(n.startswith(("asynccfn/local/", "asynccfn/_cli_", "tests/")) for n in names)
     assert "asynccfn/cli.py" not in names and "asynccfn/testing.py" not in names
-    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    # bytecode for this Python only (Lambda's folder is read-only: no compiling at cold start)
+    tag = sys.implementation.cache_tag
+    compiled = [n for n in names if n.endswith(".pyc")]
+    assert compiled and all("__pycache__/" in n and f".{tag}." in n for n in compiled)
+    assert "asynccfn/__pycache__/_runtime." + tag + ".pyc" in names
     assert not any(n.startswith(("awslambdaric", "moto/", "pytest")) for n in names)
     services = {
         n.split("/")[2] for n in names if n.startswith("botocore/data/") and n.count("/") > 3

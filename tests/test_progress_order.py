@@ -10,6 +10,7 @@ import re
 from asynccfn import cli
 from asynccfn._cli_local import ProgressPrinter
 from asynccfn._protocol import RequestType
+from asynccfn.journal._events import kind_of
 from asynccfn.journal.models import OperationStatus, StepKind, StepStatus
 from asynccfn.journal.records import EventRecord, OperationDetail, OperationRecord, StepRecord
 
@@ -47,7 +48,9 @@ def operation(*events: tuple[float, str, int]) -> OperationRecord:
         physical_id=None,
         reason=None,
         response=None,
-        events=tuple(EventRecord(at=at(s), what=w, invocation=i) for s, w, i in events),
+        events=tuple(
+            EventRecord(at=at(s), what=w, invocation=i, kind=kind_of(None, w)) for s, w, i in events
+        ),
         expires_at=None,
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._steps import finished
+from ._execution import finished
 from .journal._events import unvisited_event
 
 if TYPE_CHECKING:

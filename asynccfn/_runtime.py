@@ -45,6 +45,7 @@ from ._errors import (
     OperationBusy,
     RequestError,
 )
+from ._execution import Execution, Progress, finished
 from ._handoff import HandOff
 from ._lease import Lease
 from ._logging import current_fields, log_fields
@@ -62,7 +63,7 @@ from ._protocol import Request, allowed_hosts_from_env
 from ._provider import Provider, route
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
-from ._steps import Execution, Executor, Progress, finished
+from ._steps import Executor
 from ._tasks import discard
 from ._threads import busy_threads
 from ._watchdog import LoopWatchdog

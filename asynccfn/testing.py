@@ -194,7 +194,7 @@ def run_resource(
             if always_replay:
                 runs = [stack.replay(runs[0])]
     if printer is not None:
-        from ._cli_local import print_summary
+        from ._cli_progress import print_summary
 
         print_summary(runs, printer.console)
     _check_replays(runs)
@@ -279,7 +279,7 @@ def _code_paths() -> list[str]:
 
 
 def _printer() -> Any:
-    from ._cli_local import ProgressPrinter
+    from ._cli_progress import ProgressPrinter
     from .cli import Console
 
     return ProgressPrinter(Console(out=sys.stdout, err=sys.stderr, color=False))

@@ -126,13 +126,13 @@ DIRNAME = "os.path." + "dirname("
 @pytest.mark.parametrize(
     ("where", "line"),
     [
-        ("tests/support.py", f'F = {HERE}.resolve().parents[2] / "shared" / "fixtures" / "cfn"'),
+        ("tests/support.py", f'F = {HERE}.resolve().parents[2] / "outside" / "fixtures" / "cfn"'),
         ("tests/support.py", f"F = {HERE}.parent.parent.parent"),
-        ("tests/support.py", f'F = {HERE}.parents[1] / "{_UP}" / "shared"'),
+        ("tests/support.py", f'F = {HERE}.parents[1] / "{_UP}" / "outside"'),
         ("benchmarks/_report.py", f"F = {DIRNAME * 3}__file__)))"),
-        ("tests/support.py", f'F = Path("{UP2}/shared/fixtures/cfn")'),
-        ("tests/fixtures/cfn/README.md", f"see [the events]({UP2}/{UP2}/shared/README.md)"),
-        ("examples/x.py", f'F = "{HOME}shared/fixtures/cfn/create.json"'),
+        ("tests/support.py", f'F = Path("{UP2}/outside/fixtures/cfn")'),
+        ("tests/fixtures/cfn/README.md", f"see [the events]({UP2}/{UP2}/outside/README.md)"),
+        ("examples/x.py", f'F = "{HOME}outside/fixtures/cfn/create.json"'),
         ("asynccfn/x.py", f"F = Path('{HOME}someone/checkout')"),
     ],
 )

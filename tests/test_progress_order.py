@@ -8,7 +8,7 @@ import io
 import re
 
 from asynccfn import cli
-from asynccfn._cli_local import ProgressPrinter
+from asynccfn._cli_progress import ProgressPrinter
 from asynccfn._protocol import RequestType
 from asynccfn.journal._events import kind_of
 from asynccfn.journal.models import OperationStatus, StepKind, StepStatus

@@ -13,11 +13,12 @@ import pytest
 from asynccfn._clients import ClientPool
 from asynccfn._deadline import Deadlines
 from asynccfn._errors import RequestError
+from asynccfn._execution import Execution, Progress
 from asynccfn._handoff import HandOff
 from asynccfn._outbox import Outbox
 from asynccfn._outcomes import op_id_for
 from asynccfn._protocol import Request, Response, Status, parse_request
-from asynccfn._steps import Execution, Executor, Progress
+from asynccfn._steps import Executor
 from asynccfn.journal.claims import ClaimRequest
 from asynccfn.journal.memory import MemoryJournal
 from asynccfn.journal.models import OperationEntry, OperationStatus

@@ -229,7 +229,7 @@ def _printouts(
 ) -> str:
     """What ``asynccfn local`` and ``asynccfn.testing.run_resource`` print for an operation:
     its progress as the journal changes, then the response and the timeline."""
-    from asynccfn._cli_local import ProgressPrinter, print_summary
+    from asynccfn._cli_progress import ProgressPrinter, print_summary
     from asynccfn._protocol import RequestType
     from asynccfn.journal.query import Journal
     from asynccfn.local._runs import OperationRun

@@ -22,8 +22,9 @@ from asynccfn._errors import (
     StepInterrupted,
     WaitTimeout,
 )
+from asynccfn._execution import Execution, Progress
 from asynccfn._retry import RetryPolicy
-from asynccfn._steps import Execution, Executor, Progress
+from asynccfn._steps import Executor
 from asynccfn.journal.memory import MemoryJournal
 from asynccfn.journal.models import StepEntry, StepKind, StepStatus
 

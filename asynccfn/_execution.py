@@ -1,0 +1,75 @@
+"""What one invocation's executor works with: who the invocation is (:class:`Execution`, fixed
+for its life), what it learns while it runs (:class:`Progress`), and the one definition of a
+finished step (:func:`finished`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._deadline import Deadlines
+from ._probe import NO_PROBE, Probe
+from .journal._schema import StepStatus
+
+if TYPE_CHECKING:
+    from ._lease import Lease
+    from .journal.models import StepEntry
+    from .journal.protocol import StepJournal
+
+__all__ = ["Execution", "Progress", "finished", "is_final"]
+
+_FINAL = frozenset({StepStatus.SUCCEEDED.value, StepStatus.FAILED.value})
+
+
+def is_final(status: str) -> bool:
+    """Whether a step with ``status`` is over: nothing more is recorded for it in its attempt."""
+    return status in _FINAL
+
+
+def finished(step: StepEntry, op_attempt: int) -> bool:
+    """Whether operation attempt ``op_attempt`` replays ``step`` rather than running it.
+
+    A success is final for every attempt; a failure belongs to its attempt: a retried
+    deployment runs the step again.
+    """
+    if step.status == StepStatus.SUCCEEDED.value:
+        return True
+    return step.status == StepStatus.FAILED.value and step.op_attempt == op_attempt
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Execution:
+    """Who one invocation is, fixed for its life: the operation, its claim and deadlines."""
+
+    store: StepJournal
+    op_id: str
+    op_attempt: int
+    fence: int
+    invocation: int
+    deadlines: Deadlines
+    started: float  # loop time the invocation started
+    handover_at: frozenset[str] = frozenset()  # positions of the last hand-over (see _go_live)
+    lease: Lease | None = None  # the operation's lease, in a durable journal
+    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
+    keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
+    probe: Probe = NO_PROBE
+
+
+@dataclass(kw_only=True, slots=True)
+class Progress:
+    """What one invocation's executor learns and changes while it runs."""
+
+    journal: dict[str, StepEntry] = field(default_factory=dict)  # as loaded, then as written
+    handover_state: str | None = None  # EventState at the last hand-over (see _go_live)
+    interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
+    visited: set[str] = field(default_factory=set)  # positions the handler asked for
+    state: dict[str, Any] = field(default_factory=dict)
+    recorded_state: str = "{}"
+    replaying: bool = True  # until every finished journal entry has been replayed
+    to_replay: int = 0
+    stopping: bool = False
+    progressed: bool = False  # a record was written or a durable wait spent this invocation
+    current: str | None = None  # the position live work is at (for stalled reasons)
+    physical_id: str | None = None  # ctx.physical_id, journaled before live work when changed
+    recorded_physical_id: str | None = None

@@ -145,7 +145,7 @@ class Executor:
                         position, name, kind, previous, exc, attempt, started=started
                     )
                     if not self._ours(recorded):
-                        return self._replay(recorded)  # lost a race: the winner's outcome stands
+                        return self._adopt(recorded, name)  # the winner's outcome stands
                     raise
                 journaled = encode(value) if encode is not None else value
                 result = to_json(journaled, what=f"the result of step {name!r}")
@@ -161,7 +161,7 @@ class Executor:
                     sensitive=1 if sensitive else None,
                 )
                 if not self._ours(recorded):
-                    return self._replay(recorded)
+                    return self._adopt(recorded, name)
                 return live(value) if live is not None else json.loads(result)
 
     async def _start_attempt(
@@ -463,6 +463,20 @@ class Executor:
 
     def _finished(self, step: StepEntry) -> bool:
         return finished(step, self.x.op_attempt)
+
+    def _adopt(self, recorded: StepEntry, name: str) -> Any:
+        """Another invocation's record of the slot this one just tried to write: its finished
+        outcome stands; a start it recorded (at most once) is never advanced from here.
+
+        Raises:
+            StepInterrupted: the slot holds another invocation's unfinished start.
+        """
+        if not self._finished(recorded):
+            raise StepInterrupted(
+                f"step {name!r} was started at most once by invocation {recorded.invocation} "
+                "and is not finished; this invocation does not overwrite it"
+            )
+        return self._replay(recorded)
 
     def _replay(self, step: StepEntry) -> Any:
         self._take_state(step)

@@ -26,7 +26,6 @@ __all__ = [
     "check_response_url",
     "describe_url",
     "is_cloudformation_url",
-    "response_url_identifiers",
 ]
 
 MAX_URL_LENGTH = 8192
@@ -148,20 +147,6 @@ def is_cloudformation_url(url: str) -> bool:
     except ResponseURLRefused:
         return False
     return scheme == "https" and _response_bucket_key(url, host) is not None
-
-
-def response_url_identifiers(url: str) -> tuple[str, str, str] | None:
-    """(StackId, LogicalResourceId, RequestId) decoded from a CloudFormation response
-    bucket URL's object key, or None when ``url`` is not of that shape."""
-    try:
-        _scheme, host, _port = _url_parts(url, userinfo_ok=True)
-    except ResponseURLRefused:
-        return None
-    key = _response_bucket_key(url, host)
-    parts = key.split("|") if key is not None else []
-    if len(parts) != 3:
-        return None
-    return parts[0], parts[1], parts[2]
 
 
 def _response_bucket_key(url: str, host: str) -> str | None:

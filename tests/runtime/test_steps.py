@@ -296,3 +296,29 @@ def test_a_physical_id_set_by_the_handler_is_journaled_before_live_work() -> Non
     op = journal.operation(OP)
     assert op is not None and op.physical_id == "bucket-1"
     assert ex.progress.recorded_physical_id == "bucket-1"
+
+
+def test_invariant_4_a_write_that_meets_anothers_unfinished_start_does_not_overwrite_it() -> None:
+    """A newcomer that loaded the journal before an older invocation started the step at most
+    once (the step's code no longer says at_most_once, say) does not overwrite that start with
+    its own result, nor hand back the start's empty result: it stops interrupted."""
+    journal = MemoryJournal()
+    newcomer = executor(journal, fence=2)  # loaded: nothing yet
+    older = journal.new_step(
+        OP,
+        "0#00001",
+        name="pay",
+        kind=StepKind.STEP.value,
+        status=StepStatus.STARTED.value,
+        attempt=1,
+        op_attempt=1,
+        started_at=time.time(),
+        invocation=1,
+        fence=1,
+    )
+    asyncio.run(journal.write_step(older, previous=None))
+    calls: list[str] = []
+    with pytest.raises(StepInterrupted, match="started at most once by invocation 1"):
+        in_root(newcomer, lambda: newcomer.step(StepKind.STEP, "pay", counting(calls)))
+    assert calls == ["ran"]  # at least once: its body ran, its result was not journaled
+    assert steps_of(journal)["0#00001"].status == StepStatus.STARTED.value

@@ -17,12 +17,12 @@ from .journal._events import unvisited_event
 
 if TYPE_CHECKING:
     from ._steps import Executor
-    from .journal.models import OperationEntry, StepEntry
+    from .journal.models import OperationItem, StepItem
 
 log = logging.getLogger("asynccfn.runtime")
 
 
-def unvisited(executor: Executor) -> list[tuple[str, StepEntry]]:
+def unvisited(executor: Executor) -> list[tuple[str, StepItem]]:
     """The journal's finished entries (as the executor would replay them) at positions the
     handler never took, in program order."""
     progress, op_attempt = executor.progress, executor.x.op_attempt
@@ -36,7 +36,7 @@ def unvisited(executor: Executor) -> list[tuple[str, StepEntry]]:
     )
 
 
-def note_unvisited(executor: Executor, op: OperationEntry) -> None:
+def note_unvisited(executor: Executor, op: OperationItem) -> None:
     """Warn, and add an event to the operation's next write, when the handler finished
     without asking for journaled steps."""
     skipped = [f"{step.name!r} at position {position}" for position, step in unvisited(executor)]

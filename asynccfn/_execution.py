@@ -14,7 +14,7 @@ from .journal._schema import StepStatus
 
 if TYPE_CHECKING:
     from ._lease import Lease
-    from .journal.models import StepEntry
+    from .journal.models import StepItem
     from .journal.protocol import StepJournal
 
 __all__ = ["Execution", "Progress", "finished", "is_final"]
@@ -27,7 +27,7 @@ def is_final(status: str) -> bool:
     return status in _FINAL
 
 
-def finished(step: StepEntry, op_attempt: int) -> bool:
+def finished(step: StepItem, op_attempt: int) -> bool:
     """Whether operation attempt ``op_attempt`` replays ``step`` rather than running it.
 
     A success is final for every attempt; a failure belongs to its attempt: a retried
@@ -60,7 +60,7 @@ class Execution:
 class Progress:
     """What one invocation's executor learns and changes while it runs."""
 
-    journal: dict[str, StepEntry] = field(default_factory=dict)  # as loaded, then as written
+    journal: dict[str, StepItem] = field(default_factory=dict)  # as loaded, then as written
     handover_state: str | None = None  # EventState at the last hand-over (see _go_live)
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
     visited: set[str] = field(default_factory=set)  # positions the handler asked for

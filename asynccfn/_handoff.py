@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._probe import Probe
     from ._protocol import Request
     from ._steps import Executor
-    from .journal.models import OperationEntry
+    from .journal.models import OperationItem
     from .journal.protocol import RuntimeJournal
 
 log = logging.getLogger("asynccfn.runtime")
@@ -79,7 +79,7 @@ class HandOff:
     async def hand_over(
         self,
         request: Request,
-        op: OperationEntry,
+        op: OperationItem,
         event: object,
         executor: Executor,
         deadlines: Deadlines,
@@ -164,7 +164,7 @@ class HandOff:
     async def _fail(
         self,
         request: Request,
-        op: OperationEntry,
+        op: OperationItem,
         reason: str,
         deadlines: Deadlines,
         physical_id: str | None,

@@ -11,7 +11,7 @@ from . import _errors
 from ._errors import Failed, StepFailed
 
 if TYPE_CHECKING:
-    from .journal.models import StepEntry
+    from .journal.models import StepItem
 
 # asynccfn's own errors, by the name a journal item gives them (built once, never imported
 # from journal text).
@@ -44,7 +44,7 @@ def error_text(exc: BaseException) -> str:
 
 
 def rebuild_error(
-    step: StepEntry, registered: Mapping[str, type[Exception]] | None = None
+    step: StepItem, registered: Mapping[str, type[Exception]] | None = None
 ) -> Exception:
     """The journaled failure as the same type and message, where the type may be rebuilt:
     a built-in exception, botocore's ClientError (by its error code), asynccfn's own errors

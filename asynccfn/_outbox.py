@@ -40,7 +40,7 @@ from ._protocol import (
 )
 from ._response import build_body, built_body
 from .journal._payload import sealed_response
-from .journal._schema import OperationEntry, OperationStatus
+from .journal._schema import OperationItem, OperationStatus
 
 if TYPE_CHECKING:
     from ._deadline import Deadlines
@@ -87,7 +87,7 @@ class Outbox:
     async def answer(
         self,
         request: Request,
-        op: OperationEntry,
+        op: OperationItem,
         response: Response,
         deadlines: Deadlines,
         status: OperationStatus,
@@ -129,7 +129,7 @@ class Outbox:
     async def fail(
         self,
         request: Request,
-        op: OperationEntry,
+        op: OperationItem,
         reason: str,
         deadlines: Deadlines,
         *,
@@ -149,7 +149,7 @@ class Outbox:
     async def timed_out(
         self,
         request: Request,
-        op: OperationEntry,
+        op: OperationItem,
         deadlines: Deadlines,
         *,
         physical_id: str | None,

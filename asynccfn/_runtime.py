@@ -70,9 +70,9 @@ from ._watchdog import LoopWatchdog
 from .journal import _payload
 from .journal._events import loop_blocked_event, replayed_event
 from .journal._schema import (
-    OperationEntry,
+    OperationItem,
     OperationStatus,
-    StepEntry,
+    StepItem,
     op_id_of,
 )
 from .journal.claims import (
@@ -239,7 +239,7 @@ class Runtime:
 
     async def _claim(
         self, request: Request, owner: str, token: str | None, *, preload: bool
-    ) -> tuple[Claim, asyncio.Future[dict[str, StepEntry]] | None]:
+    ) -> tuple[Claim, asyncio.Future[dict[str, StepItem]] | None]:
         """Claim the operation; with ``preload``, Query its journal alongside the claim.
 
         A hand-over's successor has a journal to replay, so its Query need not wait for the
@@ -345,7 +345,7 @@ class Runtime:
         self,
         request: Request,
         claim: Claim,
-        steps: asyncio.Future[dict[str, StepEntry]] | None,
+        steps: asyncio.Future[dict[str, StepItem]] | None,
         event: object,
         lambda_context: Any,
         started: float,
@@ -473,7 +473,7 @@ class Runtime:
             OperationStatus.SUCCEEDED,
         )
 
-    async def _release(self, op: OperationEntry, deadlines: Deadlines) -> None:
+    async def _release(self, op: OperationItem, deadlines: Deadlines) -> None:
         """Best effort: give the lease up before failing, so that Lambda's retry (which carries
         this invocation's request id) need not wait for it to run out."""
         try:
@@ -497,7 +497,7 @@ class Runtime:
         request: Request,
         ctx: Context,
         executor: Executor,
-        op: OperationEntry,
+        op: OperationItem,
         deadlines: Deadlines,
     ) -> Any:
         """Run the handler until it ends or the soft deadline; return its result or the

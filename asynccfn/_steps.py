@@ -38,7 +38,7 @@ from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:
     from ._retry import RetryPolicy
-    from .journal.models import StepEntry
+    from .journal.models import StepItem
 
 
 class Executor:
@@ -169,11 +169,11 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepEntry | None,
+        previous: StepItem | None,
         attempt: int,
         retry: RetryPolicy | None,
         needs: float | None,
-    ) -> tuple[StepEntry, int]:
+    ) -> tuple[StepItem, int]:
         """Journal the start of an at-most-once attempt before its body runs.
 
         A slot some other invocation started and never finished is never started again at the
@@ -224,9 +224,9 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        started: StepEntry,
+        started: StepItem,
         retry: RetryPolicy | None,
-    ) -> StepEntry:
+    ) -> StepItem:
         """An at-most-once attempt that ``started`` records was begun by some invocation and
         never finished: count it as a failed attempt. Returns what the journal then holds (the
         attempt recorded as RETRYING when ``retry`` allows another, or whatever a racing writer
@@ -447,7 +447,7 @@ class Executor:
 
     # -- journal ---------------------------------------------------------------------------
 
-    def _replayed(self, position: str, name: str) -> StepEntry | None:
+    def _replayed(self, position: str, name: str) -> StepItem | None:
         previous = self.progress.journal.get(position)
         if previous is not None and previous.name != name:
             raise NonDeterminismError(
@@ -457,14 +457,14 @@ class Executor:
             )
         return previous
 
-    def _ours(self, step: StepEntry) -> bool:
+    def _ours(self, step: StepItem) -> bool:
         """Whether this invocation wrote ``step`` (fences are unique per claim)."""
         return step.fence == self.x.fence
 
-    def _finished(self, step: StepEntry) -> bool:
+    def _finished(self, step: StepItem) -> bool:
         return finished(step, self.x.op_attempt)
 
-    def _adopt(self, recorded: StepEntry, name: str) -> Any:
+    def _adopt(self, recorded: StepItem, name: str) -> Any:
         """Another invocation's record of the slot this one just tried to write: its finished
         outcome stands; a start it recorded (at most once) is never advanced from here.
 
@@ -478,7 +478,7 @@ class Executor:
             )
         return self._replay(recorded)
 
-    def _replay(self, step: StepEntry) -> Any:
+    def _replay(self, step: StepItem) -> Any:
         self._take_state(step)
         self.progress.to_replay -= 1
         if self.progress.to_replay <= 0:
@@ -487,7 +487,7 @@ class Executor:
             raise rebuild_error(step, self.x.errors)
         return json.loads(step.result) if step.result is not None else None
 
-    def _take_state(self, step: StepEntry) -> None:
+    def _take_state(self, step: StepItem) -> None:
         if step.state is not None:
             self._set_state(step.state)
 
@@ -521,13 +521,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepEntry | None,
+        previous: StepItem | None,
         exc: BaseException,
         attempt: int,
         *,
         retry_at: float | None = None,
         started: float | None = None,
-    ) -> StepEntry:
+    ) -> StepItem:
         code = error_code(exc)
         return await self._write(
             position,
@@ -548,13 +548,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepEntry | None,
+        previous: StepItem | None,
         *,
         status: StepStatus,
         attempt: int,
         started_at: float | None = None,
         **fields: Any,
-    ) -> StepEntry:
+    ) -> StepItem:
         for _ in range(3):
             recorded = await self._write_once(
                 position,
@@ -583,13 +583,13 @@ class Executor:
         position: str,
         name: str,
         kind: StepKind,
-        previous: StepEntry | None,
+        previous: StepItem | None,
         *,
         status: StepStatus,
         attempt: int,
         started_at: float | None,
         **fields: Any,
-    ) -> StepEntry:
+    ) -> StepItem:
         now = time.time()
         state = self.state_json()
         step = self.x.store.new_step(

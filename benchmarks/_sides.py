@@ -299,8 +299,8 @@ async def journal_for_replay(
 
     from asynccfn._continuation import HANDOVER_KEY
     from asynccfn._protocol import allowed_hosts_from_env, parse_request
-    from asynccfn.journal._codec import EntryCodec
-    from asynccfn.journal.models import StepEntry, bind, operation_id
+    from asynccfn.journal._codec import ItemCodec
+    from asynccfn.journal.models import StepItem, bind, operation_id
     from asynccfn.journal.store import ClaimRequest, JournalStore
 
     async def factory() -> Any:
@@ -321,7 +321,7 @@ async def journal_for_replay(
         )
     )
     op = claim.operation
-    codec = EntryCodec(bind(table).step, StepEntry)
+    codec = ItemCodec(bind(table).step, StepItem)
     items = [
         codec.encode(
             store.new_step(

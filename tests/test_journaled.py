@@ -13,15 +13,15 @@ from botocore.exceptions import ClientError
 
 import asynccfn
 from asynccfn._journaled import rebuild_error
-from asynccfn.journal.models import StepEntry
+from asynccfn.journal.models import StepItem
 
 
 class BucketError(Exception):
     """A handler's own error type."""
 
 
-def failed_step(error_type: str | None, message: str = "it broke") -> StepEntry:
-    return StepEntry(
+def failed_step(error_type: str | None, message: str = "it broke") -> StepItem:
+    return StepItem(
         pk="op#x",
         sk="step#0#00001",
         name="work",

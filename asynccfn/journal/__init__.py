@@ -2,6 +2,12 @@
 the runtime's writer (``store``), table provisioning (``table``) and the read API below,
 re-exported from ``query`` and ``records``.
 
+Each kind of item has one name, and a suffix that says which layer holds it: ``StepModel``
+is the pynamodb definition of the step item (the schema), ``StepItem`` the item as the runtime
+reads and writes it (flat DynamoDB values, no pynamodb), ``StepRecord`` the decoded view this
+read API returns (times, enums, errors); likewise ``Operation*`` and ``EventMap`` /
+``EventItem`` / ``EventRecord`` for the events an operation item carries.
+
 ::
 
     from asynccfn.journal import Journal, OperationStatus

@@ -1,5 +1,5 @@
 """Journal items between DynamoDB's wire form and the runtime's plain records
-(:class:`~asynccfn.journal.models.StepEntry`, :class:`~asynccfn.journal.models.OperationEntry`),
+(:class:`~asynccfn.journal.models.StepItem`, :class:`~asynccfn.journal.models.OperationItem`),
 without pynamodb's general machinery.
 
 A step is built and written once per durable action and decoded once per replayed action, and
@@ -53,7 +53,7 @@ _SCALARS: dict[str, _Scalar] = {
 }
 
 
-class EntryCodec(Generic[E]):
+class ItemCodec(Generic[E]):
     """Encodes and decodes the items (or maps) of one attribute table as ``entry`` records.
 
     ``schema`` is a static table of :mod:`asynccfn.journal._schema`, or a pynamodb model (or
@@ -87,7 +87,7 @@ class EntryCodec(Generic[E]):
             )
         self._scalars: list[tuple[str, str, str, Callable[[Any], str], Callable[[str], int]]]
         self._scalars = []
-        self._lists: list[tuple[str, str, EntryCodec[Any] | None]] = []
+        self._lists: list[tuple[str, str, ItemCodec[Any] | None]] = []
         self._decoders: dict[str, tuple[str, str, Callable[[Any], Any] | None]] = {}
         required = []
         for name, attr in attributes.items():
@@ -175,18 +175,18 @@ def _table(schema: Schema | type[AttributeContainer]) -> Schema:
 
 def _element_codec(
     title: str, attr: Attr, nested: Mapping[Schema, type[Any]]
-) -> EntryCodec[Any] | None:
+) -> ItemCodec[Any] | None:
     """The codec of a list's elements: None for strings, a nested codec for known maps."""
     element = attr.element
     if element == "S":
         return None
     if isinstance(element, Schema) and element in nested:
-        return EntryCodec(element, nested[element])
+        return ItemCodec(element, nested[element])
     shown = element.name if isinstance(element, Schema) else element
     raise TypeError(f"{title}.{attr.name} is a list of {shown!r}, not strings or maps")
 
 
-def _list_decoder(element: EntryCodec[Any] | None) -> Callable[[list[Any]], list[Any]]:
+def _list_decoder(element: ItemCodec[Any] | None) -> Callable[[list[Any]], list[Any]]:
     if element is None:
         return lambda items: [item["S"] for item in items]
     return lambda items: [element.decode(item["M"]) for item in items]

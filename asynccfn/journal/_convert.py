@@ -21,6 +21,7 @@ from ._payload import is_encrypted
 from ._schema import describe
 from .models import (
     STEP_PREFIX,
+    EventMap,
     OperationModel,
     OperationStatus,
     StepKind,
@@ -28,7 +29,6 @@ from .models import (
     StepStatus,
     op_id_of,
 )
-from .models import EventRecord as ModelEvent
 from .records import ErrorRecord, EventRecord, OperationRecord, ResponseRecord, StepRecord
 
 
@@ -140,7 +140,7 @@ def _events(item: OperationModel) -> tuple[EventRecord, ...]:
     return tuple(numbered)
 
 
-def _event(event: ModelEvent) -> EventRecord:
+def _event(event: EventMap) -> EventRecord:
     """An event as recorded (its text as its kind says it, unless it was stored); one
     written before events had a kind, as its text says."""
     kind = kind_of(event.kind, event.what or "")

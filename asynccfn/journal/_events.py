@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ._schema import MAX_EVENTS, EventEntry, EventKind, OperationEntry
+from ._schema import MAX_EVENTS, EventItem, EventKind, OperationItem
 
 
 def event(
@@ -22,10 +22,10 @@ def event(
     steps: int | None = None,
     status: str | None = None,
     reason: str | None = None,
-) -> EventEntry:
+) -> EventItem:
     """One event, its time rounded to the millisecond (no ``kind``: free text, OTHER; no
     ``what``: as the kind and details say it)."""
-    return EventEntry(
+    return EventItem(
         at=round(now, 3),
         what=what,
         invocation=invocation,
@@ -36,61 +36,61 @@ def event(
     )
 
 
-def claimed_event(now: float, note: str) -> EventEntry:
+def claimed_event(now: float, note: str) -> EventItem:
     """An invocation's claim; ``note`` says how ("claimed with hand-over token")."""
     return event(now, note, kind=EventKind.CLAIMED)
 
 
-def new_attempt_event(now: float) -> EventEntry:
+def new_attempt_event(now: float) -> EventItem:
     """A new attempt of the request (a new ResponseURL) took the operation over."""
     return event(now, None, kind=EventKind.NEW_ATTEMPT)
 
 
-def replayed_event(steps: int, invocation: int) -> EventEntry:
+def replayed_event(steps: int, invocation: int) -> EventItem:
     """The event an invocation records (with its next write) after replaying ``steps``."""
     return event(time.time(), None, invocation, kind=EventKind.REPLAYED, steps=steps)
 
 
-def handed_over_event(now: float, note: str, invocation: int) -> EventEntry:
+def handed_over_event(now: float, note: str, invocation: int) -> EventItem:
     """The operation handed over to the next invocation (``note``: "handed over")."""
     return event(now, note, invocation, kind=EventKind.HANDED_OVER)
 
 
-def response_event(now: float, status: str, invocation: int) -> EventEntry:
+def response_event(now: float, status: str, invocation: int) -> EventItem:
     """The response (its Status ``status``) recorded in the outbox."""
     return event(now, None, invocation, kind=EventKind.RESPONSE, status=status)
 
 
-def posted_event(now: float) -> EventEntry:
+def posted_event(now: float) -> EventItem:
     """The recorded response delivered."""
     return event(now, None, kind=EventKind.POSTED)
 
 
-def undeliverable_event(now: float, reason: str) -> EventEntry:
+def undeliverable_event(now: float, reason: str) -> EventItem:
     """The recorded response can never be delivered, and why."""
     return event(now, None, kind=EventKind.UNDELIVERABLE, reason=reason)
 
 
-def not_delivered_event(now: float, reason: str) -> EventEntry:
+def not_delivered_event(now: float, reason: str) -> EventItem:
     """Why the recorded response is not delivered yet (its delivery goes on)."""
     return event(now, None, kind=EventKind.NOT_DELIVERED, reason=reason)
 
 
-def unvisited_event(steps: list[str], invocation: int) -> EventEntry:
+def unvisited_event(steps: list[str], invocation: int) -> EventItem:
     """The event an invocation records (with its response) when its handler finished without
     asking for journaled, finished ``steps`` (described) that an earlier run took."""
     shown = ", ".join(steps[:5]) + (f" and {len(steps) - 5} more" if len(steps) > 5 else "")
     return event(time.time(), None, invocation, kind=EventKind.STEPS_SKIPPED, reason=shown)
 
 
-def loop_blocked_event(at: float, seconds: float, where: str, invocation: int) -> EventEntry:
+def loop_blocked_event(at: float, seconds: float, where: str, invocation: int) -> EventItem:
     """The event an invocation records (with its next write) when the watchdog found its
     event loop blocked for ``seconds`` by ``where`` (a user's function and line)."""
     reason = f"over {seconds:.1f} s by {where}"
     return event(at, None, invocation, kind=EventKind.LOOP_BLOCKED, reason=reason)
 
 
-def bounded(current: OperationEntry, new: EventEntry) -> list[EventEntry]:
+def bounded(current: OperationItem, new: EventItem) -> list[EventItem]:
     """The recent events with ``new`` appended, oldest dropped past MAX_EVENTS."""
     return [*(current.events or []), new][-MAX_EVENTS:]
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import CodecError
 
 if TYPE_CHECKING:
-    from .models import OperationEntry, StepEntry
+    from .models import OperationItem, StepItem
     from .protocol import StepJournal
 
 PREFIX = "encrypted:"
@@ -116,7 +116,7 @@ class Payloads:
             raise CodecError("an encrypted journal value is not valid base64") from None
         return (await self._session.decode(sealed)).decode()
 
-    async def seal_step(self, step: StepEntry) -> StepEntry:
+    async def seal_step(self, step: StepItem) -> StepItem:
         """A copy of ``step`` as it is stored: its result encrypted when it is sensitive, its
         state when the state may hold secrets."""
         changes: dict[str, Any] = {}
@@ -127,7 +127,7 @@ class Payloads:
             changes["state"] = await self.seal(step.state)
         return dataclasses.replace(step, **changes) if changes else step
 
-    async def open_step(self, step: StepEntry) -> StepEntry:
+    async def open_step(self, step: StepItem) -> StepItem:
         """``step`` as read from the journal, in the clear.
 
         Raises:
@@ -141,7 +141,7 @@ class Payloads:
         step.state = await self.open(step.state)
         return step
 
-    async def open_steps(self, steps: dict[str, StepEntry]) -> dict[str, StepEntry]:
+    async def open_steps(self, steps: dict[str, StepItem]) -> dict[str, StepItem]:
         """The loaded journal in the clear (in place).
 
         Raises:
@@ -168,10 +168,10 @@ class SealedSteps:
         self._store = store
         self.payloads = payloads
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
         return self._store.new_step(op_id, position, **attrs)
 
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+    async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         """As the store's ``write_step``; the record returned is in the clear.
 
         Raises:
@@ -213,7 +213,7 @@ async def sealed_response(body: str, *, no_echo: bool) -> str:
     return body if payloads is None else await payloads.seal_response(body, no_echo=no_echo)
 
 
-async def open_operation(op: OperationEntry, payloads: Payloads) -> None:
+async def open_operation(op: OperationItem, payloads: Payloads) -> None:
     """The operation item's encrypted values (hand-over state, response) in the clear.
 
     Raises:

@@ -121,8 +121,8 @@ def op_id_of(item: _Keyed) -> str:
 
 
 @dataclass(slots=True, kw_only=True)
-class EventEntry:
-    """One of the operation's recent events (``models.EventRecord``)."""
+class EventItem:
+    """One of the operation's recent events (``models.EventMap``)."""
 
     at: float
     # The event as a reader says it: always set here; stored only when its kind's text
@@ -155,7 +155,7 @@ class EventEntry:
 
 
 @dataclass(slots=True, kw_only=True)
-class OperationEntry:
+class OperationItem:
     """The operation item (``models.OperationModel``)."""
 
     pk: str
@@ -189,11 +189,11 @@ class OperationEntry:
     posted_at: float | None = None
     physical_id: str | None = None
     reason: str | None = None
-    events: list[EventEntry] | None = None
+    events: list[EventItem] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
-class StepEntry:
+class StepItem:
     """A step item (``models.StepModel``)."""
 
     pk: str
@@ -257,7 +257,7 @@ def _n(name: str, *, null: bool = False) -> Attr:
 _KEYS = (_s("pk"), _s("sk"), _n("expires_at", null=True))
 
 EVENT_SCHEMA = schema(
-    "EventRecord",
+    "EventMap",
     (
         _n("at"),
         _s("what", null=True),

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._schema import OperationEntry, OperationStatus, operation_id
+from ._schema import OperationItem, OperationStatus, operation_id
 
 if TYPE_CHECKING:
     from .._protocol import Request
@@ -90,7 +90,7 @@ def lambda_request_of(owner: str | None) -> str:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     outcome: ClaimOutcome
-    operation: OperationEntry
+    operation: OperationItem
 
     @property
     def fresh(self) -> bool:
@@ -107,7 +107,7 @@ class Refusal:
     supersede: bool = False
 
 
-def refusal(req: ClaimRequest, old: OperationEntry, *, now: float, lease_skew: float) -> Refusal:
+def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: float) -> Refusal:
     """Why the journal refused ``req``'s claim of the operation as it is (``old``): the one
     statement of the fencing rules both journals apply (DESIGN.md invariants 4 and 9)."""
     running = old.status == OperationStatus.RUNNING.value

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from .._errors import JournalError
-from ._schema import OperationEntry, OperationStatus, StepEntry, op_pk
+from ._schema import OperationItem, OperationStatus, StepItem, op_pk
 from .claims import Claim, ClaimOutcome, ClaimRequest
 
 
@@ -22,7 +22,7 @@ class EphemeralJournal:
 
     async def claim(self, req: ClaimRequest) -> Claim:
         now = time.time()
-        op = OperationEntry(
+        op = OperationItem(
             pk=op_pk(req.op_id),
             sk="op",
             stack_id=req.stack_id,
@@ -43,13 +43,13 @@ class EphemeralJournal:
         )
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=op)
 
-    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
+    async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         return {}
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
-        return StepEntry(pk=op_pk(op_id), sk="step#" + position, **attrs)
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
+        return StepItem(pk=op_pk(op_id), sk="step#" + position, **attrs)
 
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+    async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         return step
 
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
@@ -63,7 +63,7 @@ class EphemeralJournal:
 
     async def record_handover(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         token: str,
         state: str | None,
@@ -83,7 +83,7 @@ class EphemeralJournal:
 
     async def record_response(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         body: str,
         response_status: str,

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .._errors import FenceLost, JournalError, PayloadTooLarge
-from ._codec import EntryCodec
+from ._codec import ItemCodec
 from ._events import (
     bounded,
     claimed_event,
@@ -33,9 +33,9 @@ from ._schema import (
     OP_SK,
     STEP_PREFIX,
     STEP_SCHEMA,
-    OperationEntry,
+    OperationItem,
     OperationStatus,
-    StepEntry,
+    StepItem,
     op_id_of,
     op_pk,
 )
@@ -59,14 +59,14 @@ class MemoryJournal:
         self.retention = retention
         self.lease_skew = lease_skew
         self.requests = 0  # requests the DynamoDB store would have sent
-        self._operations: dict[str, OperationEntry] = {}
-        self._steps: dict[str, dict[str, StepEntry]] = {}  # by op id, then sort key
+        self._operations: dict[str, OperationItem] = {}
+        self._steps: dict[str, dict[str, StepItem]] = {}  # by op id, then sort key
         # Sizes are counted as the store counts them, by the step model's codec.
-        self._step_codec = EntryCodec(STEP_SCHEMA, StepEntry)
+        self._step_codec = ItemCodec(STEP_SCHEMA, StepItem)
 
     # -- for tests -------------------------------------------------------------------------
 
-    def operation(self, op_id: str) -> OperationEntry | None:
+    def operation(self, op_id: str) -> OperationItem | None:
         """A copy of the operation item, None when there is none."""
         return copy.deepcopy(self._operations.get(op_id))
 
@@ -82,7 +82,7 @@ class MemoryJournal:
         now = time.time()
         old = self._operations.get(req.op_id)
         if old is None:
-            op = OperationEntry(
+            op = OperationItem(
                 pk=op_pk(req.op_id),
                 sk=OP_SK,
                 stack_id=req.stack_id,
@@ -127,7 +127,7 @@ class MemoryJournal:
         return await self._claim_new_attempt(req, seen, supersede=why.supersede)
 
     async def _claim_new_attempt(
-        self, req: ClaimRequest, seen: OperationEntry, *, supersede: bool
+        self, req: ClaimRequest, seen: OperationItem, *, supersede: bool
     ) -> Claim:
         self.requests += 1
         now = time.time()
@@ -178,7 +178,7 @@ class MemoryJournal:
 
     async def record_handover(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         token: str,
         state: str | None,
@@ -206,7 +206,7 @@ class MemoryJournal:
 
     async def record_response(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         body: str,
         response_status: str,
@@ -276,7 +276,7 @@ class MemoryJournal:
 
     # -- steps -----------------------------------------------------------------------------
 
-    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
+    async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         """As :meth:`JournalStore.load_steps`: by position, in sort key order.
 
         Raises:
@@ -288,16 +288,16 @@ class MemoryJournal:
         ordered = sorted(slots, key=str.encode)
         return {sk[len(STEP_PREFIX) :]: copy.deepcopy(slots[sk]) for sk in ordered}
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
         """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""
-        return StepEntry(
+        return StepItem(
             pk=op_pk(op_id),
             sk=STEP_PREFIX + position,
             expires_at=int(time.time() + self.retention),
             **attrs,
         )
 
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+    async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         """As :meth:`JournalStore.write_step`.
 
         Raises:
@@ -325,7 +325,7 @@ class MemoryJournal:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _fenced(self, op_id: str, fence: int) -> OperationEntry:
+    def _fenced(self, op_id: str, fence: int) -> OperationItem:
         """The operation item, for a write under ``fence``.
 
         Raises:

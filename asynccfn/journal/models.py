@@ -40,12 +40,12 @@ from ._schema import (
     STEP_PREFIX,
     STEP_SCHEMA,
     Attr,
-    EventEntry,
+    EventItem,
     EventKind,
-    OperationEntry,
+    OperationItem,
     OperationStatus,
     Schema,
-    StepEntry,
+    StepItem,
     StepKind,
     StepStatus,
     op_id_of,
@@ -62,15 +62,15 @@ __all__ = [
     "STACK_INDEX",
     "STEP_PREFIX",
     "STEP_SCHEMA",
-    "EventEntry",
+    "EventItem",
     "EventKind",
-    "EventRecord",
+    "EventMap",
     "Models",
-    "OperationEntry",
+    "OperationItem",
     "OperationModel",
     "OperationStatus",
     "StackIndex",
-    "StepEntry",
+    "StepItem",
     "StepKind",
     "StepModel",
     "StepStatus",
@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 
-class EventRecord(MapAttribute[str, Any]):
+class EventMap(MapAttribute[str, Any]):
     """One line of an operation's recent history (claimed, handed over, posted, ...)."""
 
     at = NumberAttribute()
@@ -144,7 +144,7 @@ class OperationModel(_JournalModel):
     posted_at = NumberAttribute(null=True)
     physical_id = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
-    events = ListAttribute[EventRecord](of=EventRecord, null=True)
+    events = ListAttribute[EventMap](of=EventMap, null=True)
 
     stack_index = StackIndex()
 

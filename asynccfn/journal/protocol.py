@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .claims import Claim, ClaimRequest
-    from .models import OperationEntry, OperationStatus, StepEntry
+    from .models import OperationItem, OperationStatus, StepItem
 
 
 class StepJournal(Protocol):
     """What the step executor needs: step slots and the operation's physical id."""
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
         """A step item for ``position`` (``<scope>#<seq>``)."""
         ...
 
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+    async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         """Create the slot (``previous`` None), or advance it from ``previous``; return what
         the journal holds: ``step`` itself when this write won, else the winner's item.
 
@@ -80,7 +80,7 @@ class RuntimeJournal(StepJournal, LeaseJournal, Protocol):
         """
         ...
 
-    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
+    async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         """Every step of the operation, by position, in the journal's key order.
 
         Raises:
@@ -98,7 +98,7 @@ class RuntimeJournal(StepJournal, LeaseJournal, Protocol):
 
     async def record_handover(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         token: str,
         state: str | None,
@@ -117,7 +117,7 @@ class RuntimeJournal(StepJournal, LeaseJournal, Protocol):
 
     async def record_response(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         body: str,
         response_status: str,

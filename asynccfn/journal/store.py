@@ -24,7 +24,7 @@ from .._aws import error_code, error_message
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
-from ._codec import EntryCodec
+from ._codec import ItemCodec
 from ._events import (
     bounded,
     claimed_event,
@@ -42,10 +42,10 @@ from ._schema import (
     OPERATION_SCHEMA,
     STEP_PREFIX,
     STEP_SCHEMA,
-    EventEntry,
-    OperationEntry,
+    EventItem,
+    OperationItem,
     OperationStatus,
-    StepEntry,
+    StepItem,
     op_id_of,
     op_pk,
 )
@@ -106,8 +106,8 @@ class JournalStore:
         self.table = table
         self.lease_skew = lease_skew
         self._client = client
-        self._steps = EntryCodec(STEP_SCHEMA, StepEntry)
-        self._operations = EntryCodec(OPERATION_SCHEMA, OperationEntry, {EVENT_SCHEMA: EventEntry})
+        self._steps = ItemCodec(STEP_SCHEMA, StepItem)
+        self._operations = ItemCodec(OPERATION_SCHEMA, OperationItem, {EVENT_SCHEMA: EventItem})
         self.retention = retention
         self.requests = 0  # DynamoDB requests sent (for round-trip accounting)
 
@@ -176,7 +176,7 @@ class JournalStore:
         return await self._claim_new_attempt(req, old, supersede=why.supersede)
 
     async def _claim_new_attempt(
-        self, req: ClaimRequest, old: OperationEntry, *, supersede: bool
+        self, req: ClaimRequest, old: OperationItem, *, supersede: bool
     ) -> Claim:
         """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
         rest, fenced on the fence we saw so that two new deliveries cannot both win, and (unless
@@ -259,7 +259,7 @@ class JournalStore:
 
     async def record_handover(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         token: str,
         state: str | None,
@@ -293,7 +293,7 @@ class JournalStore:
 
     async def record_response(
         self,
-        current: OperationEntry,
+        current: OperationItem,
         *,
         body: str,
         response_status: str,
@@ -381,7 +381,7 @@ class JournalStore:
 
     # -- steps -----------------------------------------------------------------------------
 
-    async def load_steps(self, op_id: str) -> dict[str, StepEntry]:
+    async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         """Every step of the operation: one consistent Query, paginated. The next page is
         asked for before this one is decoded, so decoding overlaps the wait.
 
@@ -391,7 +391,7 @@ class JournalStore:
         client = await self._client()
         _wire.prepare(client)
         decode = self._steps.decode
-        steps: dict[str, StepEntry] = {}
+        steps: dict[str, StepItem] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -425,16 +425,16 @@ class JournalStore:
                 return steps
             page = await following
 
-    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepEntry:
+    def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
         """A step item for ``position`` (``<scope>#<seq>``), with the table's TTL."""
-        return StepEntry(
+        return StepItem(
             pk=op_pk(op_id),
             sk=STEP_PREFIX + position,
             expires_at=int(time.time() + self.retention),
             **attrs,
         )
 
-    async def write_step(self, step: StepEntry, *, previous: StepEntry | None) -> StepEntry:
+    async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         """Create the slot, or advance it from ``previous``; return what the journal holds.
 
         A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it.
@@ -474,7 +474,7 @@ class JournalStore:
             return self._steps.decode(lost.item)
         return step
 
-    def _events(self, events: list[EventEntry]) -> dict[str, Any]:
+    def _events(self, events: list[EventItem]) -> dict[str, Any]:
         """Events in wire form, each without its text when its kind says it."""
         return self._operations.encode_list("events", [_lean(e) for e in events])
 
@@ -490,7 +490,7 @@ class JournalStore:
                 f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
             ) from None
 
-    async def _update(self, op_id: str, request: dict[str, Any]) -> OperationEntry:
+    async def _update(self, op_id: str, request: dict[str, Any]) -> OperationItem:
         """UpdateItem on the operation item, returning it as written (for claims).
 
         Raises:
@@ -531,7 +531,7 @@ class _ConditionFailed(Exception):
 
 
 class _Refused(Exception):
-    def __init__(self, item: OperationEntry | None) -> None:
+    def __init__(self, item: OperationItem | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
 
@@ -553,7 +553,7 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
 
 
-def _lean(event: EventEntry) -> EventEntry:
+def _lean(event: EventItem) -> EventItem:
     """The event as stored: without its text when its kind and details say it."""
     lean = copy.copy(event)
     lean.what = event.stored_what

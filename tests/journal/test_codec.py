@@ -8,20 +8,20 @@ import pytest
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 
 from asynccfn._errors import JournalError
-from asynccfn.journal._codec import EntryCodec
+from asynccfn.journal._codec import ItemCodec
 from asynccfn.journal.models import (
-    EventEntry,
-    EventRecord,
-    OperationEntry,
-    StepEntry,
+    EventItem,
+    EventMap,
+    OperationItem,
+    StepItem,
     StepModel,
     bind,
 )
 from asynccfn.journal.size import item_size
 
 MODELS = bind("flat-codec-test")
-CODEC = EntryCodec(MODELS.step, StepEntry)
-OPERATIONS = EntryCodec(MODELS.operation, OperationEntry, {EventRecord: EventEntry})
+CODEC = ItemCodec(MODELS.step, StepItem)
+OPERATIONS = ItemCodec(MODELS.operation, OperationItem, {EventMap: EventItem})
 
 STEPS = [
     {
@@ -61,7 +61,7 @@ STEPS = [
 @pytest.mark.parametrize("values", STEPS, ids=["finished", "retrying"])
 def test_encode_matches_pynamodb(values: dict) -> None:
     reference = MODELS.step(**values).serialize()
-    raw, size = CODEC.encode(StepEntry(**values))
+    raw, size = CODEC.encode(StepItem(**values))
     assert raw == reference
     assert size == item_size(reference)
 
@@ -79,7 +79,7 @@ def test_decode_matches_pynamodb(values: dict) -> None:
 def test_decode_ignores_attributes_outside_the_schema() -> None:
     raw = MODELS.step(**STEPS[0]).serialize()
     raw["added_later"] = {"S": "x"}
-    assert CODEC.decode(raw) == StepEntry(**STEPS[0])
+    assert CODEC.decode(raw) == StepItem(**STEPS[0])
 
 
 def test_an_item_lacking_a_required_attribute_is_a_journal_error() -> None:
@@ -94,8 +94,8 @@ def test_the_entry_must_match_the_model() -> None:
         colour = UnicodeAttribute(null=True)
 
     with pytest.raises(TypeError, match="differ: \\['colour'\\]"):
-        EntryCodec(Extended, StepEntry)
-    assert {f.name for f in dataclasses.fields(StepEntry)} == set(StepModel.get_attributes())
+        ItemCodec(Extended, StepItem)
+    assert {f.name for f in dataclasses.fields(StepItem)} == set(StepModel.get_attributes())
 
 
 def test_lists_of_other_kinds_are_refused() -> None:
@@ -103,7 +103,7 @@ def test_lists_of_other_kinds_are_refused() -> None:
         name = ListAttribute(of=NumberAttribute)  # same names, one of another kind
 
     with pytest.raises(TypeError, match="is a list of"):
-        EntryCodec(Listing, StepEntry)
+        ItemCodec(Listing, StepItem)
 
 
 OPERATION = {
@@ -135,11 +135,11 @@ EVENTS = [(1_764_000_000.5, "claimed", None), (1_764_000_009.75, "handed over âœ
 def test_operation_items_match_pynamodb() -> None:
     model = MODELS.operation(
         **OPERATION,
-        events=[EventRecord(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
+        events=[EventMap(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
     )
-    entry = OperationEntry(
+    entry = OperationItem(
         **OPERATION,
-        events=[EventEntry(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
+        events=[EventItem(at=at, what=what, invocation=inv) for at, what, inv in EVENTS],
     )
     reference = model.serialize()
     raw, size = OPERATIONS.encode(entry)
@@ -150,7 +150,7 @@ def test_operation_items_match_pynamodb() -> None:
 
 
 def test_operation_items_without_lists() -> None:
-    entry = OperationEntry(**{**OPERATION, "past_attempts": None})
+    entry = OperationItem(**{**OPERATION, "past_attempts": None})
     raw, _ = OPERATIONS.encode(entry)
     assert "past_attempts" not in raw and "events" not in raw
     assert OPERATIONS.decode(raw) == entry

@@ -20,7 +20,7 @@ from asynccfn._clients import ClientPool
 from asynccfn._errors import FenceLost, JournalError, PayloadTooLarge
 from asynccfn.journal.claims import Claim, ClaimOutcome, ClaimRequest, owner_id
 from asynccfn.journal.memory import MemoryJournal
-from asynccfn.journal.models import OperationStatus, StepEntry, StepKind, StepStatus
+from asynccfn.journal.models import OperationStatus, StepItem, StepKind, StepStatus
 from asynccfn.journal.protocol import RuntimeJournal
 from asynccfn.journal.store import JournalStore
 from tests.support import create_journal_table, run
@@ -113,7 +113,7 @@ def hand_over(journal: RuntimeJournal, held: Claim, token: str, **overrides: Any
     run(journal.record_handover(held.operation, **{**arguments, **overrides}))
 
 
-def step(journal: RuntimeJournal, op_id: str, position: str, **fields: Any) -> StepEntry:
+def step(journal: RuntimeJournal, op_id: str, position: str, **fields: Any) -> StepItem:
     attrs: dict[str, Any] = {
         "name": "s",
         "kind": StepKind.STEP.value,

@@ -14,7 +14,7 @@ from asynccfn.journal._events import (
     response_event,
     undeliverable_event,
 )
-from asynccfn.journal.models import EventRecord, bind
+from asynccfn.journal.models import EventMap, bind
 
 MODELS = bind("events-test")
 
@@ -58,7 +58,7 @@ def test_the_helpers_write_the_text_the_readers_always_showed() -> None:
     assert gone.reason == "410 Gone"
 
 
-def _operation(events: list[EventRecord], invocations: int) -> object:
+def _operation(events: list[EventMap], invocations: int) -> object:
     return MODELS.operation(
         pk="op#x",
         sk="op",
@@ -82,22 +82,20 @@ def _operation(events: list[EventRecord], invocations: int) -> object:
 
 def test_old_and_new_events_read_alike() -> None:
     old = [
-        EventRecord(at=1.0, what="claimed"),
-        EventRecord(at=2.0, what="replayed 2 steps", invocation=1),
-        EventRecord(at=3.0, what="handed over", invocation=1),
-        EventRecord(at=4.0, what="claimed with hand-over token"),
-        EventRecord(at=5.0, what="response SUCCESS", invocation=2),
-        EventRecord(at=6.0, what="posted"),
+        EventMap(at=1.0, what="claimed"),
+        EventMap(at=2.0, what="replayed 2 steps", invocation=1),
+        EventMap(at=3.0, what="handed over", invocation=1),
+        EventMap(at=4.0, what="claimed with hand-over token"),
+        EventMap(at=5.0, what="response SUCCESS", invocation=2),
+        EventMap(at=6.0, what="posted"),
     ]
     new = [
-        EventRecord(at=1.0, what="claimed", kind="claimed"),
-        EventRecord(at=2.0, what="replayed 2 steps", invocation=1, kind="replayed", steps=2),
-        EventRecord(at=3.0, what="handed over", invocation=1, kind="handed over"),
-        EventRecord(at=4.0, what="claimed with hand-over token", kind="claimed"),
-        EventRecord(
-            at=5.0, what="response SUCCESS", invocation=2, kind="response", status="SUCCESS"
-        ),
-        EventRecord(at=6.0, what="posted", kind="posted"),
+        EventMap(at=1.0, what="claimed", kind="claimed"),
+        EventMap(at=2.0, what="replayed 2 steps", invocation=1, kind="replayed", steps=2),
+        EventMap(at=3.0, what="handed over", invocation=1, kind="handed over"),
+        EventMap(at=4.0, what="claimed with hand-over token", kind="claimed"),
+        EventMap(at=5.0, what="response SUCCESS", invocation=2, kind="response", status="SUCCESS"),
+        EventMap(at=6.0, what="posted", kind="posted"),
     ]
     read_old, read_new = (_events(_operation(events, 2)) for events in (old, new))  # type: ignore[arg-type]
     assert read_old == read_new
@@ -113,12 +111,12 @@ def test_old_and_new_events_read_alike() -> None:
 
 
 def test_the_store_keeps_an_events_text_only_when_its_kind_does_not_say_it() -> None:
-    from asynccfn.journal._codec import EntryCodec
+    from asynccfn.journal._codec import ItemCodec
     from asynccfn.journal._events import claimed_event, not_delivered_event, posted_event
-    from asynccfn.journal._schema import EVENT_SCHEMA, EventEntry
+    from asynccfn.journal._schema import EVENT_SCHEMA, EventItem
     from asynccfn.journal.store import _lean
 
-    codec = EntryCodec(EVENT_SCHEMA, EventEntry)
+    codec = ItemCodec(EVENT_SCHEMA, EventItem)
     said = [
         claimed_event(1.0, "claimed"),
         replayed_event(2, 1),
@@ -138,10 +136,10 @@ def test_the_store_keeps_an_events_text_only_when_its_kind_does_not_say_it() -> 
 
 def test_an_event_stored_without_its_text_reads_with_it() -> None:
     lean = [
-        EventRecord(at=1.0, kind="claimed"),
-        EventRecord(at=2.0, invocation=1, kind="replayed", steps=1),
-        EventRecord(at=5.0, invocation=1, kind="response", status="FAILED"),
-        EventRecord(at=6.0, kind="undeliverable", reason="410 Gone"),
+        EventMap(at=1.0, kind="claimed"),
+        EventMap(at=2.0, invocation=1, kind="replayed", steps=1),
+        EventMap(at=5.0, invocation=1, kind="response", status="FAILED"),
+        EventMap(at=6.0, kind="undeliverable", reason="410 Gone"),
     ]
     read = _events(_operation(lean, 1))  # type: ignore[arg-type]
     assert [e.what for e in read] == [

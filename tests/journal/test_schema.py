@@ -14,7 +14,7 @@ from asynccfn.journal import _schema, models
     [
         (_schema.OPERATION_SCHEMA, models.OperationModel),
         (_schema.STEP_SCHEMA, models.StepModel),
-        (_schema.EVENT_SCHEMA, models.EventRecord),
+        (_schema.EVENT_SCHEMA, models.EventMap),
     ],
     ids=["operation", "step", "event"],
 )
@@ -27,9 +27,9 @@ def test_the_static_table_is_what_the_model_declares(
 @pytest.mark.parametrize(
     ("table", "entry"),
     [
-        (_schema.OPERATION_SCHEMA, _schema.OperationEntry),
-        (_schema.STEP_SCHEMA, _schema.StepEntry),
-        (_schema.EVENT_SCHEMA, _schema.EventEntry),
+        (_schema.OPERATION_SCHEMA, _schema.OperationItem),
+        (_schema.STEP_SCHEMA, _schema.StepItem),
+        (_schema.EVENT_SCHEMA, _schema.EventItem),
     ],
     ids=["operation", "step", "event"],
 )
@@ -43,4 +43,4 @@ def test_each_record_has_the_tables_attributes(table: _schema.Schema, entry: typ
 def test_the_models_share_the_runtimes_enums_and_keys() -> None:
     for name in ("OperationStatus", "StepStatus", "StepKind", "OP_SK", "STEP_PREFIX"):
         assert getattr(models, name) is getattr(_schema, name)
-    assert models.StepEntry is _schema.StepEntry
+    assert models.StepItem is _schema.StepItem

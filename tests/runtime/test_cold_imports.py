@@ -33,9 +33,9 @@ import asynccfn
 handler = asynccfn.lambda_entry(asynccfn.Resource(), journal="t")
 # what serving a durable request imports on its way (the runtime, the store, the codec)
 import asynccfn._runtime, asynccfn.journal.store, asynccfn.journal._codec, asynccfn._outbox
-from asynccfn.journal._codec import EntryCodec
-from asynccfn.journal._schema import STEP_SCHEMA, StepEntry
-EntryCodec(STEP_SCHEMA, StepEntry)
+from asynccfn.journal._codec import ItemCodec
+from asynccfn.journal._schema import STEP_SCHEMA, StepItem
+ItemCodec(STEP_SCHEMA, StepItem)
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -11,7 +11,7 @@ import pytest
 
 from asynccfn._completeness import note_unvisited, unvisited
 from asynccfn.journal.memory import MemoryJournal
-from asynccfn.journal.models import OperationEntry, StepKind
+from asynccfn.journal.models import OperationItem, StepKind
 from tests.runtime.test_steps import counting, executor, in_root
 
 
@@ -34,7 +34,7 @@ def test_journaled_steps_the_replay_never_asked_for_are_warned_once_and_recorded
 
     op: Any = SimpleNamespace(events=None, invocations=2)
     with caplog.at_level(logging.WARNING, logger="asynccfn.runtime"):
-        note_unvisited(again, cast(OperationEntry, op))
+        note_unvisited(again, cast(OperationItem, op))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "1 journaled step" in warnings[0], warnings
     assert "'announce' at position" in warnings[0] and "'make'" not in warnings[0]
@@ -52,5 +52,5 @@ def test_a_complete_replay_says_nothing(caplog: pytest.LogCaptureFixture) -> Non
     in_root(again, lambda: again.step(StepKind.STEP, "make", counting([], 1)))
     op: Any = SimpleNamespace(events=None, invocations=2)
     with caplog.at_level(logging.WARNING, logger="asynccfn.runtime"):
-        note_unvisited(again, cast(OperationEntry, op))
+        note_unvisited(again, cast(OperationItem, op))
     assert op.events is None and not caplog.records

@@ -21,7 +21,7 @@ from asynccfn._protocol import Request, Response, Status, parse_request
 from asynccfn._steps import Executor
 from asynccfn.journal.claims import ClaimRequest
 from asynccfn.journal.memory import MemoryJournal
-from asynccfn.journal.models import OperationEntry, OperationStatus
+from asynccfn.journal.models import OperationItem, OperationStatus
 from tests.conftest import PresignedURL
 from tests.support import event_for
 
@@ -57,13 +57,13 @@ class Setup:
     def outbox_hosts(self) -> frozenset[str]:
         return self.outbox._allowed_hosts
 
-    def claim(self) -> OperationEntry:
+    def claim(self) -> OperationItem:
         req = ClaimRequest.for_request(
             self.request, owner="l#1", token=None, lease=30, issued_at=0, deadline=9e9
         )
         return asyncio.run(self.journal.claim(req)).operation
 
-    def operation(self) -> OperationEntry:
+    def operation(self) -> OperationItem:
         op = self.journal.operation(op_id_for(self.request))
         assert op is not None
         return op

@@ -26,7 +26,7 @@ from asynccfn._execution import Execution, Progress
 from asynccfn._retry import RetryPolicy
 from asynccfn._steps import Executor
 from asynccfn.journal.memory import MemoryJournal
-from asynccfn.journal.models import StepEntry, StepKind, StepStatus
+from asynccfn.journal.models import StepItem, StepKind, StepStatus
 
 OP = "op-1"
 
@@ -42,7 +42,7 @@ def executor(
 ) -> Executor:
     """The executor of an invocation under ``fence`` with ``seconds`` left, the journal as
     it loads now."""
-    loaded: dict[str, StepEntry] = asyncio.run(journal.load_steps(OP))
+    loaded: dict[str, StepItem] = asyncio.run(journal.load_steps(OP))
     return Executor(
         Execution(
             store=journal,
@@ -66,8 +66,8 @@ def in_root(ex: Executor, action: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
-def steps_of(journal: MemoryJournal) -> dict[str, StepEntry]:
-    loaded: dict[str, StepEntry] = asyncio.run(journal.load_steps(OP))
+def steps_of(journal: MemoryJournal) -> dict[str, StepItem]:
+    loaded: dict[str, StepItem] = asyncio.run(journal.load_steps(OP))
     return loaded
 
 

@@ -8,8 +8,7 @@ import base64
 import datetime
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._redact import Redactor
 
@@ -66,11 +65,10 @@ def is_transient_aws_error(exc: BaseException) -> bool:
     return error_code(exc) in _TRANSIENT_CODES or int(status or 0) >= 500
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PreparedCall:
+class PreparedCall(NamedTuple):
     request: Mapping[str, Any]
     output_shape: Any  # botocore Shape of the response, or None
-    redactor: Redactor = field(default_factory=Redactor)  # masks sensitive values in errors
+    redactor: Redactor = Redactor()  # masks sensitive values in errors
 
 
 def prepare_call(

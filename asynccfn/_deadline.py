@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._errors import ConfigurationError
 
@@ -59,8 +59,7 @@ def default_reserve(remaining: float) -> float:
     return min(_MAX_RESERVE, max(_MIN_RESERVE, remaining * 0.3))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Deadlines:
+class Deadlines(NamedTuple):
     """Absolute loop times: ``soft`` (stop starting work), ``hard`` (the last moment to act).
 
     ``operation`` is the loop time of the operation's own deadline (``math.inf`` when none); it

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._deadline import Deadlines
 from ._probe import NO_PROBE, Probe
@@ -38,8 +39,10 @@ def finished(step: StepItem, op_attempt: int) -> bool:
     return step.status == StepStatus.FAILED.value and step.op_attempt == op_attempt
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Execution:
+_NO_ERRORS: Mapping[str, type[Exception]] = MappingProxyType({})
+
+
+class Execution(NamedTuple):
     """Who one invocation is, fixed for its life: the operation, its claim and deadlines."""
 
     store: StepJournal
@@ -51,7 +54,7 @@ class Execution:
     started: float  # loop time the invocation started
     handover_at: frozenset[str] = frozenset()  # positions of the last hand-over (see _go_live)
     lease: Lease | None = None  # the operation's lease, in a durable journal
-    errors: Mapping[str, type[Exception]] = field(default_factory=dict)  # rebuilt on replay
+    errors: Mapping[str, type[Exception]] = _NO_ERRORS  # rebuilt on replay
     keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
     probe: Probe = NO_PROBE
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import Failed
 from ._protocol import Request, RequestType, Response, Status, failure_physical_id
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("asynccfn.runtime")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InvocationResult:
+class InvocationResult(NamedTuple):
     """What one invocation did, for the entry point (and tests)."""
 
     outcome: str

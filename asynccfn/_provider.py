@@ -9,8 +9,7 @@ same event, which routes the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import ConfigurationError, Failed
 from ._outcomes import fallback_handler, nothing_was_created
@@ -113,8 +112,7 @@ def as_target(resource: object) -> Resource | Provider:
     )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Where one request goes: the handler to run, the request it gets (typed when the
     resource declares properties) and the error types its journal may rebuild."""
 

@@ -22,7 +22,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from asynccfn._errors import (
@@ -97,8 +97,7 @@ class DeliveryPolicy:
 _DEFAULT_POLICY = DeliveryPolicy()
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     """One attempt's result: an HTTP status, or None when no response came."""
 
     status: int | None

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from asynccfn._errors import RequestError
 from asynccfn._json_values import _json_size, _json_type, _short_text
@@ -62,8 +62,7 @@ class Status(enum.Enum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Echo:
+class Echo(NamedTuple):
     """The identifiers every response copies from its request."""
 
     stack_id: str
@@ -96,8 +95,7 @@ class Response:
 # --- the response body ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Body:
+class Body(NamedTuple):
     """A response body and what it says, so that nobody parses it back to learn it."""
 
     body: bytes

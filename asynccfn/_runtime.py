@@ -28,8 +28,7 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._clients import ClientPool
 from ._completeness import note_unvisited
@@ -89,8 +88,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("asynccfn.runtime")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RuntimeConfig:
+class RuntimeConfig(NamedTuple):
     resource: Resource | Provider
     journal: str | None
     reserve: float | None
@@ -102,7 +100,7 @@ class RuntimeConfig:
     max_invocations: int = 100
     lease_skew: float = LEASE_SKEW
     response_hosts: frozenset[str] = frozenset()
-    secrets: _payload.Secrets = field(default_factory=_payload.Secrets)
+    secrets: _payload.Secrets = _payload.Secrets()
     probe: Probe = NO_PROBE  # tests replace it (crash points, forced hand-over)
 
 

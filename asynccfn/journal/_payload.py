@@ -21,7 +21,7 @@ import base64
 import binascii
 import contextvars
 import dataclasses
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._errors import CodecError
 
@@ -74,8 +74,7 @@ def is_encrypted(text: str | None) -> bool:
     return text is not None and text.startswith(PREFIX)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class Secrets:
+class Secrets(NamedTuple):
     """What ``lambda_entry`` was told is secret, and the codec that encrypts it."""
 
     codec: PayloadCodec | None = None

@@ -7,8 +7,7 @@ DynamoDB store, its in-memory twin and the journal-less mode.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._schema import OperationItem, OperationStatus, operation_id
 
@@ -29,8 +28,7 @@ class ClaimOutcome(enum.Enum):
     STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ClaimRequest:
+class ClaimRequest(NamedTuple):
     op_id: str
     stack_id: str
     logical_id: str
@@ -87,8 +85,7 @@ def lambda_request_of(owner: str | None) -> str:
     return (owner or "").partition("#")[0]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     outcome: ClaimOutcome
     operation: OperationItem
 
@@ -98,8 +95,7 @@ class Claim:
         return self.outcome is ClaimOutcome.CLAIMED and self.operation.fence == 1
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Refusal:
+class Refusal(NamedTuple):
     """What a refused claim means: ``outcome`` to report, or (None) a new attempt of the
     request that may claim now, superseding a live holder when ``supersede``."""
 

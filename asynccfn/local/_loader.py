@@ -6,7 +6,6 @@ clear error before anything starts), then the Lambda workers import it again by 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
 import sys
@@ -70,7 +69,7 @@ def load_handler(spec: str, *, probe: Probe | None = None) -> LambdaHandler:
     if isinstance(found, LambdaHandler):
         if probe is None:
             return found
-        config = dataclasses.replace(found.runtime.config, probe=probe)
+        config = found.runtime.config._replace(probe=probe)
         return LambdaHandler(Runtime(config))
     handler = lambda_entry(found, probe=probe)
     assert isinstance(handler, LambdaHandler)

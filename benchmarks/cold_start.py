@@ -9,6 +9,10 @@ Lambda keeps the process). The children see ``AWS_LAMBDA_FUNCTION_NAME`` as in L
 a cold start. ``python -X importtime`` of the asynccfn process gives the import
 time of asynccfn's own modules (self time, the dependencies they import excluded); the child
 also counts the modules loaded once it has served its Create (the interpreter's own included).
+
+The target is the packaged row's: ``asynccfn package`` of the demo, unpacked, and both sides
+run from that folder alone with no site-packages, as Lambda runs a function's zip. The
+installed-package row beside it (both sides from site-packages) is shown for comparison.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
     ours: list[dict[str, float]] = []
     floor: list[dict[str, float]] = []
     packaged: list[dict[str, float]] = []
+    packaged_floor: list[dict[str, float]] = []
     scratch = Path(tempfile.mkdtemp(prefix="asynccfn-bench-package-"))
     unpacked, zipped = _package(scratch)
     warmup = int(sizes.warmup)  # a first round compiles and caches
@@ -54,6 +59,9 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
             ("asynccfn_create.py", ours, None),
             ("floor_create.py", floor, None),
             ("asynccfn_create.py", packaged, unpacked),
+            # The floor from the same folder: the zip's own aiobotocore and aiohttp, compiled
+            # as the zip compiles them, so that the ratio measures asynccfn and not the folder.
+            ("floor_create.py", packaged_floor, unpacked),
         ]
         for script, laps, package in sides if round_ % 2 == 0 else sides[::-1]:
             lap = _cold_start(script, servers, env, package=package)
@@ -65,8 +73,9 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
         [lap["total"] for lap in floor],
         unit="ms",
         scale=1e3,
-        target=at_most(1.2),
         note=(
+            "the installed package, both sides from site-packages (the packaged row below is "
+            "the target's: it is what Lambda runs); "
             f"asynccfn: import {median([lap['import'] for lap in ours]) * 1e3:.0f} ms, "
             f"lambda_entry {median([lap['build'] for lap in ours]) * 1e3:.0f} ms, "
             f"serve {median([lap['serve'] for lap in ours]) * 1e3:.0f} ms; "
@@ -77,7 +86,7 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
     outcome.compare(
         "fresh process serving one Create, from the packaged zip",
         [lap["total"] for lap in packaged],
-        [lap["total"] for lap in floor],
+        [lap["total"] for lap in packaged_floor],
         unit="ms",
         scale=1e3,
         target=at_most(1.1),
@@ -85,7 +94,9 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
             "`asynccfn package` of the demo, unpacked, run with no site-packages as Lambda "
             f"runs it: import {median([lap['import'] for lap in packaged]) * 1e3:.0f} ms, "
             f"lambda_entry {median([lap['build'] for lap in packaged]) * 1e3:.0f} ms, "
-            f"serve {median([lap['serve'] for lap in packaged]) * 1e3:.0f} ms"
+            f"serve {median([lap['serve'] for lap in packaged]) * 1e3:.0f} ms; the floor from "
+            f"the same folder: import {median([lap['import'] for lap in packaged_floor]) * 1e3:.0f}"
+            f" ms, serve {median([lap['serve'] for lap in packaged_floor]) * 1e3:.0f} ms"
         ),
     )
     outcome.add(

@@ -33,16 +33,29 @@ def op_id_for(request: Request) -> str:
     return operation_id(request.stack_id, request.logical_id, request.request_id)
 
 
+# A record of a record of ... an event: deeper than this is not Lambda's doing.
+_MAX_RECORD_DEPTH = 8
+
+
 def lambda_failure_record(event: object) -> Mapping[str, Any] | None:
-    """Lambda's on-failure destination record for an event it gave up on, if this is one."""
-    if (
-        isinstance(event, Mapping)
-        and isinstance(event.get("requestContext"), Mapping)
-        and "condition" in event["requestContext"]
-        and isinstance(event.get("requestPayload"), Mapping)
-    ):
-        return event
-    return None
+    """Lambda's on-failure destination record for an event it gave up on, if this is one.
+
+    When the function is its own destination, an invocation on a record can fail too (the
+    operation's lease outlived the record's retries, the journal was unreachable): Lambda then
+    sends a record of that record. The innermost record is returned, the one whose payload is
+    the event itself, so that however many times the answering failed, the stack is answered.
+    """
+    record: Mapping[str, Any] | None = None
+    for _ in range(_MAX_RECORD_DEPTH):
+        if not (
+            isinstance(event, Mapping)
+            and isinstance(event.get("requestContext"), Mapping)
+            and "condition" in event["requestContext"]
+            and isinstance(event.get("requestPayload"), Mapping)
+        ):
+            break
+        record, event = event, event["requestPayload"]
+    return record
 
 
 def gave_up_reason(record: Mapping[str, Any]) -> str:

@@ -37,6 +37,30 @@ def test_lambda_failure_records_are_told_from_requests() -> None:
     assert lambda_failure_record(["not", "a", "mapping"]) is None
 
 
+def test_a_record_of_a_failed_record_is_unwrapped_to_the_event_it_gave_up_on() -> None:
+    event = event_for("create", URL)
+    first = {
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responsePayload": {"errorType": "Sandbox.Timedout", "errorMessage": "timed out"},
+    }
+    # The invocations on that record failed in turn (the lease outlived their retries).
+    second = {
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": first,
+        "responsePayload": {"errorType": "OperationBusy", "errorMessage": "live lease"},
+    }
+    third = {**second, "requestPayload": second}
+    for outer in (first, second, third):
+        assert lambda_failure_record(outer) is first
+    assert "the last one failed with Sandbox.Timedout" in gave_up_reason(first)
+    nested: dict[str, Any] = event
+    for _ in range(9):  # deeper than Lambda makes: the outer records are not followed down
+        nested = {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": nested}
+    found = lambda_failure_record(nested)
+    assert found is not None and found["requestPayload"] is not event
+
+
 @pytest.mark.parametrize(
     ("count", "error", "says"),
     [

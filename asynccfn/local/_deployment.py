@@ -22,9 +22,11 @@ from asynccfn.local._functions import FunctionConfig, RecursiveLoop
 from asynccfn.local._loader import (
     HANDLER,
     HANDLER_EVERY_STEP,
+    LEASE_ENV,
     RESOURCE_ENV,
     ResourceSpecError,
     journal_table_of,
+    lease_of,
     load_resource,
 )
 from asynccfn.local._stack_config import DYNAMODB_LOCAL, StackConfig
@@ -38,6 +40,10 @@ __all__ = ["EMBEDDED_TABLE", "RESPONSE_BUCKET", "LocalDeployment"]
 
 EMBEDDED_TABLE = "asynccfn-journal"
 RESPONSE_BUCKET = "asynccfn-local-responses"
+# The lease of a locally run resource (seconds, and the clock skew tolerated): Lambda's retry
+# of an attempt that timed out comes once its lease has run out, here within seconds.
+LOCAL_LEASE = 4.0
+LOCAL_LEASE_SKEW = 1.0
 
 
 class LocalDeployment(StartStop):
@@ -181,7 +187,15 @@ class LocalDeployment(StartStop):
         self._lambda.start()
         # As DESIGN.md section 5 deploys it: recursion allowed, events at most 15 minutes
         # old, the function its own on-failure destination. Retries come sooner than
-        # Lambda's minute, for a person waiting at a terminal.
+        # Lambda's minute, for a person waiting at a terminal, but as in Lambda after the
+        # lease of an attempt that crashed or timed out has run out (Lambda's minute outlasts
+        # the default 30 s lease): a resource the module did not wrap itself runs with a
+        # short lease, and a module's own lease sets the delay.
+        own = lease_of(config.resource)
+        lease, skew = own or (LOCAL_LEASE, LOCAL_LEASE_SKEW)
+        if own is None:
+            environment[LEASE_ENV] = f"{lease},{skew}"
+        retry = lease + skew + 0.5
         self._lambda.add_function(
             FunctionConfig(
                 name=self.function_name,
@@ -193,7 +207,7 @@ class LocalDeployment(StartStop):
                 recursive_loop=RecursiveLoop.ALLOW,
                 max_event_age=900.0,
                 on_failure=self.function_name,
-                retry_delays=(1.0, 2.0),
+                retry_delays=(retry, retry),
             )
         )
 

@@ -8,6 +8,6 @@ from __future__ import annotations
 import os
 
 from asynccfn._probe import HAND_OVER_EVERY_STEP
-from asynccfn.local._loader import RESOURCE_ENV, load_handler
+from asynccfn.local._loader import RESOURCE_ENV, load_handler, local_lease
 
-handler = load_handler(os.environ[RESOURCE_ENV], probe=HAND_OVER_EVERY_STEP)
+handler = load_handler(os.environ[RESOURCE_ENV], probe=HAND_OVER_EVERY_STEP, lease=local_lease())

@@ -7,9 +7,11 @@ clear error before anything starts), then the Lambda workers import it again by 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from asynccfn._entry import LambdaHandler, lambda_entry
@@ -22,9 +24,12 @@ from asynccfn._runtime import Runtime
 __all__ = [
     "HANDLER",
     "HANDLER_EVERY_STEP",
+    "LEASE_ENV",
     "RESOURCE_ENV",
     "ResourceSpecError",
     "journal_table_of",
+    "lease_of",
+    "local_lease",
     "load_handler",
     "load_resource",
     "locate",
@@ -36,6 +41,9 @@ HANDLER_EVERY_STEP = "asynccfn.local._handler_every_step.handler"
 """The same, handing over after every recorded step (``--handover-every-step``)."""
 RESOURCE_ENV = "ASYNCCFN_LOCAL_RESOURCE"
 """The function's environment variable that names its resource, ``MODULE:RESOURCE``."""
+LEASE_ENV = "ASYNCCFN_LOCAL_LEASE"
+"""``LEASE,SKEW`` in seconds: the lease a resource the module did not wrap itself runs with
+locally (the local runner shortens it as it shortens Lambda's retries; see ``_deployment``)."""
 
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
 
@@ -57,10 +65,13 @@ def load_resource(spec: str) -> Resource | Provider:
     return found if isinstance(found, Resource | Provider) else found.runtime.config.resource
 
 
-def load_handler(spec: str, *, probe: Probe | None = None) -> LambdaHandler:
+def load_handler(
+    spec: str, *, probe: Probe | None = None, lease: tuple[float, float] | None = None
+) -> LambdaHandler:
     """The Lambda handler for ``spec``: the one the module built with ``lambda_entry`` (its
-    options kept), or ``lambda_entry(resource)`` with the journal from the environment;
-    ``probe``, when given, replaces the handler's.
+    options kept), or ``lambda_entry(resource)`` with the journal from the environment and
+    ``lease`` (``(lease, lease_skew)``, when given); ``probe``, when given, replaces the
+    handler's.
 
     Raises:
         ResourceSpecError: as :func:`load_resource`.
@@ -71,9 +82,33 @@ def load_handler(spec: str, *, probe: Probe | None = None) -> LambdaHandler:
             return found
         config = found.runtime.config._replace(probe=probe)
         return LambdaHandler(Runtime(config))
-    handler = lambda_entry(found, probe=probe)
+    if lease is None:
+        handler = lambda_entry(found, probe=probe)
+    else:
+        handler = lambda_entry(found, probe=probe, lease=lease[0], lease_skew=lease[1])
     assert isinstance(handler, LambdaHandler)
     return handler
+
+
+def lease_of(spec: str) -> tuple[float, float] | None:
+    """``(lease, lease_skew)`` of the module's own ``lambda_entry``, if it built one.
+
+    Raises:
+        ResourceSpecError: as :func:`load_resource`.
+    """
+    found = _load(spec)
+    if isinstance(found, LambdaHandler):
+        return found.runtime.config.lease, found.runtime.config.lease_skew
+    return None
+
+
+def local_lease(environ: Mapping[str, str] = os.environ) -> tuple[float, float] | None:
+    """The ``(lease, lease_skew)`` that :data:`LEASE_ENV` names, if set."""
+    raw = environ.get(LEASE_ENV)
+    if not raw:
+        return None
+    lease, _, skew = raw.partition(",")
+    return float(lease), float(skew or 0)
 
 
 def journal_table_of(spec: str) -> str | None:

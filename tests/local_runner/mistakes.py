@@ -99,6 +99,20 @@ async def create_blocking(request: asynccfn.Request, ctx: asynccfn.Context) -> a
     return asynccfn.Success(physical_id="blocked")
 
 
+# The same mistake past the Lambda timeout: every attempt is killed while the loop is blocked.
+blocking_past_timeout = asynccfn.Resource(
+    "Custom::BlockingPastTimeout", update="replace", delete="nothing"
+)
+
+
+@blocking_past_timeout.create
+async def create_blocking_long(
+    request: asynccfn.Request, ctx: asynccfn.Context
+) -> asynccfn.Success:
+    time.sleep(4)  # noqa: ASYNC251 - the mistake, outlasting the function's 2 s timeout
+    return asynccfn.Success(physical_id="never")
+
+
 # -- an extra step taken on the first run only -------------------------------------------------
 
 extra_step = asynccfn.Resource("Custom::ExtraStep", delete="nothing", update="replace")

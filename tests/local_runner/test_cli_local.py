@@ -257,6 +257,30 @@ def test_a_blocked_event_loop_is_named_with_the_users_line(
     assert f"s by create_blocking at tests/local_runner/mistakes.py:{line}" in timeline, timeline
 
 
+def test_a_loop_blocked_past_the_lambda_timeout_is_named_and_the_stack_still_answered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each attempt is killed by its timeout while the loop is blocked: each says so with the
+    user's line; Lambda's retries come once the killed attempt's lease has run out, and its
+    on-failure record answers FAILED (it used to meet a live lease at every retry and leave
+    the stack unanswered)."""
+    spec = f"{MISTAKES}:blocking_past_timeout"
+    code = main(
+        ["--color", "never", "local", spec, "--request-type", "Create"] + ["--lambda-timeout", "2"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 3, out + err  # answered FAILED
+    line = _raise_line(mistakes.create_blocking_long, "time.sleep(4)")
+    warning = f"by create_blocking_long at tests/local_runner/mistakes.py:{line}:"
+    assert out.count("the event loop has been blocked for 1.") == 3, out  # one per attempt
+    assert out.count(warning) == 3, out
+    assert "belongs in ctx.step(name, fn, ...)" in out, out
+    said = out + err
+    assert "answered FAILED: Lambda gave up on the operation (RetriesExhausted) after 3 " in said
+    assert "the last one failed with Sandbox.Timedout" in said, said
+    assert "never answered" not in said, said
+
+
 def test_a_step_the_replay_never_asked_for_is_a_divergence(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -247,7 +247,7 @@ def steps_resource(
     ``between`` is awaited before every ``every``-th step, outside the timing: the floor's
     share of an interleaved comparison runs there, so that both sides meet the same noise.
     """
-    resource = asynccfn.Resource("Custom::Bench")
+    resource = asynccfn.Resource("Custom::Bench", update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

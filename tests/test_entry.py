@@ -16,7 +16,9 @@ from asynccfn._deadline import default_reserve
 def test_import_and_entry_need_no_aws_client_or_region() -> None:
     script = (
         "import asynccfn, sys\n"
-        "r = asynccfn.Resource()\n"
+        "r = asynccfn.Resource(update='replace', delete='nothing')\n"
+        "@r.create\n"
+        "async def create(request, ctx): return asynccfn.Success()\n"
         "h = asynccfn.lambda_entry(r, journal='t')\n"
         "heavy = [m for m in ('aiohttp', 'aiobotocore.session') if m in sys.modules]\n"
         "print(heavy)\n"

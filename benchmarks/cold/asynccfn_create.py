@@ -12,7 +12,7 @@ import asynccfn  # noqa: E402
 
 imported = time.time()
 
-resource = asynccfn.Resource("Custom::Bench")
+resource = asynccfn.Resource("Custom::Bench", update="replace", delete="nothing")
 
 
 @resource.create

@@ -18,7 +18,7 @@ import asynccfn
 
 MARKS = Path(os.environ.get("BENCH_MARKS", "/tmp")) / "marks.log"
 
-chain = asynccfn.Resource("Custom::Bench")
+chain = asynccfn.Resource("Custom::Bench", update="replace", delete="nothing")
 
 
 def mark(request: asynccfn.Request, what: str, invocation: int, at: float) -> None:

@@ -48,8 +48,9 @@ class Refusal:
         return f"Refusal({list(self.unanswered)!r})"
 
     def route(self, request: Request) -> Route:
-        """Where ``request`` goes instead of its resource: nowhere for the rollback Delete of a
-        refused (or otherwise failed) Create, which succeeds; a refusal for any other."""
+        """Where ``request`` goes instead of its resource's handler: the Delete that rolls back
+        a refused (or otherwise failed) Create succeeds without user code; any other request
+        is refused."""
         if nothing_created(request):
             return Route(handler=nothing_was_created, request=request, error_types={})
         return Route(handler=self._refuse, request=request, error_types={})

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
-from ._env import JOURNAL_TABLE_ENV, KMS_KEY_ENV
+from ._env import JOURNAL_TABLE_ENV, KMS_KEY_ENV, LAMBDA_RUNTIME_API_ENV
 from ._errors import ConfigurationError
 from ._outcomes import InvocationResult
 from ._probe import NO_PROBE
@@ -27,6 +27,7 @@ from .journal.store import LEASE_SKEW
 
 if TYPE_CHECKING:
     from ._probe import Probe
+    from ._refusal import Refusal
     from .journal._payload import PayloadCodec
 
 DAY = 86_400.0
@@ -129,9 +130,18 @@ def lambda_entry(
     ``probe`` is for tests only: it watches named points of an invocation and may make it
     hand over after every step (see ``asynccfn._probe``); by default it does nothing.
 
+    Every request type of every resource needs an answer (:meth:`asynccfn.Resource.unanswered`):
+    a handler, or a declared ``update="replace"`` / ``delete="nothing"``. Inside Lambda (where
+    ``AWS_LAMBDA_RUNTIME_API`` is set) a function lacking one does not raise: it logs why at
+    init and refuses, answering every request FAILED with that reason, except the Delete that
+    rolls back a refused Create (it reports the failed-create marker as its physical id), which
+    answers SUCCESS.
+
     Raises:
-        ConfigurationError: an argument is out of range, or ``sensitive_state`` is given to a
-            journaled function without a ``codec``.
+        ConfigurationError: an argument is out of range, ``sensitive_state`` is given to a
+            journaled function without a ``codec``, or (off Lambda) a resource lacks an answer
+            for a request type; the message names each, with the file and line of its
+            ``Resource(...)``.
     """
     target = as_target(resource)
     if not 0 < timeout <= 3600 * 24:
@@ -155,11 +165,6 @@ def lambda_entry(
             "response_hosts must be a collection of hosts, not one string: "
             f"response_hosts=[{response_hosts!r}]"
         )
-    for missing in target.unanswered():
-        # Said, not raised: a function that cannot initialise answers nothing at all (Lambda's
-        # on-failure record reaches the same code), so the stack would wait out its
-        # ServiceTimeout. `asynccfn local` and asynccfn.testing refuse it before a run.
-        _logging.logger.warning("%s", missing)
     hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
     table = journal or os.environ.get(JOURNAL_TABLE_ENV) or None
     if codec is None and table and os.environ.get(KMS_KEY_ENV):
@@ -167,6 +172,7 @@ def lambda_entry(
 
         codec = KmsCodec(os.environ[KMS_KEY_ENV])
     secrets = _secrets(codec, sensitive_state, journaled=bool(table))
+    refusal = _refusal(target)
     config = RuntimeConfig(
         resource=target,
         journal=table,
@@ -180,6 +186,7 @@ def lambda_entry(
         response_hosts=hosts,
         secrets=secrets,
         probe=probe or NO_PROBE,
+        refusal=refusal,
     )
     handler = LambdaHandler(Runtime(config))
     if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
@@ -206,6 +213,29 @@ def _secrets(codec: Any, sensitive_state: Iterable[str], *, journaled: bool) -> 
             "lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN)) to encrypt it"
         )
     return Secrets(codec=codec, state_keys=keys)
+
+
+def _refusal(target: Resource | Provider) -> Refusal | None:
+    """What a resource that cannot answer every request type (``unanswered``) becomes: off
+    Lambda an error, raised where the user's module makes the handler; inside Lambda a
+    :class:`~asynccfn._refusal.Refusal`, logged once here, which answers every request FAILED.
+    Raising there would answer nothing at all (a function that cannot initialise never runs,
+    nor does its on-failure record), and the stack would wait out its ServiceTimeout.
+
+    Raises:
+        ConfigurationError: off Lambda, naming every missing answer.
+    """
+    unanswered = target.unanswered()
+    if not unanswered:
+        return None
+    if not os.environ.get(LAMBDA_RUNTIME_API_ENV):
+        raise ConfigurationError("every request type needs an answer: " + "; ".join(unanswered))
+    from ._refusal import Refusal  # only for a function that refuses
+
+    refusal = Refusal(unanswered)
+    _logging.configure()
+    _logging.logger.error("%s", refusal.reason)
+    return refusal
 
 
 def _prepare_during_init(runtime: Runtime) -> None:

@@ -8,3 +8,5 @@ from __future__ import annotations
 
 JOURNAL_TABLE_ENV = "ASYNCCFN_JOURNAL_TABLE"  # the journal table, when lambda_entry names none
 KMS_KEY_ENV = "ASYNCCFN_KMS_KEY"  # the payload codec's key, when codec= is not given
+LAMBDA_RUNTIME_API_ENV = "AWS_LAMBDA_RUNTIME_API"  # set for the function's process by Lambda's
+# runtime (and by the local Lambda service for its workers): the function runs inside Lambda

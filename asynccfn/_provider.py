@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._resource import Handler
     from ._result import Success
 
-__all__ = ["GENERIC_RESOURCE_TYPE", "Provider", "Route", "as_target", "route"]
+__all__ = ["GENERIC_RESOURCE_TYPE", "Provider", "Route", "as_target", "nothing_created", "route"]
 
 GENERIC_RESOURCE_TYPE = "AWS::CloudFormation::CustomResource"
 
@@ -132,7 +132,7 @@ def route(target: Resource | Provider, request: Request) -> Route:
     if isinstance(target, Provider):
         resource = target.resource_for(request.resource_type)
         if resource is None:
-            if _nothing_created(request):
+            if nothing_created(request):
                 return Route(handler=nothing_was_created, request=request, error_types={})
             return Route(
                 handler=_refusing(_unserved(target, request)), request=request, error_types={}
@@ -142,7 +142,7 @@ def route(target: Resource | Provider, request: Request) -> Route:
         resource = target
         matched = resource.resource_type in (None, request.resource_type)
     errors = resource.error_types
-    if _nothing_created(request):
+    if nothing_created(request):
         return Route(handler=nothing_was_created, request=request, error_types=errors)
     handler = resource.handler_for(request.request_type)
     if handler is None and request.request_type is RequestType.DELETE:
@@ -165,7 +165,9 @@ def route(target: Resource | Provider, request: Request) -> Route:
     return Route(handler=handler, request=request, error_types=errors)
 
 
-def _nothing_created(request: Request) -> bool:
+def nothing_created(request: Request) -> bool:
+    """Whether ``request`` is the Delete of a Create that failed before it made anything (it
+    carries the failed-create marker that Create reported)."""
     return request.request_type is RequestType.DELETE and is_failed_create_marker(
         request.physical_id
     )

@@ -83,6 +83,7 @@ from .journal.claims import (
 )
 
 if TYPE_CHECKING:
+    from ._refusal import Refusal
     from .journal.protocol import RuntimeJournal, StepJournal
 
 log = logging.getLogger("asynccfn.runtime")
@@ -102,6 +103,7 @@ class RuntimeConfig(NamedTuple):
     response_hosts: frozenset[str] = frozenset()
     secrets: _payload.Secrets = _payload.Secrets()
     probe: Probe = NO_PROBE  # tests replace it (crash points, forced hand-over)
+    refusal: Refusal | None = None  # inside Lambda, a resource without every answer: refuse all
 
 
 class Runtime:
@@ -367,7 +369,11 @@ class Runtime:
             op.events = [*(op.events or []), replayed_event(len(journal), op.invocations)]
         self._probe.point("after-replay-load")
         store: StepJournal = self.journal
-        routed = route(self.config.resource, request)  # typed properties converted here
+        refusal = self.config.refusal
+        if refusal is not None:
+            routed = refusal.route(request)
+        else:
+            routed = route(self.config.resource, request)  # typed properties converted here
         payloads = self._payloads(op_id_for(request))
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)

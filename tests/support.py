@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import asynccfn
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cfn"
 
@@ -110,6 +113,21 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def answering_resource(resource_type: str | None = None) -> asynccfn.Resource:
+    """A resource with an answer for every request type, for a test that needs a handler
+    (``lambda_entry`` refuses a resource without one) but is not about what it runs: Create
+    succeeds, an Update creates a replacement, a Delete leaves nothing behind."""
+    import asynccfn
+
+    resource = asynccfn.Resource(resource_type, update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success()
+
+    return resource
 
 
 def create_journal_table(endpoint: str) -> str:

@@ -540,7 +540,7 @@ def test_table_create_makes_a_table_the_runtime_uses(
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
     monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -764,7 +764,7 @@ def test_every_view_escapes_control_characters_from_the_journal(
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
     monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
     table = create_journal_table(dynamodb_endpoint)
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

@@ -367,7 +367,10 @@ def test_a_properties_type_that_is_not_a_record_is_refused_at_definition() -> No
 def test_the_conversion_library_is_imported_only_for_a_typed_resource() -> None:
     code = (
         "import sys, asynccfn\n"
-        "asynccfn.lambda_entry(asynccfn.Resource('Custom::X'))\n"
+        "r = asynccfn.Resource('Custom::X', update='replace', delete='nothing')\n"
+        "@r.create\n"
+        "async def create(request, ctx): return asynccfn.Success()\n"
+        "asynccfn.lambda_entry(r)\n"
         "assert 'msgspec' not in sys.modules and 'pydantic' not in sys.modules, sys.modules\n"
         "assert 'asynccfn._properties' not in sys.modules\n"
     )

@@ -112,7 +112,7 @@ def test_a_step_retries_the_types_in_its_tuple(
 ) -> None:
     url, read = presigned_response_url()
     calls: list[int] = []
-    resource = asynccfn.Resource("Custom::Bucket")
+    resource = asynccfn.Resource("Custom::Bucket", update="replace", delete="nothing")
     policy = asynccfn.RetryPolicy(retry_on=(Throttled,), initial_delay=0, jitter=0)
 
     @resource.create

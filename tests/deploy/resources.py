@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asynccfn
 
-dynamic = asynccfn.Resource("Custom::Dynamic")
+dynamic = asynccfn.Resource("Custom::Dynamic", update="replace", delete="nothing")
 
 
 @dynamic.create

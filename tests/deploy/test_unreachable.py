@@ -22,7 +22,7 @@ from tests.support import (
     event_op_id,
 )
 
-resource = asynccfn.Resource()
+resource = asynccfn.Resource(update="replace", delete="nothing")
 
 
 @resource.create

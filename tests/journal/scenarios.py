@@ -131,7 +131,7 @@ class ResponseURLs:
 def bucket_resource() -> asynccfn.Resource:
     """Create: a few steps, two parallel branches, a poll, a durable sleep when asked, and a
     step that fails when asked."""
-    resource = asynccfn.Resource("Custom::Bucket")
+    resource = asynccfn.Resource("Custom::Bucket", update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

@@ -403,7 +403,7 @@ def test_a_step_journals_when_it_started(
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
     monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", moto_endpoint.split("//")[1])
     table = create_journal_table(dynamodb_endpoint)
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     async def slow() -> int:
         import asyncio

@@ -26,7 +26,15 @@ from asynccfn.journal.store import ClaimOutcome, ClaimRequest, JournalStore
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.reliability._tally import count
 from tests.reliability.conftest import URLs
-from tests.support import FakeLambdaContext, closing_handler, event_for, event_op_id, issued, run
+from tests.support import (
+    FakeLambdaContext,
+    answering_resource,
+    closing_handler,
+    event_for,
+    event_op_id,
+    issued,
+    run,
+)
 
 # -- plumbing ---------------------------------------------------------------------------------
 
@@ -92,7 +100,7 @@ def gated_resource(
     """A Create that waits at gate ``enter-<invocation>`` before its one step, whose body
     counts itself and waits at gate ``body`` (both opened by the test). With ``names_id`` it
     sets ``ctx.physical_id`` first (journaled, fenced, before the step's live work)."""
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -191,7 +199,7 @@ def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_ho
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     """The store's rule for a new attempt of a request while the holder's lease is live."""
-    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal_table)
+    handler = asynccfn.lambda_entry(answering_resource(), journal=journal_table)
     assert isinstance(handler, LambdaHandler)
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
@@ -421,7 +429,7 @@ def heartbeat_handler(
     """A Create whose one step runs until ``until(store)`` is set, renewals failing per
     ``fail``."""
     bodies: Counter[str] = Counter()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     holder: list[FlakyRenewals] = []
 
     @resource.create
@@ -503,7 +511,7 @@ def test_invariant_6_a_worker_thread_ends_with_the_process_when_the_invocation_r
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     release = threading.Event()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -529,7 +537,7 @@ def test_invariant_6_a_worker_thread_ends_with_the_process_when_the_invocation_r
 def test_invariant_10_a_far_future_issue_date_does_not_stretch_the_operation_deadline(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -552,7 +560,7 @@ def test_invariant_10_max_invocations_ends_a_chain_that_makes_no_progress_toward
     local_env: str, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sleep on a property's value counts as progress each time: only the cap ends it."""
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -588,7 +596,7 @@ def test_invariant_3_an_interrupted_at_most_once_attempt_counts_as_a_failed_atte
     """A crash cut off attempt 1 of an at-most-once step. With a retry policy that allows it,
     attempt 2 runs (journaled as such); attempt 1 never runs again; without, StepInterrupted."""
     gates, runs = Gates(), Counter[int]()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     policy = asynccfn.RetryPolicy(max_attempts=max_attempts, initial_delay=0.0, jitter=0.0)
     orphans: list[asyncio.Task[Any]] = []
 

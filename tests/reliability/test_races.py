@@ -20,7 +20,7 @@ from tests.support import FakeLambdaContext, closing_handler, event_for, run
 
 def counting(calls: Counter[str], *, seconds: float = 0.2, fail: str | None = None) -> Any:
     """A resource whose steps count their bodies in ``calls``."""
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     lock = threading.Lock()
 
     @resource.create

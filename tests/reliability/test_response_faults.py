@@ -109,7 +109,7 @@ def test_a_failing_endpoint_is_retried_a_bounded_number_of_times_then_reposted(
 
 
 def handler_with(journal_table: str, policy: asynccfn.DeliveryPolicy = FAST) -> LambdaHandler:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

@@ -29,6 +29,7 @@ from tests.reliability._threaded import ThreadedApp
 from tests.reliability.conftest import Rel, URLs
 from tests.support import (
     FakeLambdaContext,
+    answering_resource,
     closing_handler,
     event_for,
     event_op_id,
@@ -142,7 +143,7 @@ def test_forged_response_urls_are_refused_with_a_clear_reason(
     trap: Trap,
     asynccfn_logs: list[str],
 ) -> None:
-    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal_table)
+    handler = asynccfn.lambda_entry(answering_resource(), journal=journal_table)
     assert isinstance(handler, LambdaHandler)
     with closing_handler(handler):
         for template, why in FORGED:
@@ -168,7 +169,7 @@ def test_a_redirect_from_the_response_endpoint_is_not_followed(
     url = urls.issue(
         forever=Fault.redirect(f"http://{trap.host}/latest/meta-data"), expect_answer=False
     )
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -212,7 +213,7 @@ def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
     secret = f"sensitive-{secrets.token_hex(16)}"
     SECRETS.register(secret)
     caught: list[BaseException] = []
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

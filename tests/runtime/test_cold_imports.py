@@ -30,7 +30,11 @@ UNWANTED = (
 _CHILD = """
 import json, sys
 import asynccfn
-handler = asynccfn.lambda_entry(asynccfn.Resource(), journal="t")
+resource = asynccfn.Resource(update="replace", delete="nothing")
+@resource.create
+async def create(request, ctx):
+    return asynccfn.Success()
+handler = asynccfn.lambda_entry(resource, journal="t")
 # what serving a durable request imports on its way (the runtime, the store, the codec)
 import asynccfn._runtime, asynccfn.journal.store, asynccfn.journal._codec, asynccfn._outbox
 from asynccfn.journal._codec import ItemCodec

@@ -60,7 +60,7 @@ def steps_of(journal: str, dynamodb_endpoint: str, event: dict[str, Any]) -> lis
 def test_call_keeps_sensitive_members_out_of_the_journal_and_derives_tokens(
     operate: Callable[..., Any], journal: str, dynamodb_endpoint: str
 ) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     seen: dict[str, Any] = {}
 
     @resource.create
@@ -107,7 +107,7 @@ def test_idempotency_tokens_are_derived_from_operation_and_position() -> None:
 
 
 def test_step_failure_replays_as_the_same_type_and_message(operate: Callable[..., Any]) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     runs: list[str] = []
 
     @resource.create
@@ -130,7 +130,7 @@ def test_step_failure_replays_as_the_same_type_and_message(operate: Callable[...
 
 
 def test_wait_until_times_out_with_wait_timeout(operate: Callable[..., Any]) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -143,7 +143,7 @@ def test_wait_until_times_out_with_wait_timeout(operate: Callable[..., Any]) -> 
 
 
 def test_wait_until_predicate_error_fails_the_wait(operate: Callable[..., Any]) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -158,7 +158,7 @@ def test_wait_until_predicate_error_fails_the_wait(operate: Callable[..., Any]) 
 
 
 def test_invariant_11_oversize_state_and_results_fail_clearly(operate: Callable[..., Any]) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -177,7 +177,7 @@ def test_invariant_11_oversize_state_and_results_fail_clearly(operate: Callable[
 
 
 def test_non_json_result_fails_with_a_reason(operate: Callable[..., Any]) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -191,7 +191,7 @@ def test_non_json_result_fails_with_a_reason(operate: Callable[..., Any]) -> Non
 def test_now_and_uuid_are_journaled(
     operate: Callable[..., Any], journal: str, dynamodb_endpoint: str
 ) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -215,7 +215,7 @@ def _epoch(iso: str) -> float:
 def test_invariant_4_heartbeat_keeps_the_lease_for_a_long_invocation(
     journal: str, presigned_response_url: Callable[[], Any]
 ) -> None:
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -251,7 +251,7 @@ class UnlistedError(Exception):
 def test_replayed_step_errors_rebuild_only_registered_types(
     journal: str, presigned_response_url: Callable[[], Any]
 ) -> None:
-    resource = asynccfn.Resource(errors=[QuotaError])
+    resource = asynccfn.Resource(errors=[QuotaError], update="replace", delete="nothing")
     seen: list[tuple[str, str]] = []
 
     @resource.create

@@ -19,6 +19,7 @@ from asynccfn._errors import FenceLost
 from asynccfn.journal.models import OperationStatus, operation_id
 from tests.support import (
     FakeLambdaContext,
+    answering_resource,
     closing_handler,
     event_for,
     event_op_id,
@@ -34,7 +35,7 @@ def body_of(read: Any) -> dict[str, Any]:
 
 
 def counting_resource(calls: list[str], *, fail_step: bool = False) -> asynccfn.Resource:
-    resource = asynccfn.Resource("Custom::Bucket")
+    resource = asynccfn.Resource("Custom::Bucket", update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -136,7 +137,7 @@ def test_invariant_2_renamed_step_fails_with_non_determinism_error(
     journal: str, presigned_response_url: Any
 ) -> None:
     url, _ = presigned_response_url()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
     names = iter(["first", "renamed"])
 
     @resource.create
@@ -161,7 +162,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
     from asynccfn.journal.store import ClaimOutcome, ClaimRequest
 
     url, _ = presigned_response_url()
-    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal, lease=3)
+    handler = asynccfn.lambda_entry(answering_resource(), journal=journal, lease=3)
     store = handler.runtime.journal  # type: ignore[attr-defined]
     event = event_for("create", url)
     op_id = event_op_id(event)
@@ -208,7 +209,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
 
 
 def test_invariant_4_lost_slot_race_adopts_the_recorded_value(journal: str) -> None:
-    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal=journal)
+    handler = asynccfn.lambda_entry(answering_resource(), journal=journal)
     store = handler.runtime.journal  # type: ignore[attr-defined]
 
     def step(result: str, fence: int) -> Any:
@@ -237,7 +238,7 @@ def test_invariant_10_expired_operation_deadline_answers_failed_with_elapsed_tim
     journal: str, presigned_response_url: Any
 ) -> None:
     url, read = presigned_response_url()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -259,7 +260,7 @@ def test_invariant_10_answers_before_the_response_url_expires(
     journal: str, presigned_response_url: Any
 ) -> None:
     url, read = presigned_response_url()
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

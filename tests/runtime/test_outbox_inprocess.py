@@ -81,7 +81,7 @@ def test_invariant_1_8_undelivered_response_raises_then_the_retry_reposts_it(
     receiver: FlakyReceiver, dynamodb_endpoint: str
 ) -> None:
     runs: list[str] = []
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -108,7 +108,7 @@ def test_invariant_1_403_is_terminal_and_recorded_undeliverable(
     receiver: FlakyReceiver, dynamodb_endpoint: str
 ) -> None:
     receiver.status = 403
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -131,7 +131,7 @@ def test_invariant_8_13_noecho_data_is_kept_only_until_posted(
     receiver: FlakyReceiver, dynamodb_endpoint: str
 ) -> None:
     secret = "noecho-" + "7f3a" * 8
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -166,7 +166,7 @@ def test_a_response_without_noecho_is_kept_as_sent_with_its_digest(
     receiver: FlakyReceiver, dynamodb_endpoint: str
 ) -> None:
     receiver.status = 200
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

@@ -73,7 +73,7 @@ def send(presigned_response_url: Callable[[], Any], response_hosts: None) -> Ite
 
 def echoing(resource_type: str) -> asynccfn.Resource:
     """A resource whose Create answers which resource ran it."""
-    resource = asynccfn.Resource(resource_type)
+    resource = asynccfn.Resource(resource_type, update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:

@@ -33,6 +33,7 @@ from asynccfn.local import LOCAL_AWS_ENV
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.support import (
     FakeLambdaContext,
+    answering_resource,
     closing_handler,
     event_for,
     event_op_id,
@@ -93,7 +94,9 @@ def logs() -> Iterator[list[logging.LogRecord]]:
 def secret_resource(secret: str, seen: list[tuple[str, str]]) -> asynccfn.Resource:
     """Fetches ``secret`` in a sensitive step, keeps it in the state, sleeps past the
     invocation's deadline (a hand-over), then uses it and answers it as NoEcho Data."""
-    resource = asynccfn.Resource("Custom::Bucket")  # the fixture events' type
+    resource = asynccfn.Resource(
+        "Custom::Bucket", update="replace", delete="nothing"
+    )  # the fixture events' type
 
     async def fetch_password() -> str:
         return secret
@@ -260,7 +263,7 @@ def test_a_sensitive_step_without_a_codec_is_refused_before_it_runs(
 ) -> None:
     secret = f"planted-{secrets.token_hex(12)}"
     ran: list[str] = []
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -287,7 +290,7 @@ def test_without_a_journal_a_sensitive_step_needs_no_codec(
 ) -> None:
     monkeypatch.setenv("ASYNCCFN_ALLOWED_RESPONSE_HOSTS", urlsplit(moto_endpoint).netloc)
     monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
-    resource = asynccfn.Resource()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
@@ -312,13 +315,13 @@ def test_the_kms_key_variable_gives_a_journaled_function_its_codec(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ASYNCCFN_KMS_KEY", "arn:aws:kms:us-east-1:123456789012:key/abc")
-    handler = asynccfn.lambda_entry(asynccfn.Resource(), journal="t", sensitive_state=["pw"])
+    handler = asynccfn.lambda_entry(answering_resource(), journal="t", sensitive_state=["pw"])
     codec = handler.runtime.config.secrets.codec  # type: ignore[attr-defined]
     assert isinstance(codec, asynccfn.KmsCodec)
     assert codec.key_id == "arn:aws:kms:us-east-1:123456789012:key/abc"
     # without a journal there is nothing to encrypt: no codec is made
     monkeypatch.delenv("ASYNCCFN_JOURNAL_TABLE", raising=False)
-    bare = asynccfn.lambda_entry(asynccfn.Resource())
+    bare = asynccfn.lambda_entry(answering_resource())
     assert bare.runtime.config.secrets.codec is None  # type: ignore[attr-defined]
 
 
@@ -392,7 +395,10 @@ def test_a_codec_refuses_a_key_kms_does_not_have(moto_endpoint: str, kms_key: st
 def test_a_function_without_a_codec_imports_neither_cryptography_nor_kms() -> None:
     code = (
         "import sys, asynccfn\n"
-        "asynccfn.lambda_entry(asynccfn.Resource(), journal='t')\n"
+        "r = asynccfn.Resource(update='replace', delete='nothing')\n"
+        "@r.create\n"
+        "async def create(request, ctx): return asynccfn.Success()\n"
+        "asynccfn.lambda_entry(r, journal='t')\n"
         "loaded = [m for m in sys.modules if m.startswith(('cryptography', 'types_aiobotocore'))]\n"
         "assert not loaded, loaded\n"
     )

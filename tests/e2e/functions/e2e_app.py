@@ -80,7 +80,7 @@ basic_handler = asynccfn.lambda_entry(basic)
 
 # -- steps: durable work across invocations ------------------------------------------------
 
-steps = asynccfn.Resource()
+steps = asynccfn.Resource(update="replace", delete="nothing")
 
 
 @steps.create
@@ -117,7 +117,7 @@ steps_handler = asynccfn.lambda_entry(
 
 # -- waiting: sleep, wait_until, retry ------------------------------------------------------
 
-waiting = asynccfn.Resource()
+waiting = asynccfn.Resource(update="replace", delete="nothing")
 
 
 @waiting.create
@@ -156,7 +156,7 @@ waiting_handler = asynccfn.lambda_entry(waiting)
 
 # -- parallel -------------------------------------------------------------------------------
 
-parallel = asynccfn.Resource()
+parallel = asynccfn.Resource(update="replace", delete="nothing")
 
 
 @parallel.create
@@ -188,7 +188,7 @@ parallel_handler = asynccfn.lambda_entry(parallel)
 
 # -- a sync step whose worker thread outlives the invocation --------------------------------
 
-threads = asynccfn.Resource()
+threads = asynccfn.Resource(update="replace", delete="nothing")
 
 
 @threads.create

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asynccfn
 
-bucket = asynccfn.Resource("Custom::Bucket")
+bucket = asynccfn.Resource("Custom::Bucket", update="replace", delete="nothing")
 
 
 async def _echo(value: str) -> str:

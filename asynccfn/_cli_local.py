@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "resource",
         metavar="MODULE:RESOURCE",
         help="the asynccfn.Resource (or the handler lambda_entry made of it), e.g. "
-        "examples.dynamodb_table:table; MODULE is imported from the working directory",
+        "asynccfn.examples.dynamodb_table:table; MODULE is imported from the working directory",
     )
     requests = local.add_argument_group("requests")
     requests.add_argument(

@@ -50,7 +50,7 @@ def test_demo() -> None:
 
 
 def test_dynamodb_table_example() -> None:
-    out = run_readme_command("asynccfn local examples.dynamodb_table:table")
+    out = run_readme_command("asynccfn local asynccfn.examples.dynamodb_table:table")
     assert "handed over" in out
     assert '"Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/orders"' in out
     for action in ("CreateTable", "TagResource", "UpdateTimeToLive", "DeleteTable"):
@@ -59,7 +59,7 @@ def test_dynamodb_table_example() -> None:
 
 
 def test_backfill_example() -> None:
-    out = run_readme_command("asynccfn local examples.backfill:backfill")
+    out = run_readme_command("asynccfn local asynccfn.examples.backfill:backfill")
     # 7 pauses of 0.6 s cannot fit in the 3.5 s a 5-second invocation works
     assert "invocation 2: claimed with hand-over token" in out
     assert '"Copied": "160"' in out and '"Pages": "8"' in out

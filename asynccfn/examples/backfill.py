@@ -15,10 +15,10 @@ is scanned or written twice) and carries on from the cursor. Properties, typed a
   (default 0: the tables exist). A seeding backfill deletes its tables on Delete.
 
 Update runs the backfill again (writes are idempotent); Delete leaves copied data alone.
-Run it on this machine (from the repository's root)::
+Run it on this machine, from any folder::
 
-    asynccfn local examples.backfill:backfill --properties @examples/backfill.json \\
-        --lambda-timeout 5
+    asynccfn local asynccfn.examples.backfill:backfill --lambda-timeout 5 \\
+        --properties @path/to/asynccfn/examples/backfill.json
 """
 
 from __future__ import annotations

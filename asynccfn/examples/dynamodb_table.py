@@ -12,9 +12,10 @@ handlers read fields rather than strings, and an Update asks ``request.replacing
 - ``TimeToLive``: the attribute items expire on (optional).
 - ``Tags``: ``{"key": "value"}`` (optional).
 
-Run it on this machine (from the repository's root)::
+Run it on this machine, from any folder::
 
-    asynccfn local examples.dynamodb_table:table --properties @examples/dynamodb_table.json
+    asynccfn local asynccfn.examples.dynamodb_table:table \\
+        --properties @path/to/asynccfn/examples/dynamodb_table.json
 """
 
 from __future__ import annotations

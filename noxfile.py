@@ -25,8 +25,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "asynccfn", "tests", "benchmarks", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "asynccfn", "tests", "benchmarks", "examples")
+    session.run("ruff", "check", "asynccfn", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "asynccfn", "tests", "benchmarks")
 
 
 @nox.session(python=PYTHON)

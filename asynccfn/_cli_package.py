@@ -1,10 +1,10 @@
 """``asynccfn package MODULE[:RESOURCE] -o provider.zip``: the Lambda zip of a resource.
 
 The zip holds the user's code (MODULE's top-level package or module), asynccfn's runtime
-(without its local runner, CLI and testing helpers, which the function never imports), the
-runtime's dependencies as Lambda's platform wheels, and, when MODULE:RESOURCE names a
-Resource rather than a handler, the entry module ``asynccfn_handler`` that makes the handler
-with ``lambda_entry``. botocore's service data is cut to the services the function uses:
+(without its local runner, CLI, testing helpers and examples, which the function never
+imports), the runtime's dependencies as Lambda's platform wheels, and, when MODULE:RESOURCE
+names a Resource rather than a handler, the entry module ``asynccfn_handler`` that makes the
+handler with ``lambda_entry``. botocore's service data is cut to the services the function uses:
 DynamoDB (the journal), Lambda (the hand-over), STS, those of the handler's clients and
 ``ctx.call`` actions, and any ``--keep-service``.
 
@@ -34,8 +34,9 @@ from .cli import EXIT_OK, CliError, Console, human_duration
 
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit on a function's unzipped code
 RUNTIME_SERVICES = frozenset({"dynamodb", "lambda", "sts"})
-# What the function never imports: the local runner, the command line, the test helpers.
-_LEFT_OUT = ("local", "cli.py", "testing.py", "py.typed")
+# What the function never imports: the local runner, the command line, the test helpers, the
+# examples (an example that is the resource is copied as the user's code, as the demo is).
+_LEFT_OUT = ("local", "examples", "cli.py", "testing.py", "py.typed")
 _MACHINES = {"x86_64": ("x86_64", "amd64"), "arm64": ("aarch64", "arm64")}
 
 
@@ -283,8 +284,8 @@ def copy_asynccfn(root: Path) -> int:
 
 def copy_user_code(module: str, root: Path) -> int:
     """Copy the top-level package (or module) that holds ``module``; the bytes copied. A
-    module inside asynccfn itself (the bundled demo) is copied as a top-level module of its
-    own name, since the package leaves out ``asynccfn.local``.
+    module inside asynccfn itself (the bundled demo, an example) is copied as a top-level module
+    of its own name, since the package leaves out ``asynccfn.local`` and ``asynccfn.examples``.
 
     Raises:
         CliError: the module cannot be found.

@@ -214,8 +214,8 @@ def entry_source(spec: str) -> str | None:
 
 def packaged_module(module: str) -> str:
     """The name ``module`` has in the package: its own, except a module inside asynccfn
-    (the bundled demo), which is packaged as a top-level module of its last name because
-    the package leaves out ``asynccfn.local``."""
+    (the bundled demo, an example), which is packaged as a top-level module of its last name
+    because the package leaves out ``asynccfn.local`` and ``asynccfn.examples``."""
     return module.rsplit(".", 1)[-1] if module.split(".")[0] == "asynccfn" else module
 
 

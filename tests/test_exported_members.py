@@ -7,7 +7,7 @@ import asynccfn
 
 def test_all_lists_the_public_names_sorted() -> None:
     public = {name for name in vars(asynccfn) if not name.startswith("_")}
-    not_api = {"annotations", "journal", "local", "compat", "cli", "testing"}
+    not_api = {"annotations", "journal", "local", "compat", "cli", "testing", "examples"}
     assert set(asynccfn.__all__) == public - not_api
     assert asynccfn.__all__ == sorted(asynccfn.__all__)
 

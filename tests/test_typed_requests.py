@@ -53,7 +53,7 @@ def mypy(*paths: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_typed_examples_pass_mypy_strict() -> None:
-    checked = mypy("examples/dynamodb_table.py", "examples/backfill.py")
+    checked = mypy("asynccfn/examples/dynamodb_table.py", "asynccfn/examples/backfill.py")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

@@ -125,7 +125,7 @@ def _load(spec: str) -> Resource | Provider | LambdaHandler:
     match = _SPEC.match(spec.strip())
     if match is None:
         raise ResourceSpecError(
-            f"{spec!r} is not MODULE:RESOURCE (e.g. examples.dynamodb_table:table)"
+            f"{spec!r} is not MODULE:RESOURCE (e.g. asynccfn.examples.dynamodb_table:table)"
         )
     module_name, attr = match["module"], match["attr"]
     try:

@@ -73,7 +73,7 @@ class LocalStack(LocalDeployment):
 
     ::
 
-        with LocalStack(StackConfig(resource="examples.backfill:backfill")) as stack:
+        with LocalStack(StackConfig(resource="asynccfn.examples.backfill:backfill")) as stack:
             for run in stack.lifecycle({"Items": 100}):
                 print(run.label, run.status)
 

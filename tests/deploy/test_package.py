@@ -72,8 +72,9 @@ def test_the_demo_package_runs_its_life_from_an_empty_folder(
         unzipped = sum(info.file_size for info in archive.infolist())
         archive.extractall(task)
     assert unzipped < UNZIPPED_BUDGET
-    # no local runner, CLI, tests or caches; botocore's data only for the services used
-    assert not any(n.startswith(("asynccfn/local/", "asynccfn/_cli_", "tests/")) for n in names)
+    # no local runner, CLI, examples, tests or caches; botocore's data only for the services used
+    left_out = ("asynccfn/local/", "asynccfn/_cli_", "asynccfn/examples/", "tests/")
+    assert not any(n.startswith(left_out) for n in names)
     assert "asynccfn/cli.py" not in names and "asynccfn/testing.py" not in names
     # bytecode for this Python only (Lambda's folder is read-only: no compiling at cold start)
     tag = sys.implementation.cache_tag
@@ -109,6 +110,24 @@ def test_the_demo_package_runs_its_life_from_an_empty_folder(
     assert runs[0].data["Reports"] == "5"
 
 
+def test_an_example_is_packaged_from_any_folder_as_the_users_code_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no clone: the example comes from the installed package
+    output = tmp_path / "provider.zip"
+    spec = "asynccfn.examples.dynamodb_table:table"
+    code, _, err = _run(capsys, "package", spec, "-o", str(output))
+    assert code == 0, err
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+        entry = archive.read("asynccfn_handler.py").decode()
+    # the example is the user's module, at the top as the demo is; the other examples and
+    # asynccfn's own copy of them stay out
+    assert "dynamodb_table.py" in names and "import dynamodb_table as _module" in entry
+    assert not any(n.startswith("asynccfn/examples/") for n in names)
+    assert "backfill.py" not in names and "asynccfn/_runtime.py" in names
+
+
 def test_another_platform_is_built_by_pip_with_lambdas_wheels(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,7 +135,7 @@ def test_another_platform_is_built_by_pip_with_lambdas_wheels(
     code, out, err = _run(
         capsys,
         "package",
-        "examples.backfill:backfill",
+        "asynccfn.examples.backfill:backfill",
         "--python",
         "3.12",
         "--arch",
@@ -146,6 +165,8 @@ def test_a_package_past_lambdas_limit_is_refused(
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(_cli_package, "UNZIPPED_LIMIT", 1024 * 1024)
     output = tmp_path / "big.zip"
-    code, _, err = _run(capsys, "package", "examples.dynamodb_table:table", "-o", str(output))
+    code, _, err = _run(
+        capsys, "package", "asynccfn.examples.dynamodb_table:table", "-o", str(output)
+    )
     assert code == 1
     assert "past Lambda's 1.0 MB" in err and not output.exists()

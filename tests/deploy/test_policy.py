@@ -45,7 +45,7 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _examples(name: str) -> Any:
-    return json.loads((ROOT / "examples" / name).read_text())
+    return json.loads((ROOT / "asynccfn" / "examples" / name).read_text())
 
 
 LIVES: dict[str, dict[str, Any]] = {
@@ -53,11 +53,11 @@ LIVES: dict[str, dict[str, Any]] = {
         "properties": {**CREATE_PROPERTIES, "SecondsPerReport": 0},
         "update_properties": {**UPDATE_PROPERTIES, "SecondsPerReport": 0},
     },
-    "examples.dynamodb_table:table": {
+    "asynccfn.examples.dynamodb_table:table": {
         "properties": _examples("dynamodb_table.json"),
         "update_properties": _examples("dynamodb_table.update.json"),
     },
-    "examples.backfill:backfill": {
+    "asynccfn.examples.backfill:backfill": {
         "properties": {**_examples("backfill.json"), "Seed": 30, "PauseSeconds": 0},
     },
 }
@@ -95,7 +95,7 @@ def test_the_policy_includes_client_calls_made_inside_steps(run: Any) -> None:
     assert "s3:DeleteObject" in actions and "s3:DeleteObjects" not in actions
     backfill = {
         a
-        for s in run("policy", "examples.backfill:backfill").json["Statement"]
+        for s in run("policy", "asynccfn.examples.backfill:backfill").json["Statement"]
         for a in s["Action"]
     }
     # Scan and BatchWriteItem in steps; the table_exists waiter's DescribeTable
@@ -158,7 +158,7 @@ def test_every_template_passes_cfn_lint(run: Any, spec: str) -> None:
 
 
 def test_the_template_holds_the_handlers_policy_and_the_packaged_code(run: Any) -> None:
-    document = run("template", "examples.dynamodb_table:table", "--format", "json").json
+    document = run("template", "asynccfn.examples.dynamodb_table:table", "--format", "json").json
     resources = document["Resources"]
     function = resources["Function"]["Properties"]
     assert function["Code"] == "provider.zip"  # aws cloudformation package uploads it

@@ -92,8 +92,8 @@ _WITH_SIGINT = (
 )
 
 
-def start(*args: str, sigint: signal.Handlers | None = None) -> Command:
-    """Start ``asynccfn ARGS`` from the repository's root, as the README's commands run.
+def start(*args: str, sigint: signal.Handlers | None = None, cwd: Path = ROOT) -> Command:
+    """Start ``asynccfn ARGS`` from ``cwd``, by default the repository's root.
 
     ``sigint`` (``SIG_DFL`` or ``SIG_IGN``): the disposition it starts with, whatever this
     process has; by default it inherits this process's.
@@ -104,7 +104,7 @@ def start(*args: str, sigint: signal.Handlers | None = None) -> Command:
         command = [sys.executable, "-c", _WITH_SIGINT, str(int(sigint)), *command]
     process = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -123,9 +123,10 @@ def start(*args: str, sigint: signal.Handlers | None = None) -> Command:
     return running
 
 
-def run(*args: str, timeout: float = 120.0) -> tuple[int, str, str, str]:
-    """Run ``asynccfn ARGS`` to its end: (exit code, stdout, stderr, Lambda endpoint)."""
-    command = start(*args)
+def run(*args: str, timeout: float = 120.0, cwd: Path = ROOT) -> tuple[int, str, str, str]:
+    """Run ``asynccfn ARGS`` from ``cwd`` to its end: (exit code, stdout, stderr, Lambda
+    endpoint)."""
+    command = start(*args, cwd=cwd)
     code, out, err = command.finish(timeout)
     return code, out, err, command.lambda_endpoint
 

@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 
 from tests.support import create_journal_table, event_for
 
-# The schema's pynamodb models, the CLI, the local runner and the test seams, and the heavy
-# optional dependencies: none is needed to serve a request.
+# The schema's pynamodb models, the CLI, the local runner, the test seams, the examples, and
+# the heavy optional dependencies: none is needed to serve a request.
 UNWANTED = (
     "pynamodb",
     "asynccfn.cli",
     "asynccfn.local",
     "asynccfn.testing",
+    "asynccfn.examples",
     "asynccfn._cli_local",
     "asynccfn.journal.models",
     "asynccfn.journal.query",

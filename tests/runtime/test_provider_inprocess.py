@@ -132,7 +132,7 @@ def test_a_provider_is_checked_when_it_is_defined() -> None:
     with pytest.raises(asynccfn.ConfigurationError, match="only one may serve it"):
         asynccfn.Provider(generic, default=echoing("Custom::Bucket"))
     with pytest.raises(asynccfn.ConfigurationError, match="a Provider or a list of resources"):
-        asynccfn.lambda_entry("examples.backfill:backfill")  # type: ignore[arg-type]
+        asynccfn.lambda_entry("asynccfn.examples.backfill:backfill")  # type: ignore[arg-type]
 
 
 def typed_bucket(seen: list[Any]) -> asynccfn.Resource:

@@ -15,10 +15,12 @@ is scanned or written twice) and carries on from the cursor. Properties, typed a
   (default 0: the tables exist). A seeding backfill deletes its tables on Delete.
 
 Update runs the backfill again (writes are idempotent); Delete leaves copied data alone.
-Run it on this machine (from the repository's root)::
+Run it on this machine, from any folder, with the properties in ``backfill.json`` beside
+this file::
 
-    asynccfn local examples.backfill:backfill --properties @examples/backfill.json \\
-        --lambda-timeout 5
+    asynccfn demo backfill
+
+It prints the ``asynccfn local asynccfn.examples.backfill:backfill ...`` command it runs.
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ handlers read fields rather than strings, and an Update asks ``request.replacing
 - ``TimeToLive``: the attribute items expire on (optional).
 - ``Tags``: ``{"key": "value"}`` (optional).
 
-Run it on this machine (from the repository's root)::
+Run it on this machine, from any folder, with the properties in ``dynamodb_table.json`` and
+``dynamodb_table.update.json`` beside this file::
 
-    asynccfn local examples.dynamodb_table:table --properties @examples/dynamodb_table.json
+    asynccfn demo dynamodb-table
+
+It prints the ``asynccfn local asynccfn.examples.dynamodb_table:table ...`` command it runs.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Custom resources that run on this machine with ``asynccfn local`` (see README.md)."""

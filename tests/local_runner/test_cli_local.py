@@ -266,7 +266,7 @@ def test_a_loop_blocked_past_the_lambda_timeout_is_named_and_the_stack_still_ans
     the stack unanswered)."""
     spec = f"{MISTAKES}:blocking_past_timeout"
     code = main(
-        ["--color", "never", "local", spec, "--request-type", "Create"] + ["--lambda-timeout", "2"]
+        ["--color", "never", "local", spec, "--request-type", "Create", "--lambda-timeout", "2"]
     )
     out, err = capsys.readouterr()
     assert code == 3, out + err  # answered FAILED

@@ -13,7 +13,6 @@ once and then advanced only from the status and attempt the writer last saw.
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -476,7 +475,7 @@ class JournalStore:
 
     def _events(self, events: list[EventItem]) -> dict[str, Any]:
         """Events in wire form, each without its text when its kind says it."""
-        return self._operations.encode_list("events", [_lean(e) for e in events])
+        return lean_events(self._operations, events)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -553,8 +552,12 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
 
 
-def _lean(event: EventItem) -> EventItem:
-    """The event as stored: without its text when its kind and details say it."""
-    lean = copy.copy(event)
-    lean.what = event.stored_what
-    return lean
+def lean_events(codec: ItemCodec[OperationItem], events: list[EventItem]) -> dict[str, Any]:
+    """The operation's ``events`` in wire form, each without its text when its kind and
+    details say it (no copy of an event is made: an item holds up to 20 and is rewritten by
+    every event)."""
+    wire = codec.encode_list("events", events)
+    for event, element in zip(events, wire["L"], strict=True):
+        if event.stored_what is None:
+            element["M"].pop("what", None)
+    return wire

@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .cli import EXIT_OK, CliError, Console, human_duration
 
@@ -93,6 +94,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep botocore's data of this service too (e.g. kms for KmsCodec); repeatable",
     )
     package.add_argument(
+        "--with",
+        dest="extra_requirements",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="a distribution the function needs that its module does not import when loaded "
+        "(e.g. one imported inside a handler); repeatable",
+    )
+    package.add_argument(
         "--pip", action="store_true", help="download the wheels even when this environment fits"
     )
     package.add_argument(
@@ -114,7 +124,15 @@ def run_package(args: argparse.Namespace, console: Console) -> int:
 
     target = Target(python=args.python, arch=args.arch)
     from_environment = target.is_running_interpreter() and not args.pip
-    requirements = runtime_requirements()
+    module = args.spec.partition(":")[0]
+    resource = _load(args.spec)
+    # What the user's code imports, its function imports on Lambda: typed properties'
+    # msgspec or pydantic, a client library. KmsCodec imports cryptography when it is used.
+    files = [source for source, _ in user_code(module)]
+    needed = imported_requirements(files, own=module.split(".")[0])
+    if _has_kms_codec(args.spec):
+        needed.append(_pinned("cryptography"))
+    requirements = _merged(runtime_requirements(), needed, args.extra_requirements)
     if args.plan:
         if from_environment:
             console.print("copy from this environment: " + " ".join(requirements))
@@ -122,11 +140,9 @@ def run_package(args: argparse.Namespace, console: Console) -> int:
             console.print(" ".join(pip_command(target, requirements, "TARGET")))
         return EXIT_OK
     started = time.monotonic()
-    resource = _load(args.spec)
     services = set(RUNTIME_SERVICES | set(args.keep_service))
     analysis = analyse(resource)
     services |= analysis.services | {_botocore_name(a.split(":")[0]) for a in analysis.actions}
-    module = args.spec.partition(":")[0]
     with tempfile.TemporaryDirectory(prefix="asynccfn-package-") as staging:
         root = Path(staging)
         parts: dict[str, int] = {}
@@ -165,9 +181,28 @@ def run_package(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _requirement_class() -> Any:
+    """packaging's Requirement (a dependency of the ``local`` extra, not of the runtime).
+
+    Raises:
+        CliError: packaging is not installed.
+    """
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        raise CliError(
+            "asynccfn package needs the 'packaging' distribution: pip install 'asynccfn[local]'"
+        ) from None
+    return Requirement
+
+
 def runtime_requirements() -> list[str]:
-    """asynccfn's own requirements, without extras (what the function needs)."""
-    from packaging.requirements import Requirement
+    """asynccfn's own requirements, without extras (what the function needs).
+
+    Raises:
+        CliError: as :func:`_requirement_class`.
+    """
+    Requirement = _requirement_class()
 
     found = []
     for text in importlib.metadata.requires("asynccfn") or []:
@@ -177,13 +212,41 @@ def runtime_requirements() -> list[str]:
     return found
 
 
+def _pinned(distribution: str) -> str:
+    try:
+        return f"{distribution}=={importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        return distribution
+
+
+def _merged(*groups: Iterable[str]) -> list[str]:
+    """The requirements of every group, the first of each distribution kept."""
+    from packaging.utils import canonicalize_name
+
+    Requirement = _requirement_class()
+    seen: dict[str, str] = {}
+    for group in groups:
+        for text in group:
+            seen.setdefault(canonicalize_name(Requirement(text).name), text)
+    return list(seen.values())
+
+
+def _has_kms_codec(spec: str) -> bool:
+    """The module's own ``lambda_entry`` encrypts with KmsCodec (cryptography, lazily)."""
+    from ._kms import KmsCodec
+    from .local._loader import own_config
+
+    config = own_config(spec)
+    return config is not None and isinstance(config.secrets.codec, KmsCodec)
+
+
 def installed_closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution]:
     """The installed distributions ``requirements`` need, transitively.
 
     Raises:
         CliError: one is not installed here.
     """
-    from packaging.requirements import Requirement
+    Requirement = _requirement_class()
     from packaging.utils import canonicalize_name
 
     pending = [Requirement(r) for r in requirements]
@@ -290,6 +353,15 @@ def copy_user_code(module: str, root: Path) -> int:
     Raises:
         CliError: the module cannot be found.
     """
+    return sum(_copy(source, root / shipped) for source, shipped in user_code(module))
+
+
+def user_code(module: str) -> list[tuple[Path, Path]]:
+    """The files of the user's code that holds ``module``: (source, path in the zip).
+
+    Raises:
+        CliError: the module cannot be found.
+    """
     from ._cli_policy import packaged_module
 
     top = module.split(".")[0]
@@ -297,16 +369,38 @@ def copy_user_code(module: str, root: Path) -> int:
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
             raise CliError(f"cannot find module {module!r}")
-        return _copy(Path(spec.origin), root / f"{packaged_module(module)}.py")
+        return [(Path(spec.origin), Path(f"{packaged_module(module)}.py"))]
     spec = importlib.util.find_spec(top)
     if spec is None or spec.origin is None:
         raise CliError(f"cannot find module {top!r}: run from the folder that holds it")
     origin = Path(spec.origin)
     if origin.name != "__init__.py":
-        return _copy(origin, root / origin.name)
-    return sum(
-        _copy(path, root / top / path.relative_to(origin.parent)) for path in _files(origin.parent)
-    )
+        return [(origin, Path(origin.name))]
+    return [(path, top / path.relative_to(origin.parent)) for path in _files(origin.parent)]
+
+
+def imported_requirements(files: Iterable[Path], *, own: str) -> list[str]:
+    """The installed distributions, pinned to their versions here, of the top-level modules
+    the user's code imports (anywhere in it: inside a handler too), but the standard
+    library's, asynccfn's and the user's own (``own``)."""
+    import ast
+
+    tops: set[str] = set()
+    for path in files:
+        if path.suffix != ".py":
+            continue
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError):
+            continue  # importing the module already said so, if it is imported at all
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                tops.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops.add(node.module.partition(".")[0])
+    tops -= set(sys.stdlib_module_names) | {"asynccfn", own, "__future__"}
+    owners = importlib.metadata.packages_distributions()
+    return sorted({_pinned(dist) for top in tops for dist in owners.get(top, ())})
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -19,7 +19,7 @@ from asynccfn._errors import ConfigurationError
 from asynccfn._probe import Probe
 from asynccfn._provider import Provider
 from asynccfn._resource import Resource
-from asynccfn._runtime import Runtime
+from asynccfn._runtime import Runtime, RuntimeConfig
 
 __all__ = [
     "HANDLER",
@@ -33,6 +33,7 @@ __all__ = [
     "load_handler",
     "load_resource",
     "locate",
+    "own_config",
 ]
 
 HANDLER = "asynccfn.local._handler.handler"
@@ -88,6 +89,16 @@ def load_handler(
         handler = lambda_entry(found, probe=probe, lease=lease[0], lease_skew=lease[1])
     assert isinstance(handler, LambdaHandler)
     return handler
+
+
+def own_config(spec: str) -> RuntimeConfig | None:
+    """The options of the module's own ``lambda_entry`` handler, if it built one.
+
+    Raises:
+        ResourceSpecError: as :func:`load_resource`.
+    """
+    found = _load(spec)
+    return found.runtime.config if isinstance(found, LambdaHandler) else None
 
 
 def lease_of(spec: str) -> tuple[float, float] | None:

@@ -155,6 +155,42 @@ def test_another_platform_is_built_by_pip_with_lambdas_wheels(
     assert "--only-binary=:all:" in command
     assert {"aiobotocore>=2.13", "aiohttp>=3.10"} <= set(command)
     assert not any(word.startswith(("awslambdaric", "moto", "cryptography")) for word in command)
+    # the example's typed properties are a msgspec.Struct: its function imports msgspec
+    assert f"msgspec=={importlib.metadata.version('msgspec')}" in command
+
+
+def test_what_the_users_code_imports_is_shipped_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imports anywhere in the user's code (here inside a handler, which loading the module
+    does not run), KmsCodec's cryptography, and --with; not the standard library's."""
+    (tmp_path / "kms_app.py").write_text(
+        "import json\n"
+        "import asynccfn\n\n"
+        'resource = asynccfn.Resource("Custom::Kms", update="replace", delete="nothing")\n\n\n'
+        "@resource.create\n"
+        "async def create(request, ctx):\n"
+        "    import msgspec  # only when a Create runs\n\n"
+        '    return asynccfn.Success(physical_id=json.dumps(msgspec.json.decode(b"1")))\n\n\n'
+        "handler = asynccfn.lambda_entry(\n"
+        '    resource, journal="t",\n'
+        '    codec=asynccfn.KmsCodec("arn:aws:kms:us-east-1:123456789012:key/k"),\n'
+        ")\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    argv = ["package", "kms_app:handler", "--python", "3.12", "--arch", "arm64", "--plan"]
+    code, out, err = _run(capsys, *argv, "--with", "idna>=3")
+    assert code == 0, err
+    command = out.split()
+    for name in ("msgspec", "cryptography"):
+        assert f"{name}=={importlib.metadata.version(name)}" in command, command
+    assert "idna>=3" in command and not any(w.startswith("json") for w in command)
+    output = tmp_path / "provider.zip"
+    code, _, err = _run(capsys, "package", "kms_app:handler", "-o", str(output))
+    assert code == 0, err
+    with zipfile.ZipFile(output) as archive:
+        names = set(archive.namelist())
+    assert "msgspec/__init__.py" in names and "cryptography/__init__.py" in names
 
 
 def test_a_package_past_lambdas_limit_is_refused(

@@ -119,13 +119,13 @@ def _default_arch() -> str:
 def run_package(args: argparse.Namespace, console: Console) -> int:
     import time
 
-    from ._cli_policy import _load, entry_source, handler_name
+    from ._cli_policy import entry_source, handler_name, load_deployable
     from ._policy import analyse
 
     target = Target(python=args.python, arch=args.arch)
     from_environment = target.is_running_interpreter() and not args.pip
     module = args.spec.partition(":")[0]
-    resource = _load(args.spec)
+    resource = load_deployable(args.spec)
     # What the user's code imports, its function imports on Lambda: typed properties'
     # msgspec or pydantic, a client library. KmsCodec imports cryptography when it is used.
     files = [source for source, _ in user_code(module)]

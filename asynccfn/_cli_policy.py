@@ -100,6 +100,7 @@ def run_template(args: argparse.Namespace, console: Console) -> int:
     from ._cli_table import FunctionSpec, _kms_key_arn, _long_form, template, to_yaml
     from ._policy import statements
 
+    load_deployable(args.spec)
     kms_key = None
     if args.kms_key is not None:
         try:
@@ -238,6 +239,21 @@ def _load(spec: str) -> Any:
 
     _on_path()
     return load_resource(spec)
+
+
+def load_deployable(spec: str) -> Any:
+    """The resource (or Provider) of ``spec``, refused when a request type has no answer: on
+    Lambda, its function would refuse every request (see ``lambda_entry``).
+
+    Raises:
+        ResourceSpecError: as :func:`_load`.
+        CliError: a request type has no handler and no declared answer.
+    """
+    resource = _load(spec)
+    unanswered = resource.unanswered()
+    if unanswered:
+        raise CliError(f"{spec}: " + "; ".join(unanswered))
+    return resource
 
 
 def _on_path() -> None:

@@ -206,3 +206,27 @@ def test_a_package_past_lambdas_limit_is_refused(
     )
     assert code == 1
     assert "past Lambda's 1.0 MB" in err and not output.exists()
+
+
+@pytest.mark.parametrize("command", ["package", "template"])
+def test_a_resource_without_an_answer_for_every_request_is_not_deployed(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its function would refuse every request on Lambda: said here, with the user's line."""
+    (tmp_path / "half_app.py").write_text(
+        "import asynccfn\n\n"
+        'half = asynccfn.Resource("Custom::Half")\n\n\n'
+        "@half.create\n"
+        "async def create(request, ctx):\n"
+        '    return asynccfn.Success(physical_id="half")\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "provider.zip"
+    options = ["-o", str(output)] if command == "package" else []
+    code, out, err = _run(capsys, command, "half_app:half", *options)
+    assert code == 1 and out == "", out
+    assert "defined at half_app.py:3 has no Update handler" in err, err
+    assert "has no Delete handler" in err and not output.exists()

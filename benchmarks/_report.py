@@ -29,7 +29,7 @@ from benchmarks._servers import Servers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parents[1] / "README.md"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_PAGE = Path(__file__).resolve().parent / "RESULTS.md"
 
 BENCHMARKS: dict[str, Callable[[Servers, Sizes], Outcome]] = {
     "step_overhead": step_overhead.run,
@@ -242,7 +242,7 @@ def results_page(report: Report) -> str:
     )
 
 
-def update_readme(report: Report, readme: Path = README, results: Path = RESULTS) -> None:
+def update_readme(report: Report, readme: Path = README, results: Path = RESULTS_PAGE) -> None:
     """Write the results page ``results`` and point README.md's "Performance" section (or
     one added at the end) at it, with the run's one-line summary: the user's README keeps
     no table."""

@@ -50,3 +50,15 @@ def test_every_benchmark_runs_and_reports(servers: Servers, tmp_path: Path) -> N
     assert "| benchmark |" not in text  # the table is on its own page, which README links
     assert "[benchmarks/RESULTS.md](benchmarks/RESULTS.md)" in text
     assert "| benchmark |" in results.read_text()
+
+
+def test_the_results_are_written_where_the_readme_links_them() -> None:
+    """The run's files go to benchmarks/results/, the page README links is
+    benchmarks/RESULTS.md (one name held both, and a full run could not write either)."""
+    import inspect
+
+    from benchmarks import _report
+
+    assert _report.RESULTS.name == "results" and _report.RESULTS_PAGE.name == "RESULTS.md"
+    page = inspect.signature(update_readme).parameters["results"].default
+    assert page == _report.RESULTS_PAGE and page.parent == _report.RESULTS.parent

@@ -189,7 +189,7 @@ def lambda_entry(
         refusal=refusal,
     )
     handler = LambdaHandler(Runtime(config))
-    if table and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if table and os.environ.get(LAMBDA_RUNTIME_API_ENV):  # inside Lambda: its init phase
         _prepare_during_init(handler.runtime)
     return handler
 

@@ -101,7 +101,8 @@ def test_a_cold_start_serving_a_durable_create_imports_none_of_them(
     url, read = presigned_response_url()
     env = {
         **os.environ,
-        "AWS_LAMBDA_FUNCTION_NAME": "cold",  # lambda_entry prepares its clients, as in Lambda
+        # inside Lambda (never contacted here): lambda_entry prepares its clients at init
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": urlsplit(moto_endpoint).netloc,
         "COLD_TABLE": create_journal_table(dynamodb_endpoint),

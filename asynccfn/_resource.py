@@ -118,20 +118,16 @@ class Resource:
         where = f"{self.resource_type or 'the resource'} defined at {self.defined_at}"
         missing = []
         if RequestType.CREATE not in self._handlers:
-            missing.append(
-                f"{where} has no Create handler (a Create answers FAILED): add @<resource>.create"
-            )
+            missing.append(f"{where} has no Create handler: add @<resource>.create")
         if RequestType.UPDATE not in self._handlers and self.update_policy is None:
             missing.append(
-                f"{where} has no Update handler (an Update, and its rollback, answer FAILED): "
-                "add @<resource>.update, or declare "
+                f"{where} has no Update handler: add @<resource>.update, or declare "
                 'Resource(..., update="replace") to answer an Update by creating a '
                 "replacement (CloudFormation then deletes the old one)"
             )
         if RequestType.DELETE not in self._handlers and self.delete_policy is None:
             missing.append(
-                f"{where} has no Delete handler (a Delete answers SUCCESS and leaves what Create "
-                "made): add @<resource>.delete, or declare "
+                f"{where} has no Delete handler: add @<resource>.delete, or declare "
                 'Resource(..., delete="nothing") when it leaves nothing behind'
             )
         return missing

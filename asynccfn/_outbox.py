@@ -200,7 +200,8 @@ class Outbox:
         self._probe.point("after-response-put")
         await self._journal.mark_posted(op_id, request.attempt_digest, kept=masked_body(body))
         self._probe.point("after-response-marked")
-        log.info("response posted")
+        # The responder said "delivered" at INFO; the journal's timeline shows the mark.
+        log.debug("response marked posted in the journal")
 
     async def answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:
         """Answer FAILED to an event that is no valid request, when it can be answered at all

@@ -227,7 +227,7 @@ class MemoryJournal:
         op.status = status.value
         op.physical_id = physical_id
         op.updated_at = now
-        op.lease_until = 0
+        op.owner = op.lease_until = None
         op.reason = reason or None
         op.handover_token = None
         op.events = bounded(current, response_event(now, response_status, current.invocations))

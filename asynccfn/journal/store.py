@@ -300,8 +300,10 @@ class JournalStore:
         physical_id: str,
         reason: str | None,
     ) -> None:
-        """The outbox: record the response (and release the lease) before it is PUT, with
-        the SHA-256 of the exact body, which stays when the body is masked once posted.
+        """The outbox: record the response (and release the lease: its owner and expiry are
+        removed, which also keeps a finished operation's item within 1 KB, one write unit)
+        before it is PUT, with the SHA-256 of the exact body, which stays when the body is
+        masked once posted.
 
         Raises:
             FenceLost, JournalError: as :meth:`renew_lease`.
@@ -317,10 +319,9 @@ class JournalStore:
                 status=status.value,
                 physical_id=physical_id,
                 updated_at=now,
-                lease_until=0,
                 reason=reason or None,
             )
-            .remove("handover_token")
+            .remove("handover_token", "owner", "lease_until")
             .set_list("events", self._events(bounded(current, posted)))
         )
         await self._fenced(op_id_of(current), current.fence, update)

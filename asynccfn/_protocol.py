@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
-from urllib.parse import unquote, urlsplit
 
 from asynccfn._errors import RequestError, ResponseURLRefused
 from asynccfn._json_values import (
@@ -56,6 +55,7 @@ from asynccfn._urls import (
     check_response_url,
     describe_url,
     is_cloudformation_url,
+    url_key_identifiers,
 )
 
 __all__ = [
@@ -117,7 +117,6 @@ _GENERIC_RESOURCE_TYPE = "AWS::CloudFormation::CustomResource"
 _RESOURCE_TYPE = re.compile(r"Custom::[A-Za-z0-9_@:-]+")
 _DECIMAL = re.compile(r"\s*[0-9]+(?:\.[0-9]+)?\s*")
 # A CloudFormation ResponseURL's object key, decoded: StackId|LogicalResourceId|RequestId.
-_URL_KEY = re.compile(r"(?:^|/)(arn:[^|]*:stack/[^|]+)\|([^|/]+)\|([^|/]+)$")
 _IDENTIFIERS = (
     ("StackId", _MAX_STACK_ID_BYTES),
     ("LogicalResourceId", _MAX_LOGICAL_ID_BYTES),
@@ -333,7 +332,7 @@ def _recovered_echo(event: Mapping[Any, Any], response_url: str) -> Echo:
     """The identifiers a FAILED answer to a malformed event echoes: each valid one as given,
     the others from the ResponseURL's object key when it has CloudFormation's shape, else
     the event's string as given (as valid text, cut to the limit) or empty."""
-    from_key = _url_key_identifiers(response_url)
+    from_key = url_key_identifiers(response_url)
     echoed = []
     for index, (name, limit) in enumerate(_IDENTIFIERS):
         value = _identifier(event, name, limit, [])
@@ -345,20 +344,6 @@ def _recovered_echo(event: Mapping[Any, Any], response_url: str) -> Echo:
         echoed.append(value)
     stack_id, logical_id, request_id = echoed
     return Echo(stack_id=stack_id, logical_id=logical_id, request_id=request_id)
-
-
-def _url_key_identifiers(response_url: str) -> tuple[str, str, str] | None:
-    """(StackId, LogicalResourceId, RequestId) from a CloudFormation ResponseURL's object key
-    (``/arn%3Aaws%3Acloudformation%3A...%3Astack/NAME/ID%7CLogicalId%7CRequestId``, after the
-    bucket in a path-style URL), or None when the key has another shape."""
-    try:
-        path = unquote(urlsplit(response_url).path, errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    match = _URL_KEY.search(path)
-    if match is None:
-        return None
-    return match[1], match[2], match[3]
 
 
 def _echoable(value: str, limit: int) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "check_response_url",
     "describe_url",
     "is_cloudformation_url",
+    "url_key_identifiers",
 ]
 
 MAX_URL_LENGTH = 8192
@@ -58,6 +59,8 @@ _PATH_STYLE_BUCKET = re.compile(rf"/{_RESPONSE_BUCKET}/")
 _METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
+# Any URL whose path ends in CloudFormation's object key: StackId|LogicalResourceId|RequestId.
+_URL_KEY = re.compile(r"(?:^|/)(arn:[^|]*:stack/[^|]+)\|([^|/]+)\|([^|/]+)$")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _SECONDS = re.compile(r"[0-9]{1,12}")
 
@@ -159,6 +162,20 @@ def _response_bucket_key(url: str, host: str) -> str | None:
         bucket = _PATH_STYLE_BUCKET.match(path)
         return unquote(path[bucket.end() :]) if bucket is not None else None
     return None
+
+
+def url_key_identifiers(response_url: str) -> tuple[str, str, str] | None:
+    """(StackId, LogicalResourceId, RequestId) from a CloudFormation ResponseURL's object key
+    (``/arn%3Aaws%3Acloudformation%3A...%3Astack/NAME/ID%7CLogicalId%7CRequestId``, after the
+    bucket in a path-style URL), or None when the key has another shape."""
+    try:
+        path = unquote(urlsplit(response_url).path, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    match = _URL_KEY.search(path)
+    if match is None:
+        return None
+    return match[1], match[2], match[3]
 
 
 def describe_url(url: str) -> str:

@@ -41,6 +41,7 @@ COMMANDS: tuple[str, ...] = (
     "asynccfn._cli_journal",
     "asynccfn._cli_table",
     "asynccfn._cli_local",
+    "asynccfn._cli_demo",
     "asynccfn._cli_policy",
     "asynccfn._cli_doctor",
     "asynccfn._cli_package",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asynccfn import cli
-from asynccfn._cli_local import example_arguments
+from asynccfn._cli_demo import example_arguments
 from asynccfn.examples import EXAMPLES
 from tests.local_runner import support
 

@@ -22,7 +22,7 @@ from asynccfn.local._functions import FunctionConfig, RecursiveLoop
 from asynccfn.local._loader import (
     HANDLER,
     HANDLER_EVERY_STEP,
-    LEASE_ENV,
+    LOCAL_LEASE,
     RESOURCE_ENV,
     ResourceSpecError,
     journal_table_of,
@@ -40,10 +40,6 @@ __all__ = ["EMBEDDED_TABLE", "RESPONSE_BUCKET", "LocalDeployment"]
 
 EMBEDDED_TABLE = "asynccfn-journal"
 RESPONSE_BUCKET = "asynccfn-local-responses"
-# The lease of a locally run resource (seconds, and the clock skew tolerated): Lambda's retry
-# of an attempt that timed out comes once its lease has run out, here within seconds.
-LOCAL_LEASE = 4.0
-LOCAL_LEASE_SKEW = 1.0
 
 
 class LocalDeployment(StartStop):
@@ -192,9 +188,7 @@ class LocalDeployment(StartStop):
         # the default 30 s lease): a resource the module did not wrap itself runs with a
         # short lease, and a module's own lease sets the delay.
         own = lease_of(config.resource)
-        lease, skew = own or (LOCAL_LEASE, LOCAL_LEASE_SKEW)
-        if own is None:
-            environment[LEASE_ENV] = f"{lease},{skew}"
+        lease, skew = own or LOCAL_LEASE  # the workers' handler runs a bare resource so
         retry = lease + skew + 0.5
         self._lambda.add_function(
             FunctionConfig(

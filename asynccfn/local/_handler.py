@@ -10,6 +10,6 @@ from __future__ import annotations
 
 import os
 
-from asynccfn.local._loader import RESOURCE_ENV, load_handler, local_lease
+from asynccfn.local._loader import LOCAL_LEASE, RESOURCE_ENV, load_handler
 
-handler = load_handler(os.environ[RESOURCE_ENV], lease=local_lease())
+handler = load_handler(os.environ[RESOURCE_ENV], lease=LOCAL_LEASE)

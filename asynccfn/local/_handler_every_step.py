@@ -8,6 +8,6 @@ from __future__ import annotations
 import os
 
 from asynccfn._probe import HAND_OVER_EVERY_STEP
-from asynccfn.local._loader import RESOURCE_ENV, load_handler, local_lease
+from asynccfn.local._loader import LOCAL_LEASE, RESOURCE_ENV, load_handler
 
-handler = load_handler(os.environ[RESOURCE_ENV], probe=HAND_OVER_EVERY_STEP, lease=local_lease())
+handler = load_handler(os.environ[RESOURCE_ENV], probe=HAND_OVER_EVERY_STEP, lease=LOCAL_LEASE)

@@ -7,11 +7,9 @@ clear error before anything starts), then the Lambda workers import it again by 
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import sys
 import traceback
-from collections.abc import Mapping
 from typing import Any
 
 from asynccfn._entry import LambdaHandler, lambda_entry
@@ -24,12 +22,11 @@ from asynccfn._runtime import Runtime, RuntimeConfig
 __all__ = [
     "HANDLER",
     "HANDLER_EVERY_STEP",
-    "LEASE_ENV",
+    "LOCAL_LEASE",
     "RESOURCE_ENV",
     "ResourceSpecError",
     "journal_table_of",
     "lease_of",
-    "local_lease",
     "load_handler",
     "load_resource",
     "locate",
@@ -42,9 +39,10 @@ HANDLER_EVERY_STEP = "asynccfn.local._handler_every_step.handler"
 """The same, handing over after every recorded step (``--handover-every-step``)."""
 RESOURCE_ENV = "ASYNCCFN_LOCAL_RESOURCE"
 """The function's environment variable that names its resource, ``MODULE:RESOURCE``."""
-LEASE_ENV = "ASYNCCFN_LOCAL_LEASE"
-"""``LEASE,SKEW`` in seconds: the lease a resource the module did not wrap itself runs with
-locally (the local runner shortens it as it shortens Lambda's retries; see ``_deployment``)."""
+LOCAL_LEASE = (4.0, 1.0)
+"""``(lease, lease_skew)`` in seconds of a resource the module did not wrap itself, run locally:
+the local runner shortens Lambda's retries, and a retry of an attempt that crashed or timed out
+must still come after that attempt's lease has run out (see ``_deployment``)."""
 
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
 
@@ -111,15 +109,6 @@ def lease_of(spec: str) -> tuple[float, float] | None:
     if isinstance(found, LambdaHandler):
         return found.runtime.config.lease, found.runtime.config.lease_skew
     return None
-
-
-def local_lease(environ: Mapping[str, str] = os.environ) -> tuple[float, float] | None:
-    """The ``(lease, lease_skew)`` that :data:`LEASE_ENV` names, if set."""
-    raw = environ.get(LEASE_ENV)
-    if not raw:
-        return None
-    lease, _, skew = raw.partition(",")
-    return float(lease), float(skew or 0)
 
 
 def journal_table_of(spec: str) -> str | None:

@@ -52,7 +52,8 @@ class Execution(NamedTuple):
     invocation: int
     deadlines: Deadlines
     started: float  # loop time the invocation started
-    handover_at: frozenset[str] = frozenset()  # positions of the last hand-over (see _go_live)
+    # positions of the last hand-over (see StepLog.go_live)
+    handover_at: frozenset[str] = frozenset()
     lease: Lease | None = None  # the operation's lease, in a durable journal
     errors: Mapping[str, type[Exception]] = _NO_ERRORS  # rebuilt on replay
     keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
@@ -64,7 +65,7 @@ class Progress:
     """What one invocation's executor learns and changes while it runs."""
 
     journal: dict[str, StepItem] = field(default_factory=dict)  # as loaded, then as written
-    handover_state: str | None = None  # EventState at the last hand-over (see _go_live)
+    handover_state: str | None = None  # EventState at the last hand-over (see StepLog.go_live)
     interrupted_at: set[str] = field(default_factory=set)  # actions the hand-over cut off
     visited: set[str] = field(default_factory=set)  # positions the handler asked for
     state: dict[str, Any] = field(default_factory=dict)

@@ -20,21 +20,18 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._aws import error_code
 from ._errors import (
     ConfigurationError,
     FenceLost,
     HandOver,
-    NonDeterminismError,
-    PayloadTooLarge,
     StepInterrupted,
     WaitTimeout,
 )
-from ._execution import Execution, Progress, finished, is_final
-from ._journaled import error_text, rebuild_error, to_json, type_name
+from ._execution import Execution, Progress
+from ._journaled import to_json
 from ._scope import Scope, current_scope
+from ._step_log import StepLog
 from .journal._schema import StepKind, StepStatus
-from .journal.size import STATE_CAP
 
 if TYPE_CHECKING:
     from ._retry import RetryPolicy
@@ -44,11 +41,16 @@ if TYPE_CHECKING:
 class Executor:
     """Runs durable actions for one invocation of an operation."""
 
-    __slots__ = ("progress", "x")
+    __slots__ = ("log", "progress", "x")
 
     def __init__(self, execution: Execution, progress: Progress) -> None:
         self.x = execution
         self.progress = progress
+        self.log = StepLog(execution, progress)
+
+    def state_json(self) -> str:
+        """The EventState as the journal records it (see :meth:`StepLog.state_json`)."""
+        return self.log.state_json()
 
     @contextlib.contextmanager
     def _action(self, name: str) -> Iterator[str]:
@@ -105,10 +107,10 @@ class Executor:
                 "to encrypt its result: pass lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN))"
             )
         with self._action(name) as position:
-            previous = self._replayed(position, name)
-            if previous is not None and self._finished(previous):
-                return self._replay(previous)
-            self._go_live(position)
+            previous = self.log.replayed(position, name)
+            if previous is not None and self.log.finished(previous):
+                return self.log.replay(previous)
+            self.log.go_live(position)
             attempt = 1
             if (
                 previous is not None
@@ -122,8 +124,8 @@ class Executor:
                     previous, attempt = await self._start_attempt(
                         position, name, kind, previous, attempt, retry, needs
                     )
-                    if not self._ours(previous):
-                        return self._replay(previous)
+                    if not self.log.ours(previous):
+                        return self.log.replay(previous)
                 else:
                     self._check_can_start(needs)
                     await self._hold_lease()
@@ -133,23 +135,23 @@ class Executor:
                 except Exception as exc:
                     if retry is not None and retry.should_retry(exc, attempt):
                         wake = time.time() + retry.delay(attempt)
-                        previous = await self._record_error(
+                        previous = await self.log.record_error(
                             position, name, kind, previous, exc, attempt, retry_at=wake
                         )
-                        if self._finished(previous):
-                            return self._replay(previous)
+                        if self.log.finished(previous):
+                            return self.log.replay(previous)
                         await self.wait_until_epoch(wake)
                         attempt += 1
                         continue
-                    recorded = await self._record_error(
+                    recorded = await self.log.record_error(
                         position, name, kind, previous, exc, attempt, started=started
                     )
-                    if not self._ours(recorded):
-                        return self._adopt(recorded, name)  # the winner's outcome stands
+                    if not self.log.ours(recorded):
+                        return self.log.adopt(recorded, name)  # the winner's outcome stands
                     raise
                 journaled = encode(value) if encode is not None else value
                 result = to_json(journaled, what=f"the result of step {name!r}")
-                recorded = await self._write(
+                recorded = await self.log.write(
                     position,
                     name,
                     kind,
@@ -160,8 +162,8 @@ class Executor:
                     started_at=started,
                     sensitive=1 if sensitive else None,
                 )
-                if not self._ours(recorded):
-                    return self._adopt(recorded, name)
+                if not self.log.ours(recorded):
+                    return self.log.adopt(recorded, name)
                 return live(value) if live is not None else json.loads(result)
 
     async def _start_attempt(
@@ -195,7 +197,7 @@ class Executor:
                         f"{previous.fence}); this invocation had {self.x.fence}"
                     )
                 previous = await self._interrupted(position, name, kind, previous, retry)
-                if self._finished(previous):
+                if self.log.finished(previous):
                     return previous, attempt
             if (
                 previous is not None
@@ -206,7 +208,7 @@ class Executor:
                 await self.wait_until_epoch(previous.wake_at or 0)
             self._check_can_start(needs)
             await self._hold_lease()
-            recorded = await self._write_once(
+            recorded = await self.log.write_once(
                 position,
                 name,
                 kind,
@@ -215,7 +217,7 @@ class Executor:
                 attempt=attempt,
                 started_at=None,
             )
-            if self._ours(recorded) or self._finished(recorded):
+            if self.log.ours(recorded) or self.log.finished(recorded):
                 return recorded, attempt
             previous = recorded  # another invocation moved the slot first: look again
 
@@ -240,7 +242,7 @@ class Executor:
             f"(attempt {started.attempt}) and will not run again"
         )
         if retry is not None and retry.should_retry(interrupted, started.attempt):
-            return await self._record_error(
+            return await self.log.record_error(
                 position,
                 name,
                 kind,
@@ -249,10 +251,10 @@ class Executor:
                 started.attempt,
                 retry_at=time.time() + retry.delay(started.attempt),
             )
-        recorded = await self._record_error(
+        recorded = await self.log.record_error(
             position, name, kind, started, interrupted, started.attempt
         )
-        if self._ours(recorded) or not self._finished(recorded):
+        if self.log.ours(recorded) or not self.log.finished(recorded):
             raise interrupted
         return recorded
 
@@ -266,14 +268,14 @@ class Executor:
         if seconds < 0:
             raise ConfigurationError(f"sleep seconds must be >= 0, got {seconds}")
         with self._action(name) as position:
-            previous = self._replayed(position, name)
+            previous = self.log.replayed(position, name)
             if previous is not None:
-                self._take_state(previous)
+                self.log.take_state(previous)
             if previous is None or (previous.wake_at or 0) > time.time():
-                self._go_live(position)
+                self.log.go_live(position)
             if previous is None:
                 wake = time.time() + seconds
-                previous = await self._write(
+                previous = await self.log.write(
                     position,
                     name,
                     StepKind.SLEEP,
@@ -303,10 +305,10 @@ class Executor:
         if interval < 0 or timeout < 0:
             raise ConfigurationError("wait_until interval and timeout must be >= 0")
         with self._action(name) as position:
-            previous = self._replayed(position, name)
-            if previous is not None and self._finished(previous):
-                return self._replay(previous)
-            self._go_live(position)
+            previous = self.log.replayed(position, name)
+            if previous is not None and self.log.finished(previous):
+                return self.log.replay(previous)
+            self.log.go_live(position)
             started = previous.started_at if previous is not None else time.time()
             attempt = previous.attempt if previous is not None else 0
             if previous is not None:
@@ -318,13 +320,13 @@ class Executor:
                 try:
                     value = await poll()
                 except Exception as exc:
-                    await self._record_error(
+                    await self.log.record_error(
                         position, name, StepKind.WAIT, previous, exc, attempt, started=started
                     )
                     raise
                 if value:
                     result = to_json(value, what=f"the value of wait {name!r}")
-                    await self._write(
+                    await self.log.write(
                         position,
                         name,
                         StepKind.WAIT,
@@ -343,13 +345,13 @@ class Executor:
                         f"wait {name!r} gave up after {attempt} attempts over {elapsed:.1f} s "
                         f"(timeout {timeout:g} s, last value {value!r})"
                     )
-                    await self._record_error(
+                    await self.log.record_error(
                         position, name, StepKind.WAIT, previous, timed_out, attempt, started=started
                     )
                     raise timed_out
                 wake = time.time() + interval
                 if self.x.deadlines.epoch_to_loop(wake) > self.x.deadlines.soft:
-                    previous = await self._write(
+                    previous = await self.log.write(
                         position,
                         name,
                         StepKind.WAIT,
@@ -444,177 +446,3 @@ class Executor:
         if physical_id is not None and physical_id != progress.recorded_physical_id:
             await x.store.record_physical_id(x.op_id, x.fence, physical_id)
             progress.recorded_physical_id = physical_id
-
-    # -- journal ---------------------------------------------------------------------------
-
-    def _replayed(self, position: str, name: str) -> StepItem | None:
-        previous = self.progress.journal.get(position)
-        if previous is not None and previous.name != name:
-            raise NonDeterminismError(
-                f"non-deterministic handler: at position {position} the journal holds step "
-                f"{previous.name!r} but the handler now asks for {name!r}; steps must be called "
-                "in the same order on every run"
-            )
-        return previous
-
-    def _ours(self, step: StepItem) -> bool:
-        """Whether this invocation wrote ``step`` (fences are unique per claim)."""
-        return step.fence == self.x.fence
-
-    def _finished(self, step: StepItem) -> bool:
-        return finished(step, self.x.op_attempt)
-
-    def _adopt(self, recorded: StepItem, name: str) -> Any:
-        """Another invocation's record of the slot this one just tried to write: its finished
-        outcome stands; a start it recorded (at most once) is never advanced from here.
-
-        Raises:
-            StepInterrupted: the slot holds another invocation's unfinished start.
-        """
-        if not self._finished(recorded):
-            raise StepInterrupted(
-                f"step {name!r} was started at most once by invocation {recorded.invocation} "
-                "and is not finished; this invocation does not overwrite it"
-            )
-        return self._replay(recorded)
-
-    def _replay(self, step: StepItem) -> Any:
-        self._take_state(step)
-        self.progress.to_replay -= 1
-        if self.progress.to_replay <= 0:
-            self.progress.replaying = False
-        if step.status == StepStatus.FAILED.value:
-            raise rebuild_error(step, self.x.errors)
-        return json.loads(step.result) if step.result is not None else None
-
-    def _take_state(self, step: StepItem) -> None:
-        if step.state is not None:
-            self._set_state(step.state)
-
-    def _set_state(self, encoded: str) -> None:
-        self.progress.state.clear()
-        self.progress.state.update(json.loads(encoded))
-        self.progress.recorded_state = encoded
-
-    def _go_live(self, position: str) -> None:
-        """Replay is over at ``position``. If the last hand-over happened here, the EventState
-        it recorded (mutations after the last journaled step) takes over: code between that
-        step and this position ran to here before the hand-over and has run again in replay,
-        so the recorded state is exactly what it left. Elsewhere replay's own state stands."""
-        self.progress.current = position
-        self.progress.replaying = False
-        if self.progress.handover_state is not None and position in self.x.handover_at:
-            self._set_state(self.progress.handover_state)
-            self.progress.handover_state = None
-
-    def state_json(self) -> str:
-        encoded = to_json(self.progress.state, what="ctx.state")
-        if len(encoded.encode()) > STATE_CAP:
-            raise PayloadTooLarge(
-                f"ctx.state is {len(encoded.encode())} bytes as JSON; the journal keeps at most "
-                f"{STATE_CAP} bytes of EventState"
-            )
-        return encoded
-
-    async def _record_error(
-        self,
-        position: str,
-        name: str,
-        kind: StepKind,
-        previous: StepItem | None,
-        exc: BaseException,
-        attempt: int,
-        *,
-        retry_at: float | None = None,
-        started: float | None = None,
-    ) -> StepItem:
-        code = error_code(exc)
-        return await self._write(
-            position,
-            name,
-            kind,
-            previous,
-            status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
-            attempt=attempt,
-            error_type=type_name(exc),
-            error_message=error_text(exc)[:4000],
-            error_code=code,
-            wake_at=retry_at,
-            started_at=started,
-        )
-
-    async def _write(
-        self,
-        position: str,
-        name: str,
-        kind: StepKind,
-        previous: StepItem | None,
-        *,
-        status: StepStatus,
-        attempt: int,
-        started_at: float | None = None,
-        **fields: Any,
-    ) -> StepItem:
-        for _ in range(3):
-            recorded = await self._write_once(
-                position,
-                name,
-                kind,
-                previous,
-                status=status,
-                attempt=attempt,
-                started_at=started_at,
-                **fields,
-            )
-            if (
-                self._ours(recorded)
-                or self._finished(recorded)
-                or recorded.status == StepStatus.STARTED.value
-            ):
-                # A slot another invocation started at most once is never advanced from here:
-                # the caller decides (see ``_interrupted``).
-                return recorded
-            # Another invocation advanced the slot without finishing it: advance from there.
-            previous = recorded
-        return recorded
-
-    async def _write_once(
-        self,
-        position: str,
-        name: str,
-        kind: StepKind,
-        previous: StepItem | None,
-        *,
-        status: StepStatus,
-        attempt: int,
-        started_at: float | None,
-        **fields: Any,
-    ) -> StepItem:
-        now = time.time()
-        state = self.state_json()
-        step = self.x.store.new_step(
-            self.x.op_id,
-            position,
-            name=name,
-            kind=kind.value,
-            status=status.value,
-            attempt=attempt,
-            op_attempt=self.x.op_attempt,
-            started_at=started_at or (previous.started_at if previous else now),
-            ended_at=now if is_final(status.value) else None,
-            invocation=self.x.invocation,
-            fence=self.x.fence,
-            state=state if state != self.progress.recorded_state else None,
-            **fields,
-        )
-        recorded = await self.x.store.write_step(step, previous=previous)
-        probe = self.x.probe
-        probe.point("after-step-recorded")
-        if recorded is step:
-            self.progress.progressed = True
-            if step.state is not None:
-                self.progress.recorded_state = step.state
-            if is_final(status.value) and probe.step_recorded():
-                self.progress.stopping = True  # the next action hands over
-        self.progress.journal[position] = recorded
-        return recorded

@@ -1,0 +1,207 @@
+"""The step log: one invocation's reading and writing of its operation's step slots.
+
+What the executor (:mod:`asynccfn._steps`) asks of the journal, position by position: the
+record a slot holds (and whether the handler still asks for the same step there), its replay
+(the result or the error, and the EventState recorded with it), and the conditional write of a
+new record, with what a write lost to another invocation means: its finished outcome stands, a
+start it recorded at most once is never advanced from here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._aws import error_code
+from ._errors import NonDeterminismError, PayloadTooLarge, StepInterrupted
+from ._execution import Execution, Progress, finished, is_final
+from ._journaled import error_text, rebuild_error, to_json, type_name
+from .journal._schema import StepKind, StepStatus
+from .journal.size import STATE_CAP
+
+if TYPE_CHECKING:
+    from .journal.models import StepItem
+
+
+class StepLog:
+    """The step slots of one invocation's operation: ``progress.journal`` as loaded, then as
+    written."""
+
+    __slots__ = ("progress", "x")
+
+    def __init__(self, execution: Execution, progress: Progress) -> None:
+        self.x = execution
+        self.progress = progress
+
+    def replayed(self, position: str, name: str) -> StepItem | None:
+        previous = self.progress.journal.get(position)
+        if previous is not None and previous.name != name:
+            raise NonDeterminismError(
+                f"non-deterministic handler: at position {position} the journal holds step "
+                f"{previous.name!r} but the handler now asks for {name!r}; steps must be called "
+                "in the same order on every run"
+            )
+        return previous
+
+    def ours(self, step: StepItem) -> bool:
+        """Whether this invocation wrote ``step`` (fences are unique per claim)."""
+        return step.fence == self.x.fence
+
+    def finished(self, step: StepItem) -> bool:
+        return finished(step, self.x.op_attempt)
+
+    def adopt(self, recorded: StepItem, name: str) -> Any:
+        """Another invocation's record of the slot this one just tried to write: its finished
+        outcome stands; a start it recorded (at most once) is never advanced from here.
+
+        Raises:
+            StepInterrupted: the slot holds another invocation's unfinished start.
+        """
+        if not self.finished(recorded):
+            raise StepInterrupted(
+                f"step {name!r} was started at most once by invocation {recorded.invocation} "
+                "and is not finished; this invocation does not overwrite it"
+            )
+        return self.replay(recorded)
+
+    def replay(self, step: StepItem) -> Any:
+        self.take_state(step)
+        self.progress.to_replay -= 1
+        if self.progress.to_replay <= 0:
+            self.progress.replaying = False
+        if step.status == StepStatus.FAILED.value:
+            raise rebuild_error(step, self.x.errors)
+        return json.loads(step.result) if step.result is not None else None
+
+    def take_state(self, step: StepItem) -> None:
+        if step.state is not None:
+            self.set_state(step.state)
+
+    def set_state(self, encoded: str) -> None:
+        self.progress.state.clear()
+        self.progress.state.update(json.loads(encoded))
+        self.progress.recorded_state = encoded
+
+    def go_live(self, position: str) -> None:
+        """Replay is over at ``position``. If the last hand-over happened here, the EventState
+        it recorded (mutations after the last journaled step) takes over: code between that
+        step and this position ran to here before the hand-over and has run again in replay,
+        so the recorded state is exactly what it left. Elsewhere replay's own state stands."""
+        self.progress.current = position
+        self.progress.replaying = False
+        if self.progress.handover_state is not None and position in self.x.handover_at:
+            self.set_state(self.progress.handover_state)
+            self.progress.handover_state = None
+
+    def state_json(self) -> str:
+        encoded = to_json(self.progress.state, what="ctx.state")
+        if len(encoded.encode()) > STATE_CAP:
+            raise PayloadTooLarge(
+                f"ctx.state is {len(encoded.encode())} bytes as JSON; the journal keeps at most "
+                f"{STATE_CAP} bytes of EventState"
+            )
+        return encoded
+
+    async def record_error(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepItem | None,
+        exc: BaseException,
+        attempt: int,
+        *,
+        retry_at: float | None = None,
+        started: float | None = None,
+    ) -> StepItem:
+        code = error_code(exc)
+        return await self.write(
+            position,
+            name,
+            kind,
+            previous,
+            status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
+            attempt=attempt,
+            error_type=type_name(exc),
+            error_message=error_text(exc)[:4000],
+            error_code=code,
+            wake_at=retry_at,
+            started_at=started,
+        )
+
+    async def write(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepItem | None,
+        *,
+        status: StepStatus,
+        attempt: int,
+        started_at: float | None = None,
+        **fields: Any,
+    ) -> StepItem:
+        for _ in range(3):
+            recorded = await self.write_once(
+                position,
+                name,
+                kind,
+                previous,
+                status=status,
+                attempt=attempt,
+                started_at=started_at,
+                **fields,
+            )
+            if (
+                self.ours(recorded)
+                or self.finished(recorded)
+                or recorded.status == StepStatus.STARTED.value
+            ):
+                # A slot another invocation started at most once is never advanced from here:
+                # the caller decides (see ``Executor._interrupted``).
+                return recorded
+            # Another invocation advanced the slot without finishing it: advance from there.
+            previous = recorded
+        return recorded
+
+    async def write_once(
+        self,
+        position: str,
+        name: str,
+        kind: StepKind,
+        previous: StepItem | None,
+        *,
+        status: StepStatus,
+        attempt: int,
+        started_at: float | None,
+        **fields: Any,
+    ) -> StepItem:
+        now = time.time()
+        state = self.state_json()
+        step = self.x.store.new_step(
+            self.x.op_id,
+            position,
+            name=name,
+            kind=kind.value,
+            status=status.value,
+            attempt=attempt,
+            op_attempt=self.x.op_attempt,
+            started_at=started_at or (previous.started_at if previous else now),
+            ended_at=now if is_final(status.value) else None,
+            invocation=self.x.invocation,
+            fence=self.x.fence,
+            state=state if state != self.progress.recorded_state else None,
+            **fields,
+        )
+        recorded = await self.x.store.write_step(step, previous=previous)
+        probe = self.x.probe
+        probe.point("after-step-recorded")
+        if recorded is step:
+            self.progress.progressed = True
+            if step.state is not None:
+                self.progress.recorded_state = step.state
+            if is_final(status.value) and probe.step_recorded():
+                self.progress.stopping = True  # the next action hands over
+        self.progress.journal[position] = recorded
+        return recorded

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._schema import OperationItem, OperationStatus, operation_id
+from ._events import claimed_event
+from ._schema import OP_SK, OperationItem, OperationStatus, op_pk, operation_id
 
 if TYPE_CHECKING:
     from .._protocol import Request
@@ -72,6 +73,34 @@ class ClaimRequest(NamedTuple):
             deadline=deadline,
             invocation_note="claimed with hand-over token" if token else "claimed",
         )
+
+
+def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None) -> OperationItem:
+    """The operation item the first claim of ``req``'s operation creates (the journals in
+    memory write it as it is; the DynamoDB store's claim sets the same attributes)."""
+    return OperationItem(
+        pk=op_pk(req.op_id),
+        sk=OP_SK,
+        stack_id=req.stack_id,
+        logical_id=req.logical_id,
+        request_id=req.request_id,
+        resource_type=req.resource_type,
+        request_type=req.request_type,
+        status=OperationStatus.RUNNING.value,
+        attempt=req.attempt,
+        attempt_no=1,
+        fence=1,
+        owner=req.owner,
+        lease_until=now + req.lease,
+        invocations=1,
+        issued_at=req.issued_at,
+        created_at=now,
+        updated_at=now,
+        deadline=req.deadline,
+        stalled=0,
+        expires_at=expires_at,
+        events=[claimed_event(now, req.invocation_note)],
+    )
 
 
 def owner_id(lambda_request_id: str, nonce: str) -> str:

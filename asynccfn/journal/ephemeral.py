@@ -11,7 +11,7 @@ from typing import Any
 
 from .._errors import JournalError
 from ._schema import OperationItem, OperationStatus, StepItem, op_pk
-from .claims import Claim, ClaimOutcome, ClaimRequest
+from .claims import Claim, ClaimOutcome, ClaimRequest, first_claim
 
 
 class EphemeralJournal:
@@ -21,26 +21,7 @@ class EphemeralJournal:
     requests = 0
 
     async def claim(self, req: ClaimRequest) -> Claim:
-        now = time.time()
-        op = OperationItem(
-            pk=op_pk(req.op_id),
-            sk="op",
-            stack_id=req.stack_id,
-            logical_id=req.logical_id,
-            request_id=req.request_id,
-            resource_type=req.resource_type,
-            request_type=req.request_type,
-            status=OperationStatus.RUNNING.value,
-            attempt=req.attempt,
-            attempt_no=1,
-            fence=1,
-            owner=req.owner,
-            invocations=1,
-            issued_at=req.issued_at,
-            created_at=now,
-            updated_at=now,
-            deadline=req.deadline,
-        )
+        op = first_claim(req, time.time())
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=op)
 
     async def load_steps(self, op_id: str) -> dict[str, StepItem]:

@@ -30,7 +30,6 @@ from ._events import (
     undeliverable_event,
 )
 from ._schema import (
-    OP_SK,
     STEP_PREFIX,
     STEP_SCHEMA,
     OperationItem,
@@ -39,7 +38,7 @@ from ._schema import (
     op_id_of,
     op_pk,
 )
-from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, refusal
+from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, first_claim, refusal
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
@@ -82,29 +81,7 @@ class MemoryJournal:
         now = time.time()
         old = self._operations.get(req.op_id)
         if old is None:
-            op = OperationItem(
-                pk=op_pk(req.op_id),
-                sk=OP_SK,
-                stack_id=req.stack_id,
-                logical_id=req.logical_id,
-                request_id=req.request_id,
-                resource_type=req.resource_type,
-                request_type=req.request_type,
-                status=_RUNNING,
-                attempt=req.attempt,
-                attempt_no=1,
-                fence=1,
-                owner=req.owner,
-                lease_until=now + req.lease,
-                invocations=1,
-                issued_at=req.issued_at,
-                created_at=now,
-                updated_at=now,
-                deadline=req.deadline,
-                stalled=0,
-                expires_at=int(now + self.retention),
-                events=[claimed_event(now, req.invocation_note)],
-            )
+            op = first_claim(req, now, expires_at=int(now + self.retention))
             self._operations[req.op_id] = op
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(op))
         released = _before(old.lease_until, now - self.lease_skew) or (

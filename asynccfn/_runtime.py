@@ -218,7 +218,7 @@ class Runtime:
                 return await self._not_claimed(claim, request, deadlines)
             op = claim.operation
             self._probe.point("after-claim")
-            with log_fields(invocation=op.invocations, operation=op_id_for(request)):
+            with log_fields(invocation=op.invocations, operation=op_id_of(op)):
                 if failure_record is not None:
                     reason = gave_up_reason(failure_record)
                     return await self.outbox.fail(
@@ -328,7 +328,7 @@ class Runtime:
         op = claim.operation
         if claim.outcome is ClaimOutcome.FINISHED and op.response and op.posted_at is None:
             log.info("duplicate of a finished attempt: re-posting its recorded response")
-            payloads = self._payloads(op_id_for(request))
+            payloads = self._payloads(op_id_of(op))
             if payloads is not None:
                 await _payload.open_operation(op, payloads)
             await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
@@ -352,6 +352,7 @@ class Runtime:
         base: Deadlines,
     ) -> InvocationResult:
         op = claim.operation
+        op_id = op_id_of(op)
         loop = asyncio.get_running_loop()
         deadlines = base.bounded_by(op.deadline)
         if time.time() >= op.deadline:
@@ -362,7 +363,7 @@ class Runtime:
         if steps is not None:
             journal = await steps
         else:
-            journal = {} if claim.fresh else await self.journal.load_steps(op_id_for(request))
+            journal = {} if claim.fresh else await self.journal.load_steps(op_id)
         if journal:
             log.info("replaying %d journaled steps", len(journal))
             # Written with the operation item's next write (hand-over or response), not alone.
@@ -374,7 +375,7 @@ class Runtime:
             routed = refusal.route(request)
         else:
             routed = route(self.config.resource, request)  # typed properties converted here
-        payloads = self._payloads(op_id_for(request))
+        payloads = self._payloads(op_id)
         if payloads is not None:  # the executor sees the journal in the clear
             await payloads.open_steps(journal)
             await _payload.open_operation(op, payloads)
@@ -384,7 +385,7 @@ class Runtime:
         if self.journal.durable:
             lease = Lease(
                 self.journal,
-                op_id=op_id_for(request),
+                op_id=op_id,
                 fence=op.fence,
                 length=self.config.lease,
                 skew=self.config.lease_skew,
@@ -392,7 +393,7 @@ class Runtime:
             )
         execution = Execution(
             store=store,
-            op_id=op_id_for(request),
+            op_id=op_id,
             op_attempt=op.attempt_no,
             fence=op.fence,
             invocation=op.invocations,

@@ -187,9 +187,6 @@ def describe_url(url: str) -> str:
     return f"{scheme}://{_bracketed(host)}" + (f":{port}" if port is not None else "")
 
 
-# Memoised: an answer's URL is parsed when the event is checked, when the outbox records the
-# response and when the responder PUTs it; a refusal raises and is not kept.
-@functools.lru_cache(maxsize=128)
 def _url_parts(url: str, *, userinfo_ok: bool = False) -> tuple[str, str, int | None]:
     """(lowercased scheme, lowercased host without brackets, explicit port or None).
 
@@ -215,7 +212,7 @@ def _url_parts(url: str, *, userinfo_ok: bool = False) -> tuple[str, str, int | 
     return scheme, host, port
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=128)  # host names only: a URL (a secret) is never kept
 def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(host)

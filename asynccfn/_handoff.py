@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._continuation import invoke_self
-from ._errors import ContinuationError, FenceLost, JournalError
+from ._errors import ContinuationError, FenceLost, JournalError, PayloadTooLarge
 from ._outcomes import InvocationResult
 from .journal._payload import sealed_handover_state
 
@@ -96,13 +96,18 @@ class HandOff:
             JournalError: recording the hand-over failed or outlasted the invocation.
             DeliveryError: a FAILED answer's PUT failed after its retries.
         """
-        ctx_state = executor.state_json()
         if not self._journal.durable:
             reason = (
                 "the handler ran out of time: the Lambda deadline came before it finished "
                 "(set lambda_entry(journal=...) to continue in a new invocation)"
             )
-            return await self._fail(request, op, reason, deadlines, physical_id)
+            return await self._outbox.fail(request, op, reason, deadlines, physical_id=physical_id)
+        try:
+            # Changed since the last step write (which checks it), it may not fit the journal.
+            ctx_state = executor.state_json()
+        except PayloadTooLarge as exc:
+            reason = f"cannot hand over: {exc}"
+            return await self._outbox.fail(request, op, reason, deadlines, physical_id=physical_id)
         progress = executor.progress
         stalled = 0 if progress.progressed else (op.stalled or 0) + 1
         if stalled >= self._max_stalled:
@@ -111,7 +116,7 @@ class HandOff:
                 f"{progress.current} is cut off by the deadline each time; give the function "
                 "a longer timeout or split the step"
             )
-            return await self._fail(request, op, reason, deadlines, physical_id)
+            return await self._outbox.fail(request, op, reason, deadlines, physical_id=physical_id)
         token = secrets.token_hex(16)
         assert isinstance(event, Mapping)  # parse_request accepted it
         try:
@@ -156,17 +161,7 @@ class HandOff:
             raise JournalError("recording the hand-over outlasted the invocation") from None
         except ContinuationError as exc:
             reason = f"could not continue in a new invocation: {exc}"
-            return await self._fail(request, op, reason, deadlines, physical_id)
+            return await self._outbox.fail(request, op, reason, deadlines, physical_id=physical_id)
         self._probe.point("after-handover-invoked")
         log.info("handed over to a new invocation (invoke took %.3f s)", took)
         return InvocationResult(outcome="handed-over")
-
-    async def _fail(
-        self,
-        request: Request,
-        op: OperationItem,
-        reason: str,
-        deadlines: Deadlines,
-        physical_id: str | None,
-    ) -> InvocationResult:
-        return await self._outbox.fail(request, op, reason, deadlines, physical_id=physical_id)

@@ -358,3 +358,30 @@ def test_handover_successor_queries_its_journal_alongside_its_claim(
     assert order[:2] == [("sent", "Query"), ("sent", "UpdateItem")], order
     assert calls == ["c"]
     assert body_of(read)["Data"] == {"Calls": 1}
+
+
+def test_invariant_1_a_state_too_large_to_hand_over_is_answered_failed(
+    journal: str, presigned_response_url: Any
+) -> None:
+    """ctx.state grown past the journal's cap after the last step write, then the deadline:
+    the hand-over cannot record it, and the stack gets FAILED saying why (the invocation
+    raised instead, and its retries met the same state: nobody answered)."""
+    from asynccfn.journal.size import STATE_CAP
+
+    resource = asynccfn.Resource("Custom::Bucket", update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await ctx.step("first", lambda: "ok")
+        ctx.state["blob"] = "x" * (STATE_CAP + 1)
+        await asyncio.sleep(30)  # cut off by the soft deadline: a hand-over
+        return asynccfn.Success(physical_id="never")
+
+    url, read = presigned_response_url()
+    handler = asynccfn.lambda_entry(resource, journal=journal, reserve=1.0)
+    with closing_handler(handler):
+        assert handler(event_for("create", url), FakeLambdaContext(3))["outcome"] == "FAILED"
+    body = body_of(read)
+    assert body["Status"] == "FAILED"
+    assert body["Reason"].startswith("cannot hand over: ctx.state is "), body["Reason"]
+    assert "x" * 100 not in body["Reason"]

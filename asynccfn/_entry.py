@@ -23,7 +23,7 @@ from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
 from .journal._payload import Secrets
-from .journal.store import LEASE_SKEW
+from .journal.claims import LEASE_SKEW
 
 if TYPE_CHECKING:
     from ._probe import Probe

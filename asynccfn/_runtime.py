@@ -302,7 +302,7 @@ class Runtime:
 
     def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
         now = time.time()
-        issued = _clamped_issue_time(request, now)
+        issued = _clamped_issue_time(request, now, self.config.lease_skew)
         # Counted from the first claim as well: an event's own dates never stretch it.
         deadline = min(
             operation_deadline(
@@ -556,16 +556,17 @@ _FAILED_ANSWER_TIME = 1.0  # seconds kept for recording and PUTting a FAILED ans
 _URL_LIFETIME = 7200.0  # what CloudFormation signs its ResponseURLs for, when a URL says nothing
 
 
-def _clamped_issue_time(request: Request, now: float) -> float:
+def _clamped_issue_time(request: Request, now: float, skew: float) -> float:
     """When CloudFormation issued the request, as the URL's X-Amz-Date says, but never before
-    the URL's own lifetime ago nor after now (with the lease skew): a crafted date can neither
+    the URL's own lifetime ago nor after now (with the clock ``skew`` the function tolerates,
+    ``lambda_entry(lease_skew=...)``): a crafted date can neither
     stretch the operation's deadline nor make an attempt look newer than it can be."""
     if request.issued_at is None:
         return now
     lifetime = _URL_LIFETIME
     if request.url_expires_at is not None:
         lifetime = min(_URL_LIFETIME, max(0.0, request.url_expires_at - request.issued_at))
-    return min(max(request.issued_at, now - lifetime), now + LEASE_SKEW)
+    return min(max(request.issued_at, now - lifetime), now + skew)
 
 
 def _parse(event: object, allowed_hosts: frozenset[str]) -> Request:

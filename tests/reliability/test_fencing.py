@@ -556,6 +556,25 @@ def test_invariant_10_a_far_future_issue_date_does_not_stretch_the_operation_dea
     assert float(item["issued_at"]["N"]) <= time.time() + 2.0
 
 
+def test_invariant_10_a_future_issue_date_is_clamped_by_the_configured_skew(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        return asynccfn.Success(physical_id="p")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table, lease_skew=0.25)
+    url = urls.issue(issued_ago=-3600, expires_in=7200)  # an hour ahead of this clock
+    event = event_for("create", url.url)
+    with closing_handler(handler):
+        assert handler(event, fake_arn_context(10)) == {"outcome": "SUCCESS"}
+        item = run(operation_item(handler, event))
+    # now + lambda_entry(lease_skew=0.25), not now + the default 2 s
+    assert float(item["issued_at"]["N"]) <= time.time() + 0.25
+
+
 def test_invariant_10_max_invocations_ends_a_chain_that_makes_no_progress_towards_an_end(
     local_env: str, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,21 @@ def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None)
     )
 
 
+NEW_ATTEMPT_CLEARS = (
+    "handover_token",
+    "handover_state",
+    "handover_at",
+    "physical_id",
+    "wake_at",
+    "response",
+    "response_digest",
+    "response_status",
+    "posted_at",
+    "reason",
+)
+"""The operation item's attributes a new attempt of the request starts without."""
+
+
 def owner_id(lambda_request_id: str, nonce: str) -> str:
     """The owner recorded by a claim: Lambda's request id names the invocation Lambda retries
     or reports on; the nonce tells apart two deliveries that carry the same request id."""

@@ -38,7 +38,15 @@ from ._schema import (
     op_id_of,
     op_pk,
 )
-from .claims import LEASE_SKEW, Claim, ClaimOutcome, ClaimRequest, first_claim, refusal
+from .claims import (
+    LEASE_SKEW,
+    NEW_ATTEMPT_CLEARS,
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    first_claim,
+    refusal,
+)
 from .size import ITEM_CAP, json_size
 
 if TYPE_CHECKING:
@@ -125,7 +133,7 @@ class MemoryJournal:
         op.deadline = req.deadline
         op.updated_at = now
         op.stalled = 0
-        for name in _NEW_ATTEMPT_CLEARS:
+        for name in NEW_ATTEMPT_CLEARS:
             setattr(op, name, None)
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=copy.deepcopy(op))
 
@@ -316,21 +324,6 @@ class MemoryJournal:
                 f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
             )
         return op
-
-
-# What a new attempt starts without (JournalStore._claim_new_attempt removes the same).
-_NEW_ATTEMPT_CLEARS = (
-    "handover_token",
-    "handover_state",
-    "handover_at",
-    "physical_id",
-    "wake_at",
-    "response",
-    "response_digest",
-    "response_status",
-    "posted_at",
-    "reason",
-)
 
 
 def _before(value: float | None, limit: float) -> bool:

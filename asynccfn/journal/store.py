@@ -51,6 +51,7 @@ from ._schema import (
 from ._update import Update
 from .claims import (
     LEASE_SKEW,
+    NEW_ATTEMPT_CLEARS,
     Claim,
     ClaimOutcome,
     ClaimRequest,
@@ -201,18 +202,7 @@ class JournalStore:
                 ),
             )
             .set_list("events", self._events(bounded(old, new_attempt_event(now))))
-            .remove(
-                "handover_token",
-                "handover_state",
-                "handover_at",
-                "physical_id",
-                "wake_at",
-                "response",
-                "response_digest",
-                "response_status",
-                "posted_at",
-                "reason",
-            )
+            .remove(*NEW_ATTEMPT_CLEARS)
         )
         #   the fence we saw ──┬── and the holder is done, or its lease ran out ──> claim
         #                      └── or this attempt proved it is CloudFormation's newer one

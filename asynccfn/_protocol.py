@@ -15,6 +15,7 @@ written here.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import math
 import re
@@ -205,7 +206,7 @@ class Request(Generic[P]):
         checked when parsing, names this very operation): only CloudFormation can sign one."""
         return is_cloudformation_url(self.response_url)
 
-    @property
+    @functools.cached_property  # read at the claim and twice more by the outbox
     def attempt_digest(self) -> str:
         """Hex SHA-256 of the ResponseURL: names the attempt without storing the credential."""
         return hashlib.sha256(self.response_url.encode("utf-8")).hexdigest()

@@ -212,7 +212,7 @@ def _url_parts(url: str, *, userinfo_ok: bool = False) -> tuple[str, str, int | 
     return scheme, host, port
 
 
-@functools.lru_cache(maxsize=128)  # host names only: a URL (a secret) is never kept
+@functools.lru_cache(maxsize=128)  # host names: cheap to keep, never a URL's secret part
 def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(host)

@@ -155,9 +155,9 @@ async def nothing_was_created(request: Request, ctx: Context) -> Success:
     return Success(physical_id=request.physical_id)
 
 
-def fallback_handler(resource: Resource, request: Request) -> Handler:
-    """What answers ``request`` when ``resource`` has no handler of its own for it: the
-    replacement a resource declared ``update="replace"`` makes, else a refusal."""
+def replacement_for(resource: Resource, request: Request) -> Handler | None:
+    """The handler of an Update that ``resource`` answers by a replacement (it declared
+    ``update="replace"`` and has a Create handler), or None."""
     create = resource.handler_for(RequestType.CREATE)
     if (
         request.request_type is RequestType.UPDATE
@@ -166,7 +166,7 @@ def fallback_handler(resource: Resource, request: Request) -> Handler:
         and resource.resource_type in (None, request.resource_type)
     ):
         return replacing_handler(create)
-    return refusing_handler(resource, request)
+    return None
 
 
 def replacing_handler(create: Handler) -> Handler:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import ConfigurationError, Failed
-from ._outcomes import fallback_handler, nothing_was_created
+from ._outcomes import nothing_was_created, refusing_handler, replacement_for
 from ._protocol import Request, RequestType, is_failed_create_marker
 from ._resource import Resource
 
@@ -148,15 +148,10 @@ def route(target: Resource | Provider, request: Request) -> Route:
     if handler is None and request.request_type is RequestType.DELETE:
         return Route(handler=nothing_was_created, request=request, error_types=errors)
     if handler is None or not matched:
-        fallback = fallback_handler(resource, request)  # a declared replacement, or a refusal
-        replaces = (
-            matched
-            and request.request_type is RequestType.UPDATE
-            and resource.update_policy == "replace"
-        )
-        if not replaces:
-            return Route(handler=fallback, request=request, error_types=errors)
-        handler = fallback
+        handler = replacement_for(resource, request)  # declared, it gets typed properties too
+        if handler is None:
+            refuse = refusing_handler(resource, request)
+            return Route(handler=refuse, request=request, error_types=errors)
     if resource.schema is not None:
         typed = resource.schema.view(request)
         if isinstance(typed, str):

@@ -71,6 +71,15 @@ class KmsCodec:
         """A session for one invocation of operation ``context``; no KMS call until needed."""
         return _KmsSession(self, clients, context)
 
+    async def prepare(self, clients: Clients) -> None:
+        """Create the KMS client ahead of the first invocation (the runtime calls this during
+        Lambda's init phase, as it prepares the journal's client)."""
+        await clients.get("kms", **self.client_options())
+
+    def client_options(self) -> dict[str, Any]:
+        """The KMS client's options: the key's region when it is not the function's."""
+        return {"region_name": self.region} if self.region else {}
+
 
 class _KmsSession:
     __slots__ = ("_clients", "_codec", "_context", "_current", "_keys", "_lock")
@@ -165,9 +174,8 @@ class _KmsSession:
         return key
 
     async def _client(self) -> Any:
-        options = {"region_name": self._codec.region} if self._codec.region else {}
         with _translated("creating the client", self._codec.key_id):
-            return await self._clients.get("kms", **options)
+            return await self._clients.get("kms", **self._codec.client_options())
 
 
 @contextmanager

@@ -149,13 +149,19 @@ class Runtime:
         return EphemeralJournal()
 
     async def prepare(self) -> None:
-        """Create the journal's and the hand-over's clients ahead of the first invocation.
+        """Create the journal's, the hand-over's and the payload codec's clients ahead of the
+        first invocation.
 
         Raises:
             whatever creating an aiobotocore client raises (e.g. no region).
         """
         if self.journal.durable:
-            await asyncio.gather(self.clients.get("dynamodb"), self.clients.get("lambda"))
+            ready = [self.clients.get("dynamodb"), self.clients.get("lambda")]
+            # A codec may prepare its own (KmsCodec: the KMS client); user codecs need not.
+            prepare = getattr(self.config.secrets.codec, "prepare", None)
+            if prepare is not None:
+                ready.append(prepare(self.clients))
+            await asyncio.gather(*ready)
 
     def work_outlives_invocation(self) -> bool:
         """Whether a step's worker thread, or a handler that ignored cancellation, is still

@@ -403,3 +403,16 @@ def test_a_function_without_a_codec_imports_neither_cryptography_nor_kms() -> No
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_kms_client_is_prepared_in_lambdas_init_phase_with_the_journals(
+    journal: str, kms_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first invocation's deadline is not spent creating the codec's client either."""
+    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")  # inside Lambda: never called
+    handler = asynccfn.lambda_entry(
+        secret_resource("s", []), journal=journal, codec=asynccfn.KmsCodec(kms_key)
+    )
+    with closing_handler(handler):
+        prepared = {service for service, _ in handler.runtime.clients._clients}
+    assert prepared == {"dynamodb", "lambda", "kms"}

@@ -111,6 +111,8 @@ class Context:
 
         ``sensitive=True`` marks the result secret: masked in every view of the journal and
         encrypted in it by ``lambda_entry(codec=...)``, which a durable function then needs.
+        Its error keeps its type and AWS error code, never its message (which may repeat the
+        secret): it is raised, journaled and answered as "the message is withheld".
 
         Raises:
             the function's exception (live, or rebuilt from the journal on replay);

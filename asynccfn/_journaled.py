@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _errors
+from ._aws import error_code as _error_code
 from ._errors import Failed, StepFailed
 
 if TYPE_CHECKING:
@@ -51,15 +52,46 @@ def rebuild_error(
     and the types in ``registered`` (by ``module:QualName``, from ``Resource(errors=...)``).
     Anything else, and a type whose constructor refuses the message, comes back as
     :class:`StepFailed`. No module is imported: the journal's text chooses nothing to run."""
-    name = step.error_type or "builtins:Exception"
-    message = step.error_message or ""
-    if step.error_code is not None:
+    return rebuild(
+        step.error_type or "builtins:Exception",
+        step.error_message or "",
+        code=step.error_code,
+        action=step.name,
+        registered=registered,
+    )
+
+
+def withheld(
+    exc: BaseException, step: str, registered: Mapping[str, type[Exception]] | None = None
+) -> Exception:
+    """What a sensitive step's failure ``exc`` becomes before it is journaled or raised: the
+    same type (rebuilt as replay would rebuild it) and error code, with a message that says
+    it was withheld. Nobody knows which words of a message repeat the step's secret, so none
+    of them are kept; the exception carries no traceback, cause or context of ``exc``."""
+    return rebuild(
+        type_name(exc),
+        f"the message is withheld: step {step!r} is sensitive",
+        code=_error_code(exc),
+        action=step,
+        registered=registered,
+    )
+
+
+def rebuild(
+    name: str,
+    message: str,
+    *,
+    code: str | None,
+    action: str,
+    registered: Mapping[str, type[Exception]] | None = None,
+) -> Exception:
+    """An exception of the type ``name`` (``module:QualName``) with ``message``, as
+    :func:`rebuild_error` rebuilds a journaled one; ``code`` makes it a ClientError of
+    ``action``'s operation."""
+    if code is not None:
         from botocore.exceptions import ClientError
 
-        return ClientError(
-            {"Error": {"Code": step.error_code, "Message": message}},
-            step.name.split(":")[-1],
-        )
+        return ClientError({"Error": {"Code": code, "Message": message}}, action.split(":")[-1])
     cls = _rebuildable(name, registered or {})
     if cls is not None:
         try:

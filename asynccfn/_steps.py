@@ -28,7 +28,7 @@ from ._errors import (
     WaitTimeout,
 )
 from ._execution import Execution, Progress
-from ._journaled import to_json
+from ._journaled import to_json, withheld
 from ._scope import Scope, current_scope
 from ._step_log import StepLog
 from .journal._schema import StepKind, StepStatus
@@ -130,13 +130,19 @@ class Executor:
                     self._check_can_start(needs)
                     await self._hold_lease()
                 started = time.time()
+                wake: float | None = None
+                failure: Exception | None = None
                 try:
                     value = await body()
                 except Exception as exc:
                     if retry is not None and retry.should_retry(exc, attempt):
                         wake = time.time() + retry.delay(attempt)
+                    # A sensitive step's message may repeat its secret: none of it is kept.
+                    failure = withheld(exc, name, self.x.errors) if sensitive else exc
+                if failure is not None:
+                    if wake is not None:
                         previous = await self.log.record_error(
-                            position, name, kind, previous, exc, attempt, retry_at=wake
+                            position, name, kind, previous, failure, attempt, retry_at=wake
                         )
                         if self.log.finished(previous):
                             return self.log.replay(previous)
@@ -144,11 +150,13 @@ class Executor:
                         attempt += 1
                         continue
                     recorded = await self.log.record_error(
-                        position, name, kind, previous, exc, attempt, started=started
+                        position, name, kind, previous, failure, attempt, started=started
                     )
                     if not self.log.ours(recorded):
                         return self.log.adopt(recorded, name)  # the winner's outcome stands
-                    raise
+                    if sensitive:
+                        raise failure from None  # no chain or traceback of the original
+                    raise failure
                 journaled = encode(value) if encode is not None else value
                 result = to_json(journaled, what=f"the result of step {name!r}")
                 recorded = await self.log.write(

@@ -17,6 +17,7 @@ import logging
 import secrets
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,6 +226,73 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
     printed = _printouts(journal, dynamodb_endpoint, op_id, event, json.loads(read() or b""))
     assert "fetch-password" in printed and "****" in printed
     assert secret not in printed
+
+
+def test_a_sensitive_steps_error_message_is_withheld_from_journal_reason_and_logs(
+    journal: str,
+    dynamodb_endpoint: str,
+    kms_key: str,
+    presigned_response_url: Any,
+    logs: list[logging.LogRecord],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A sensitive step's body that raises with its secret in the message, once retried and
+    once for good: the type survives (the handler can still catch it), the message does not,
+    in the journal (RETRYING and FAILED items), the Reason, the logs' tracebacks or the CLI."""
+    secret = f"planted-{secrets.token_hex(12)}"
+    caught: list[BaseException] = []
+    attempts: list[int] = []
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    def fetch_password() -> str:
+        attempts.append(1)
+        raise PermissionError(f"the vault refused password {secret!r}")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        try:
+            await ctx.step(
+                "fetch-password",
+                fetch_password,
+                sensitive=True,
+                retry=asynccfn.RetryPolicy(max_attempts=2, initial_delay=0.1),
+            )
+        except PermissionError as exc:
+            caught.append(exc)
+            raise
+        raise AssertionError("unreachable")
+
+    url, read = presigned_response_url()
+    event = event_for("create", url)
+    handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
+    with closing_handler(handler):
+        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
+
+    assert len(attempts) == 2  # the retry decision saw the live error
+    [error] = caught
+    assert str(error) == "the message is withheld: step 'fetch-password' is sensitive"
+    assert error.__cause__ is None and error.__context__ is None
+    reason = json.loads(read() or b"")["Reason"]
+    assert reason.startswith("PermissionError: the message is withheld"), reason
+
+    op_id = event_op_id(event)
+    items = [i for i in journal_items(dynamodb_endpoint, journal) if op_id in i["pk"]["S"]]
+    [step] = [i for i in items if i.get("name", {}).get("S") == "fetch-password"]
+    assert step["status"]["S"] == "FAILED" and step["error_type"]["S"] == "builtins:PermissionError"
+    formatter = JsonLinesFormatter()
+    logged = [formatter.format(r) for r in logs]
+    assert any("PermissionError" in line and "stackTrace" in line for line in logged)
+    common = ["--table", journal, "--region", REGION, "--endpoint-url", dynamodb_endpoint]
+    assert cli.main(["journal", "show", op_id, *common]) == 0
+    texts = [
+        reason,
+        "".join(traceback.format_exception(error)),
+        json.dumps(items),
+        *logged,
+        *capsys.readouterr(),
+    ]
+    assert "the vault refused" not in "".join(texts)
+    assert not [text for text in texts if secret in text]
 
 
 def _printouts(

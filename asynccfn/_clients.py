@@ -44,7 +44,10 @@ class ClientPool:
         from aiobotocore.session import get_session
 
         if self._session is None:
+            from ._service_loader import use_service_loader
+
             self._session = get_session()
+            use_service_loader(self._session)
         tuning = _DEFAULTS.get(service, _GENERIC)
         config = AioConfig(
             # One operation an invocation needs few; many operations in one process (the

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("asynccfn.runtime")
 
 _ANSWER_TIME = 0.3  # seconds kept for recording and PUTting a FAILED answer
+# The Lambda client is made once an operation has run this long, or this long before its soft
+# deadline if that comes sooner: an operation that ends quickly never hands over, and its
+# cold start does not load Lambda's service model; one that may hand over has its client
+# before its reserve begins.
+_WARM_AFTER = 1.0
+_WARM_LEAD = 1.0
 
 
 class HandOff:
@@ -60,9 +66,18 @@ class HandOff:
         self._probe = probe
         self._warming: asyncio.Future[None] | None = None
 
+    def warm_later(self, soft: float) -> asyncio.TimerHandle | None:
+        """Schedule :meth:`warm` for an operation whose handler runs until the loop time
+        ``soft`` at the latest; cancel the handle when the handler is done."""
+        if not self._journal.durable or self._warming is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, min(_WARM_AFTER, soft - _WARM_LEAD - loop.time()))
+        return loop.call_later(delay, self.warm)
+
     def warm(self) -> None:
         """Start creating the Lambda client, once: a hand-over happens inside the reserve,
-        where there is no time to create one."""
+        where there is little time to create one."""
         if self._journal.durable and self._warming is None:
             self._warming = asyncio.ensure_future(self._warm_lambda_client())
 

@@ -149,14 +149,15 @@ class Runtime:
         return EphemeralJournal()
 
     async def prepare(self) -> None:
-        """Create the journal's, the hand-over's and the payload codec's clients ahead of the
-        first invocation.
+        """Create the journal's and the payload codec's clients ahead of the first invocation
+        (the hand-over's is made once an operation runs long enough to need it:
+        :meth:`HandOff.warm_later`).
 
         Raises:
             whatever creating an aiobotocore client raises (e.g. no region).
         """
         if self.journal.durable:
-            ready = [self.clients.get("dynamodb"), self.clients.get("lambda")]
+            ready = [self.clients.get("dynamodb")]
             # A codec may prepare its own (KmsCodec: the KMS client); user codecs need not.
             prepare = getattr(self.config.secrets.codec, "prepare", None)
             if prepare is not None:
@@ -365,7 +366,6 @@ class Runtime:
             if steps is not None:
                 discard(steps)
             return await self.outbox.timed_out(request, op, deadlines, physical_id=op.physical_id)
-        self.handoff.warm()
         if steps is not None:
             journal = await steps
         else:
@@ -431,12 +431,15 @@ class Runtime:
         )
         watchdog = LoopWatchdog(extra=current_fields())  # says when sync work blocks the loop
         watchdog.start()
+        warming = self.handoff.warm_later(deadlines.soft)
         try:
             outcome = await self._supervise(
                 routed.handler, routed.request, ctx, executor, op, deadlines
             )
         finally:
             watchdog.stop()
+            if warming is not None:
+                warming.cancel()
         if watchdog.blocked is not None:  # in the timeline too, written with the next write
             op.events = [*(op.events or []), loop_blocked_event(*watchdog.blocked, op.invocations)]
         if isinstance(outcome, FenceLost):

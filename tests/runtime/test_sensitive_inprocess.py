@@ -483,4 +483,4 @@ def test_the_kms_client_is_prepared_in_lambdas_init_phase_with_the_journals(
     )
     with closing_handler(handler):
         prepared = {service for service, _ in handler.runtime.clients._clients}
-    assert prepared == {"dynamodb", "lambda", "kms"}
+    assert prepared == {"dynamodb", "kms"}  # the Lambda client: see test_handoff_client_inprocess

@@ -239,9 +239,11 @@ def _refusal(target: Resource | Provider) -> Refusal | None:
 
 
 def _prepare_during_init(runtime: Runtime) -> None:
-    """Inside Lambda, build the clients while the module loads: Lambda's init phase has its
-    own time limit, so the first invocation's deadline (and its reserve for the hand-over)
-    is not spent parsing service models. Anything that fails here is retried on first use."""
+    """Inside Lambda, build the journal's (and the codec's) clients while the module loads:
+    Lambda's init phase has its own time limit, so the first invocation's deadline is not
+    spent parsing service models (the hand-over's Lambda client is made once an operation
+    runs long enough to need it: ``HandOff.warm_later``). Anything that fails here is retried
+    on first use."""
     try:
         _persistent_loop().run_until_complete(runtime.prepare())
     except Exception as exc:

@@ -198,7 +198,7 @@ class Runtime:
             # the hand-over token it carried.
             event, token = split_handover(failure_record["requestPayload"])
             lambda_request = str(failure_record["requestContext"].get("requestId") or "")
-        owner = owner_id(lambda_request or secrets.token_hex(8), secrets.token_hex(4))
+        owner = owner_id(lambda_request or secrets.token_hex(8), secrets.token_hex(8))
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:

@@ -34,9 +34,7 @@ class CountingLoader(ServiceLoader):
         ("dynamodb", "endpoint-rule-set-1"),
     ],
 )
-def test_models_are_botocores_own_and_no_service_list_is_made(
-    service: str, type_name: str
-) -> None:
+def test_models_are_botocores_own_and_no_service_list_is_made(service: str, type_name: str) -> None:
     CountingLoader.listed = 0
     ours = CountingLoader().load_service_model(service, type_name)
     assert ours == Loader().load_service_model(service, type_name)

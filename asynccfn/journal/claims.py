@@ -150,6 +150,11 @@ class Refusal(NamedTuple):
 def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: float) -> Refusal:
     """Why the journal refused ``req``'s claim of the operation as it is (``old``): the one
     statement of the fencing rules both journals apply (DESIGN.md invariants 4 and 9)."""
+    if old.owner is not None and old.owner == req.owner:
+        # This invocation's own claim took effect, its reply was lost, and botocore's retry
+        # of the conditional write met its effect. The owner carries the invocation's random
+        # nonce: no other invocation writes it. The claim stands, as ``old`` holds it.
+        return Refusal(outcome=ClaimOutcome.CLAIMED)
     running = old.status == OperationStatus.RUNNING.value
     if old.attempt == req.attempt:
         if not running:

@@ -142,3 +142,60 @@ def test_many_concurrent_operations_in_process_through_random_faults(
         assert detail.finished and [s.result for s in detail.steps] == [0, 1, 2]
     assert set(proxy.faults) == set(KINDS), proxy.faults
     survived(proxy)
+
+
+def _one_step_resource(ran: list[str]) -> asynccfn.Resource:
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def body() -> str:
+            ran.append(request.request_id)
+            return "done"
+
+        await ctx.step("only", body)
+        return asynccfn.Success(physical_id="p")
+
+    return resource
+
+
+def test_invariant_4_a_claim_whose_reply_was_lost_is_recognised_as_its_own(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    proxy: DynamoDBFaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim's UpdateItem takes effect and its reply is lost; botocore's retry then meets
+    the claim's own effect (condition failed). The invocation must know its own hand (the
+    owner it wrote carries its nonce) and run: not wait out its own lease as another
+    holder's, and above all not stand aside as a duplicate, leaving the stack unanswered."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint_url)
+    proxy.rate = 0.0
+    ran: list[str] = []
+    handler = asynccfn.lambda_entry(_one_step_resource(ran), journal=journal_table, lease=30)
+    assert isinstance(handler, LambdaHandler)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
+    try:
+        proxy.fail_next("UpdateItem", times=1, kind="lost-reply")  # the first claim
+        assert run(handler.runtime.invoke(dict(event), FakeLambdaContext(60))).outcome == (
+            "SUCCESS"
+        )
+        operation = reader.get_operation(event_op_id(event)).operation
+        assert operation.fence == 1 and operation.invocations == 1  # claimed once
+        # a retried deployment (new URL): the new attempt's claim loses its reply too
+        retry_url = urls.issue()
+        proxy.fail_next("UpdateItem", times=1, kind="lost-reply")
+        retry = {**event, "ResponseURL": retry_url.url}
+        assert run(handler.runtime.invoke(retry, FakeLambdaContext(60))).outcome == "SUCCESS"
+    finally:
+        run(handler.runtime.close())
+    operation = reader.get_operation(event_op_id(event)).operation
+    assert operation.fence == 2 and operation.invocations == 2
+    assert proxy.faults["lost-reply"] == 2
+    assert ran == [event["RequestId"]]  # the step's result stood for the new attempt
+    assert [json.loads(b)["Status"] for b in url.stored()] == ["SUCCESS"]
+    assert [json.loads(b)["Status"] for b in retry_url.stored()] == ["SUCCESS"]
+    survived(proxy)

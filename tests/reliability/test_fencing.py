@@ -366,6 +366,61 @@ def test_invariant_3_an_at_most_once_body_runs_once_when_invocations_overlap(
     assert "at-most-once step 'build' was interrupted" in response["Reason"], response
 
 
+def test_invariant_5_a_hand_over_delivered_twice_runs_each_body_once_and_answers_once(
+    local_env: str, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hand-over's Invoke reached Lambda twice (its reply was lost and botocore sent it
+    again): two successors carry the one token. The first claims with it (the claim takes the
+    token away); the second, arriving while the first runs the next step's body, stands
+    aside; the operation runs each body once and answers once."""
+    gates, bodies = Gates(), Counter[str]()
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def first() -> str:
+            bodies["first"] += 1
+            return "one"
+
+        async def second() -> str:
+            bodies["second"] += 1
+            gates["body-running"].set()
+            await gates["body"].wait()
+            return "two"
+
+        await ctx.step("first", first)
+        await ctx.sleep(2.0, "settle")  # past the first invocation's soft deadline
+        await ctx.step("second", second)
+        return asynccfn.Success(physical_id="twice-delivered")
+
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        holder, successor, duplicate = containers(resource, journal_table, 3, reserve=1.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            handed = await holder.runtime.invoke(dict(event), fake_arn_context(2.0))
+            assert handed.outcome == "handed-over", handed
+            [payload] = lambdas.payloads
+            one = in_task(successor.runtime.invoke(dict(payload), fake_arn_context(30)))
+            await gates.reached("body-running")
+            other = await duplicate.runtime.invoke(dict(payload), fake_arn_context(30))
+            gates["body"].set()
+            return [other.outcome, (await one).outcome]
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            close_all([holder, successor, duplicate])
+    count(overlaps_total=1)
+    assert bodies == {"first": 1, "second": 1}, bodies
+    count(overlaps_one_body=1)
+    assert outcomes == ["live-duplicate", "SUCCESS"], outcomes
+    assert url.single_response()["PhysicalResourceId"] == "twice-delivered"
+    assert len(url.stored()) == 1
+
+
 # -- 4. the heartbeat under renewal failures ----------------------------------------------------
 
 

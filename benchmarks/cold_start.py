@@ -9,8 +9,9 @@ A cold start is timed from just before the process is spawned to the moment its 
 is done (the child reports the wall clock then; interpreter teardown is not part of it, as
 Lambda keeps the process). The children see ``AWS_LAMBDA_RUNTIME_API`` as in Lambda, so
 ``lambda_entry`` prepares its clients as it does during Lambda's init phase, which is part of
-a cold start. ``python -X importtime`` of the asynccfn process gives the import
-time of asynccfn's own modules (self time, the dependencies they import excluded); the child
+a cold start. ``python -X importtime`` of the asynccfn process, from the packaged zip, gives
+the import time of asynccfn's own modules (self time, the dependencies they import
+excluded); the child
 also counts the modules loaded once it has served its Create (the interpreter's own included).
 
 The target is the packaged row's: ``asynccfn package`` of the demo, unpacked, and both sides
@@ -135,7 +136,6 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
             note=f"unpacked {_folder_size(unpacked) / 1e6:.1f} MB (Lambda allows 250 MB)",
         )
     )
-    shutil.rmtree(scratch, ignore_errors=True)
     outcome.compare(
         "CPU of the fresh process",
         [lap["cpu"] for lap in ours],
@@ -167,7 +167,7 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
     total: list[float] = []
     modules: dict[str, list[float]] = {}
     for _ in range(sizes.importtime_repeats):
-        times = _importtime(servers, env)
+        times = _importtime(servers, env, unpacked)
         own.append(sum(us for name, (us, _) in times.items() if _is_own(name)) / 1e3)
         total.append(times["asynccfn"][1] / 1e3)
         for name, (us, _) in times.items():
@@ -193,6 +193,7 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
             ),
         )
     )
+    shutil.rmtree(scratch, ignore_errors=True)
     return outcome
 
 
@@ -311,11 +312,17 @@ def _bench_line(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def _importtime(servers: Servers, env: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """``python -X importtime`` of the asynccfn cold start: module -> (self, cumulative) µs."""
-    child_env = {**env, "BENCH_EVENT": json.dumps(create_event(servers.response_url()))}
+def _importtime(servers: Servers, env: dict[str, str], package: Path) -> dict[str, tuple[int, int]]:
+    """``python -X importtime`` of the asynccfn cold start from the unpacked ``package`` (its
+    bytecode compiled, as Lambda runs it): module -> (self, cumulative) µs."""
+    child_env = {
+        **env,
+        "BENCH_EVENT": json.dumps(create_event(servers.response_url())),
+        "PYTHONPATH": str(package),
+    }
+    python = getattr(sys, "_base_executable", sys.executable)
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", str(CHILDREN / "asynccfn_create.py")],
+        [python, "-S", "-X", "importtime", str(CHILDREN / "asynccfn_create.py")],
         env=child_env,
         capture_output=True,
         text=True,

@@ -14,13 +14,20 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._redact import Redactor
 
 LOGGER_NAME = "asynccfn"
 logger = logging.getLogger(LOGGER_NAME)
 
 _fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "asynccfn_log_fields", default=None
+)
+
+_secrets: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
+    "asynccfn_log_secrets", default=None
 )
 
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -31,7 +38,23 @@ class _ContextFilter(logging.Filter):
         for key, value in (_fields.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
+        secrets = _secrets.get()
+        if secrets:
+            _mask(record, secrets)
         return True
+
+
+def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
+    """Mask ``secrets`` in ``record``'s message and exception, whichever formatter prints it
+    (asynccfn's JSON lines, or Lambda's own JSON format)."""
+    message = record.getMessage()
+    if secrets.leaks(message):
+        record.msg, record.args = secrets.text(message), None
+    if record.exc_info and isinstance(record.exc_info[1], Exception):
+        masked = secrets.error(record.exc_info[1])
+        if masked is not record.exc_info[1]:
+            record.exc_info = (type(masked), masked, masked.__traceback__)
+            record.exc_text = None
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -87,11 +110,12 @@ def configure() -> None:
     context_filter = _ContextFilter()
     if logger.level == logging.NOTSET:
         logger.setLevel(os.environ.get("ASYNCCFN_LOG_LEVEL", "INFO").upper())
+    # Tag (and mask) our records at the source, whichever handler prints them: Lambda's JSON
+    # formatter prints extra fields already, and a handler a user adds gets them masked too
+    # (a logger's filter sees only its own records, hence each module's logger).
+    for name in [LOGGER_NAME, *_MODULE_LOGGERS]:
+        logging.getLogger(name).addFilter(context_filter)
     if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
-        # The runtime's JSON formatter prints extra fields already: tag our records at the
-        # source (a logger's filter sees only its own records, hence each module's logger).
-        for name in [LOGGER_NAME, *_MODULE_LOGGERS]:
-            logging.getLogger(name).addFilter(context_filter)
         return
     handler = _StdoutHandler()
     handler.addFilter(context_filter)
@@ -108,6 +132,17 @@ def log_fields(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
+
+
+@contextmanager
+def log_secrets(secrets: Redactor) -> Iterator[None]:
+    """Mask ``secrets`` in every ``asynccfn`` record logged inside the block: what the code
+    logging it may not know it holds (a user's error whose text repeats the ResponseURL)."""
+    token = _secrets.set(secrets)
+    try:
+        yield
+    finally:
+        _secrets.reset(token)
 
 
 def current_fields() -> dict[str, Any]:

@@ -28,6 +28,7 @@ __all__ = [
     "describe_url",
     "is_cloudformation_url",
     "url_key_identifiers",
+    "url_secrets",
 ]
 
 MAX_URL_LENGTH = 8192
@@ -176,6 +177,18 @@ def url_key_identifiers(response_url: str) -> tuple[str, str, str] | None:
     if match is None:
         return None
     return match[1], match[2], match[3]
+
+
+def url_secrets(url: str) -> list[str]:
+    """What of ``url`` must never be shown: the URL itself and its signatures
+    (``X-Amz-Signature``, SigV2's ``Signature``), raw and percent-decoded: the signature is
+    what makes the URL a credential. Raises nothing."""
+    found = [url]
+    for part in url.partition("?")[2].split("&"):
+        name, _, value = part.partition("=")
+        if value and name.lower() in ("x-amz-signature", "signature"):
+            found += [value, unquote(value)]
+    return found
 
 
 def describe_url(url: str) -> str:

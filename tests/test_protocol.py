@@ -1000,3 +1000,19 @@ def test_masked_body_masks_noecho_data_only() -> None:
     assert masked == {**json.loads(secret_body), "Data": {"K": MASK}}
     plain = build_body(Response(status=Status.SUCCESS, physical_id="p", data={"K": "v"}), ECHO)
     assert masked_body(plain) is None and masked_body(b"not json") is None
+
+
+def test_url_secrets_are_the_url_and_its_signatures_raw_and_decoded() -> None:
+    from asynccfn._redact import Redactor
+    from asynccfn._urls import url_secrets
+
+    v4 = (
+        "https://bucket.s3.amazonaws.com/key?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Date=20261204T000000Z&X-Amz-Signature=abc123def"
+    )
+    assert url_secrets(v4) == [v4, "abc123def", "abc123def"]
+    v2 = "https://bucket.s3.amazonaws.com/key?AWSAccessKeyId=AKIA&Expires=1&Signature=a%2Bb%3D"
+    assert url_secrets(v2) == [v2, "a%2Bb%3D", "a+b="]
+    masked = Redactor(url_secrets(v2)).text(f"PUT {v2} failed; signature a+b= refused")
+    assert masked == "PUT **** failed; signature **** refused"
+    assert url_secrets("https://bucket/key") == ["https://bucket/key"]

@@ -259,3 +259,42 @@ def test_a_sensitive_member_in_a_failed_call_stays_out_of_every_output(
     ]
     assert SECRETS.found_in(texts) == [], "a sensitive member's value leaked"
     assert all(secret not in text for text in texts)
+
+
+def test_a_handlers_error_and_log_lines_that_repeat_the_response_url_are_masked(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    asynccfn_logs: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """User code that puts the ResponseURL (a bearer credential) in a log line and in the
+    error it raises: the Reason, the journal and every log line show the mask instead."""
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        ctx.logger.info("will answer %s", request.response_url)
+        raise RuntimeError(f"could not reach {request.response_url}")
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext(10))
+    body = url.single_response()
+    assert body["Status"] == "FAILED"
+    assert body["Reason"].startswith("RuntimeError: could not reach ****"), body["Reason"]
+    logged = [json.loads(line) for line in asynccfn_logs]
+    assert any(line["message"] == "will answer ****" for line in logged), logged
+    [traceback_line] = [line for line in logged if "stackTrace" in line]
+    assert "RuntimeError: could not reach ****" in traceback_line["stackTrace"][-1]
+    secrets_ = [url.url, *url_signatures(url.url)]
+    texts = [
+        json.dumps(body),
+        *asynccfn_logs,
+        *capsys.readouterr(),
+        json.dumps(journal_items(local_env, journal_table)),
+        *journal_cli_outputs(capsys, local_env, journal_table, event_op_id(event)),
+    ]
+    assert not [s for s in secrets_ for text in texts if s in text]

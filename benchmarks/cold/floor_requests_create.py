@@ -1,7 +1,10 @@
 """The cold-start floor with asynccfn's own requests: import aiobotocore and aiohttp, then
 send the DynamoDB requests asynccfn sent for one no-op Create (claim, outbox record, posted
 mark), retargeted at a new key, with the response PUT before the last one, as asynccfn
-orders them. Run as a script by benchmarks.cold_start; prints one ``BENCH {json}`` line."""
+orders them. Run as a script by benchmarks.cold_start; prints one ``BENCH {json}`` line.
+
+Self-contained like the other children: it runs from the unpacked zip alone (no site-packages,
+nothing of ``benchmarks`` on the path), hence its own copy of ``_sides.retarget``."""
 
 import time
 

@@ -117,8 +117,20 @@ class JournalStore:
         """Take the operation for this invocation (fence + 1, short lease), or say why not.
 
         Raises:
-            JournalError: DynamoDB failed.
+            JournalError: DynamoDB failed, or the item changed under every one of the claim's
+                tries (a table that does not return the item of a failed condition).
         """
+        for _ in range(_CLAIM_TRIES):
+            claim = await self._claim_once(req)
+            if claim is not None:
+                return claim
+        raise JournalError(
+            f"the operation item changed under each of {_CLAIM_TRIES} claims, or the table "
+            "does not return the item of a failed condition (ReturnValuesOnConditionCheckFailure)"
+        )
+
+    async def _claim_once(self, req: ClaimRequest) -> Claim | None:
+        """One try of :meth:`claim`; None: the item changed meanwhile, look again."""
         now = time.time()
         update = (
             Update()
@@ -169,7 +181,7 @@ class JournalStore:
         else:
             return Claim(outcome=ClaimOutcome.CLAIMED, operation=item)
         if old is None:  # deleted between the two: a new operation after all
-            return await self.claim(req)
+            return None
         why = refusal(req, old, now=now, lease_skew=self.lease_skew)
         if why.outcome is not None:
             return Claim(outcome=why.outcome, operation=old)
@@ -177,7 +189,7 @@ class JournalStore:
 
     async def _claim_new_attempt(
         self, req: ClaimRequest, old: OperationItem, *, supersede: bool
-    ) -> Claim:
+    ) -> Claim | None:
         """A retried deployment: same RequestId, new ResponseURL. Keep the steps, reset the
         rest, fenced on the fence we saw so that two new deliveries cannot both win, and (unless
         ``supersede``) only once the operation is finished or its holder's lease ran out."""
@@ -215,7 +227,7 @@ class JournalStore:
         try:
             item = await self._update(req.op_id, update.request(condition=condition, values=values))
         except _Refused:  # another delivery won, or the holder renewed: look again
-            return await self.claim(req)
+            return None
         return Claim(outcome=ClaimOutcome.CLAIMED, operation=item)
 
     async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
@@ -512,6 +524,9 @@ class JournalStore:
         except _ConditionFailed as lost:
             item = self._operations.decode(lost.item) if lost.item else None
             raise _Refused(item) from None
+
+
+_CLAIM_TRIES = 5  # a claim looks again when the item changed between its read and its write
 
 
 class _ConditionFailed(Exception):

@@ -7,7 +7,9 @@ A seeded random fraction of requests gets a fault instead of (or after) the real
 - ``internal``: 500 InternalServerError, nothing forwarded;
 - ``lost-reply``: forwarded (the write happens), then answered 500: the client must retry a
   conditional write that already took effect;
-- ``delay``: forwarded after a pause shorter than the client's read timeout.
+- ``delay``: forwarded after a pause shorter than the client's read timeout;
+- ``no-item`` (planned only): forwarded, and a failed condition's answer loses the ``Item``
+  it carries, as a table without ``ReturnValuesOnConditionCheckFailure`` would answer.
 
 A request botocore retries arrives with the same body: no body gets more than
 ``max_streak`` faults in a row, so botocore's own retries (standard mode, five attempts) must
@@ -134,6 +136,12 @@ class DynamoDBFaultProxy(ThreadedApp):
         status, headers, payload = await self._forward(request, body)
         if kind == "lost-reply":
             return _error(kind)
+        if kind == "no-item" and b"ConditionalCheckFailed" in payload:
+            answer = json.loads(payload)
+            answer.pop("Item", None)
+            payload = json.dumps(answer).encode()
+            # the body's checksum no longer matches: botocore checks it only when it is sent
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-amz-crc32"}
         return web.Response(status=status, body=payload, headers=headers)
 
     async def _forward(

@@ -18,6 +18,7 @@ import pytest
 
 import asynccfn
 from asynccfn._entry import LambdaHandler
+from asynccfn._errors import JournalError
 from asynccfn.journal.models import OperationStatus, StepStatus
 from asynccfn.journal.query import Journal
 from asynccfn.local import Outcome
@@ -199,3 +200,52 @@ def test_invariant_4_a_claim_whose_reply_was_lost_is_recognised_as_its_own(
     assert [json.loads(b)["Status"] for b in url.stored()] == ["SUCCESS"]
     assert [json.loads(b)["Status"] for b in retry_url.stored()] == ["SUCCESS"]
     survived(proxy)
+
+
+def test_a_table_that_never_returns_the_refused_item_fails_the_claim_after_a_few_tries(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    proxy: DynamoDBFaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A live holder, and a duplicate delivery whose refused claims come back without the
+    item (as from a table that ignores ReturnValuesOnConditionCheckFailure): the claim looks
+    again a bounded number of times, then raises JournalError for Lambda's retry, instead of
+    recursing without end."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint_url)
+    proxy.rate = 0.0
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        holding.set()
+        await release.wait()
+        return asynccfn.Success(physical_id="p")
+
+    holder, duplicate = (
+        asynccfn.lambda_entry(resource, journal=journal_table, lease=60) for _ in range(2)
+    )
+    assert isinstance(holder, LambdaHandler) and isinstance(duplicate, LambdaHandler)
+    url = urls.issue()
+    event = event_for("create", url.url)
+
+    async def scenario() -> None:
+        held = asyncio.ensure_future(holder.runtime.invoke(dict(event), FakeLambdaContext(60)))
+        await asyncio.wait_for(holding.wait(), 10)
+        proxy.fail_next("UpdateItem", times=5, kind="no-item")
+        try:
+            with pytest.raises(JournalError, match="does not return the item of a failed"):
+                await duplicate.runtime.invoke(dict(event), FakeLambdaContext(60))
+        finally:
+            release.set()
+        assert (await held).outcome == "SUCCESS"
+
+    try:
+        run(scenario())
+    finally:
+        run(holder.runtime.close())
+        run(duplicate.runtime.close())
+    assert duplicate.runtime.journal.requests == 5  # five claims, then it gave up
+    assert [json.loads(b)["Status"] for b in url.stored()] == ["SUCCESS"]

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._redact import invocation_secrets
+
 if TYPE_CHECKING:
     from ._redact import Redactor
 
@@ -26,10 +28,6 @@ _fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextV
     "asynccfn_log_fields", default=None
 )
 
-_secrets: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
-    "asynccfn_log_secrets", default=None
-)
-
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -38,7 +36,7 @@ class _ContextFilter(logging.Filter):
         for key, value in (_fields.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
-        secrets = _secrets.get()
+        secrets = invocation_secrets.get()  # the running invocation's ResponseURL
         if secrets:
             _mask(record, secrets)
         return True
@@ -132,17 +130,6 @@ def log_fields(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
-
-
-@contextmanager
-def log_secrets(secrets: Redactor) -> Iterator[None]:
-    """Mask ``secrets`` in every ``asynccfn`` record logged inside the block: what the code
-    logging it may not know it holds (a user's error whose text repeats the ResponseURL)."""
-    token = _secrets.set(secrets)
-    try:
-        yield
-    finally:
-        _secrets.reset(token)
 
 
 def current_fields() -> dict[str, Any]:

@@ -12,16 +12,18 @@ parameters only.
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ._errors import StepFailed
 from ._response import MASK
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "invocation_secrets", "masked", "masking"]
 
 # The lines of botocore's ParamValidationError report, up to the parameter they name (what
 # follows is the refused value, then its type).
@@ -111,6 +113,30 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self._scrub(item) for item in value)
         return value
+
+
+# The secrets of the invocation running in this context (its ResponseURL): whatever it logs,
+# journals or answers is masked with them, text its own code may not know it holds (a user's
+# error or log line that repeats the URL).
+invocation_secrets: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
+    "asynccfn_invocation_secrets", default=None
+)
+
+
+@contextmanager
+def masking(secrets: Redactor) -> Iterator[None]:
+    """Make ``secrets`` the invocation's secrets inside the block (see :func:`masked`)."""
+    token = invocation_secrets.set(secrets)
+    try:
+        yield
+    finally:
+        invocation_secrets.reset(token)
+
+
+def masked(text: str) -> str:
+    """``text`` with the running invocation's secrets masked (as it is, outside one)."""
+    secrets = invocation_secrets.get()
+    return secrets.text(text) if secrets else text
 
 
 def _collect_forms(value: object, forms: set[str]) -> None:

@@ -47,7 +47,7 @@ from ._errors import (
 from ._execution import Execution, Progress, finished
 from ._handoff import HandOff
 from ._lease import Lease
-from ._logging import current_fields, log_fields, log_secrets
+from ._logging import current_fields, log_fields
 from ._outbox import Outbox
 from ._outcomes import (
     InvocationResult,
@@ -60,7 +60,7 @@ from ._outcomes import (
 from ._probe import NO_PROBE, Probe
 from ._protocol import Request, allowed_hosts_from_env
 from ._provider import Provider, route
-from ._redact import Redactor
+from ._redact import Redactor, masking
 from ._resource import Handler, Resource
 from ._responder import DeliveryPolicy
 from ._steps import Executor
@@ -211,8 +211,9 @@ class Runtime:
             "cfnRequestId": request.request_id,
             "stackId": request.stack_id,
         }
-        # The ResponseURL is masked in whatever is logged meanwhile, a user's error included.
-        with log_fields(**fields), log_secrets(Redactor(url_secrets(request.response_url))):
+        # The ResponseURL is masked in whatever is logged, journaled or answered meanwhile, a
+        # user's error that repeats it included.
+        with log_fields(**fields), masking(Redactor(url_secrets(request.response_url))):
             preload = token is not None and failure_record is None
             claim, steps = await self._claim(request, owner, token, preload=preload)
             if claim.outcome is ClaimOutcome.BUSY:

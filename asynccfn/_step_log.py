@@ -17,6 +17,7 @@ from ._aws import error_code
 from ._errors import NonDeterminismError, PayloadTooLarge, StepInterrupted
 from ._execution import Execution, Progress, finished, is_final
 from ._journaled import error_text, rebuild_error, to_json, type_name
+from ._redact import masked
 from .journal._schema import StepKind, StepStatus
 from .journal.size import STATE_CAP
 
@@ -124,7 +125,7 @@ class StepLog:
             status=StepStatus.RETRYING if retry_at is not None else StepStatus.FAILED,
             attempt=attempt,
             error_type=type_name(exc),
-            error_message=error_text(exc)[:4000],
+            error_message=masked(error_text(exc))[:4000],  # never the ResponseURL
             error_code=code,
             wake_at=retry_at,
             started_at=started,

@@ -8,6 +8,7 @@ where no response may go, each refused with a reason that names the host at most
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -268,13 +269,20 @@ def test_a_handlers_error_and_log_lines_that_repeat_the_response_url_are_masked(
     asynccfn_logs: list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """User code that puts the ResponseURL (a bearer credential) in a log line and in the
-    error it raises: the Reason, the journal and every log line show the mask instead."""
+    """User code that puts the ResponseURL (a bearer credential) in a log line, in a step's
+    error and in the error it raises: the Reason, the journal (the step's error) and every
+    log line show the mask instead."""
     resource = asynccfn.Resource(update="replace", delete="nothing")
 
     @resource.create
     async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         ctx.logger.info("will answer %s", request.response_url)
+
+        async def notify() -> None:
+            raise ConnectionError(f"refused by {request.response_url}")
+
+        with contextlib.suppress(ConnectionError):
+            await ctx.step("notify", notify)
         raise RuntimeError(f"could not reach {request.response_url}")
 
     handler = asynccfn.lambda_entry(resource, journal=journal_table)
@@ -289,6 +297,12 @@ def test_a_handlers_error_and_log_lines_that_repeat_the_response_url_are_masked(
     assert any(line["message"] == "will answer ****" for line in logged), logged
     [traceback_line] = [line for line in logged if "stackTrace" in line]
     assert "RuntimeError: could not reach ****" in traceback_line["stackTrace"][-1]
+    [step] = (
+        Journal(journal_table, region="us-east-1", endpoint_url=local_env)
+        .get_operation(event_op_id(event))
+        .steps
+    )
+    assert step.error is not None and step.error.message == "refused by ****"
     secrets_ = [url.url, *url_signatures(url.url)]
     texts = [
         json.dumps(body),

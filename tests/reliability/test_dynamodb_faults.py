@@ -170,7 +170,9 @@ def test_invariant_4_a_claim_whose_reply_was_lost_is_recognised_as_its_own(
     """The claim's UpdateItem takes effect and its reply is lost; botocore's retry then meets
     the claim's own effect (condition failed). The invocation must know its own hand (the
     owner it wrote carries its nonce) and run: not wait out its own lease as another
-    holder's, and above all not stand aside as a duplicate, leaving the stack unanswered."""
+    holder's, and above all not stand aside as a duplicate, leaving the stack unanswered.
+    The step's record (a conditional PutItem) loses its reply too: its fence says it is the
+    invocation's own, and the body does not run again."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint_url)
     proxy.rate = 0.0
     ran: list[str] = []
@@ -181,6 +183,7 @@ def test_invariant_4_a_claim_whose_reply_was_lost_is_recognised_as_its_own(
     reader = Journal(journal_table, region="us-east-1", endpoint_url=local_env)
     try:
         proxy.fail_next("UpdateItem", times=1, kind="lost-reply")  # the first claim
+        proxy.fail_next("PutItem", times=1, kind="lost-reply")  # ... and its step's record
         assert run(handler.runtime.invoke(dict(event), FakeLambdaContext(60))).outcome == (
             "SUCCESS"
         )
@@ -195,8 +198,8 @@ def test_invariant_4_a_claim_whose_reply_was_lost_is_recognised_as_its_own(
         run(handler.runtime.close())
     operation = reader.get_operation(event_op_id(event)).operation
     assert operation.fence == 2 and operation.invocations == 2
-    assert proxy.faults["lost-reply"] == 2
-    assert ran == [event["RequestId"]]  # the step's result stood for the new attempt
+    assert proxy.faults["lost-reply"] == 3
+    assert ran == [event["RequestId"]]  # its own record stood, and for the new attempt
     assert [json.loads(b)["Status"] for b in url.stored()] == ["SUCCESS"]
     assert [json.loads(b)["Status"] for b in retry_url.stored()] == ["SUCCESS"]
     survived(proxy)

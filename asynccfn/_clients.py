@@ -14,6 +14,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 _GENERIC = {"connect_timeout": 5, "read_timeout": 30, "max_attempts": 5}
 
 
+def import_sdk() -> None:
+    """Import what creating a client needs (aiobotocore, and aiohttp through it)."""
+    import aiobotocore.config
+    import aiobotocore.session  # noqa: F401
+
+
 class ClientPool:
     """Lazily created aiobotocore clients, one per (service, options), closed together."""
 

@@ -48,11 +48,11 @@ def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
     message = record.getMessage()
     if secrets.leaks(message):
         record.msg, record.args = secrets.text(message), None
-    if record.exc_info and isinstance(record.exc_info[1], Exception):
-        masked = secrets.error(record.exc_info[1])
-        if masked is not record.exc_info[1]:
-            record.exc_info = (type(masked), masked, masked.__traceback__)
-            record.exc_text = None
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, Exception) and secrets.carries(exc):  # its traceback goes with it
+        masked = secrets.error(exc)
+        record.exc_info = (type(masked), masked, masked.__traceback__)
+        record.exc_text = None
 
 
 class JsonLinesFormatter(logging.Formatter):

@@ -80,7 +80,7 @@ class Redactor:
         if isinstance(exc, ParamValidationError):
             report = str(exc.kwargs.get("report", ""))
             return ParamValidationError(report=self.text(_parameters_only(report)))
-        if not self._forms or not self._carries(exc):
+        if not self._forms or not self.carries(exc):
             return exc
         masked: Exception
         try:
@@ -93,13 +93,14 @@ class Redactor:
                     setattr(masked, name, self._scrub(value))
         except Exception:  # a type that does not copy: its name and the masked message
             masked = StepFailed(_type_name(exc), self.text(str(exc)))
-        if self._carries(masked):
+        if self.carries(masked):
             masked = StepFailed(_type_name(exc), self.text(str(exc)))
         masked.__traceback__ = None
         masked.__cause__ = masked.__context__ = None
         return masked
 
-    def _carries(self, exc: BaseException) -> bool:
+    def carries(self, exc: BaseException) -> bool:
+        """Whether ``exc``'s message, arguments or attributes hold a secret value."""
         texts = [str(exc), repr(exc), repr(exc.args)]
         texts += [repr(value) for value in getattr(exc, "__dict__", {}).values()]
         return any(self.leaks(text) for text in texts)

@@ -1,0 +1,52 @@
+"""The invocation's secrets are masked in asynccfn's log records, at the record (whichever
+handler or formatter prints it), and nothing else about a record changes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from asynccfn._logging import JsonLinesFormatter, _ContextFilter
+from asynccfn._redact import Redactor, masking
+
+URL = "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=c0ffee"
+
+
+def _record(message: str, *args: object, error: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    return logging.LogRecord(
+        "asynccfn.handler", logging.ERROR, __file__, 1, message, args, exc_info
+    )
+
+
+def _raised(exc: Exception) -> Exception:
+    try:
+        raise exc
+    except Exception as caught:
+        return caught
+
+
+def test_a_message_and_an_error_that_carry_the_url_are_masked() -> None:
+    record = _record("posting to %s", URL, error=_raised(RuntimeError(f"refused {URL}")))
+    with masking(Redactor([URL, "c0ffee"])):
+        assert _ContextFilter().filter(record)
+    line = JsonLinesFormatter().format(record)
+    assert URL not in line and "c0ffee" not in line
+    assert record.getMessage() == "posting to ****"
+    assert "RuntimeError: refused ****" in line
+
+
+def test_an_error_without_a_secret_keeps_its_traceback_and_nothing_is_masked_outside() -> None:
+    from botocore.exceptions import ParamValidationError
+
+    # (one the redactor would rebuild, were it asked to mask it)
+    error = _raised(ParamValidationError(report='Missing required parameter in input: "Name"'))
+    record = _record("the handler raised %s", "ParamValidationError", error=error)
+    with masking(Redactor([URL])):
+        _ContextFilter().filter(record)
+    assert record.exc_info is not None and record.exc_info[1] is error
+    assert "test_log_masking.py" in JsonLinesFormatter().format(record)  # the raising frame
+    outside = _record("posting to %s", URL)
+    _ContextFilter().filter(outside)  # no invocation running: nothing to mask with
+    assert outside.getMessage() == f"posting to {URL}"
+    assert sys.exc_info() == (None, None, None)

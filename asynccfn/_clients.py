@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -16,8 +17,8 @@ _GENERIC = {"connect_timeout": 5, "read_timeout": 30, "max_attempts": 5}
 
 def import_sdk() -> None:
     """Import what creating a client needs (aiobotocore, and aiohttp through it)."""
-    import aiobotocore.config
-    import aiobotocore.session  # noqa: F401
+    for module in ("aiobotocore.config", "aiobotocore.session"):
+        importlib.import_module(module)
 
 
 class ClientPool:

@@ -247,9 +247,9 @@ def _prepare_during_init(runtime: Runtime) -> None:
     on first use."""
     try:
         # aiobotocore (and aiohttp, which it imports) before the loop runs: made inside
-        # run_until_complete, the same imports took about 20 ms more of a cold start (the
-        # median of 30 alternating cold starts of the packaged zip, each way; the cause is
-        # not pinned down).
+        # run_until_complete, the same imports took about 12 ms more of a cold start (the
+        # median of 24 alternating cold starts of the packaged zip each way; the cause is not
+        # pinned down).
         import_sdk()
         _persistent_loop().run_until_complete(runtime.prepare())
     except Exception as exc:

@@ -140,8 +140,9 @@ class Claim(NamedTuple):
 
 
 class Refusal(NamedTuple):
-    """What a refused claim means: ``outcome`` to report, or (None) a new attempt of the
-    request that may claim now, superseding a live holder when ``supersede``."""
+    """What a refused claim means: ``outcome`` to report (CLAIMED when the refusal met the
+    claim's own effect), or (None) a new attempt of the request that may claim now,
+    superseding a live holder when ``supersede``."""
 
     outcome: ClaimOutcome | None
     supersede: bool = False

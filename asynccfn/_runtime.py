@@ -45,6 +45,7 @@ from ._errors import (
     RequestError,
 )
 from ._execution import Execution, Progress, finished
+from ._follow import follow
 from ._handoff import HandOff
 from ._lease import Lease
 from ._logging import current_fields, log_fields
@@ -244,9 +245,19 @@ class Runtime:
                     return await self.outbox.fail(
                         request, op, reason, deadlines, physical_id=op.physical_id
                     )
-                return await self._run(
+                result = await self._run(
                     request, claim, steps, event, lambda_context, started, deadlines
                 )
+                if result.outcome == "fence-lost":  # a new attempt may have taken over
+                    return await follow(
+                        request,
+                        op_id_of(op),
+                        journal=self.journal,
+                        outbox=self.outbox,
+                        payloads=self._payloads(op_id_of(op)),
+                        deadlines=deadlines,
+                    )
+                return result
 
     async def _claim(
         self, request: Request, owner: str, token: str | None, *, preload: bool

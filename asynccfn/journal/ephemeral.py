@@ -27,6 +27,9 @@ class EphemeralJournal:
     async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         return {}
 
+    async def load_operation(self, op_id: str) -> OperationItem | None:
+        return None
+
     def new_step(self, op_id: str, position: str, **attrs: Any) -> StepItem:
         return StepItem(pk=op_pk(op_id), sk="step#" + position, **attrs)
 

@@ -261,6 +261,16 @@ class MemoryJournal:
 
     # -- steps -----------------------------------------------------------------------------
 
+    async def load_operation(self, op_id: str) -> OperationItem | None:
+        """As :meth:`JournalStore.load_operation`.
+
+        Raises:
+            nothing: a journal in memory does not fail.
+        """
+        self.requests += 1
+        op = self._operations.get(op_id)
+        return copy.deepcopy(op) if op is not None else None
+
     async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         """As :meth:`JournalStore.load_steps`: by position, in sort key order.
 

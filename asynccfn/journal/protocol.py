@@ -88,6 +88,14 @@ class RuntimeJournal(StepJournal, LeaseJournal, Protocol):
         """
         ...
 
+    async def load_operation(self, op_id: str) -> OperationItem | None:
+        """The operation item as it is now (a consistent read), or None.
+
+        Raises:
+            JournalError: the journal failed.
+        """
+        ...
+
     async def release_lease(self, op_id: str, fence: int) -> None:
         """Give the lease up early.
 

@@ -383,6 +383,23 @@ class JournalStore:
 
     # -- steps -----------------------------------------------------------------------------
 
+    async def load_operation(self, op_id: str) -> OperationItem | None:
+        """The operation item as it is now (a consistent GetItem), or None.
+
+        Raises:
+            JournalError: DynamoDB failed.
+        """
+        client = await self._client()
+        self.requests += 1
+        with _translated():
+            answer = await client.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": OP_SK}},
+                ConsistentRead=True,
+            )
+        item = answer.get("Item")
+        return self._operations.decode(item) if item else None
+
     async def load_steps(self, op_id: str) -> dict[str, StepItem]:
         """Every step of the operation: one consistent Query, paginated. The next page is
         asked for before this one is decoded, so decoding overlaps the wait.

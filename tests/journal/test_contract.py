@@ -144,6 +144,25 @@ def test_a_first_claim_creates_the_operation(journal: RuntimeJournal) -> None:
     assert journal.durable
 
 
+def test_the_operation_item_reads_back_as_written_and_a_missing_one_as_none(
+    journal: RuntimeJournal,
+) -> None:
+    op_id = new_op()
+    assert run(journal.load_operation(op_id)) is None
+    written = claim(journal, claim_of(op_id)).operation
+    assert run(journal.load_operation(op_id)) == written
+
+
+def test_a_claim_that_meets_its_own_effect_is_the_claim(journal: RuntimeJournal) -> None:
+    """A retried claim whose first try took effect (its reply lost) finds its own owner."""
+    op_id = new_op()
+    req = claim_of(op_id)
+    first = claim(journal, req)
+    again = claim(journal, req)  # the same owner, nonce included: botocore's retry
+    assert again.outcome is ClaimOutcome.CLAIMED
+    assert again.operation.fence == first.operation.fence  # no second claim was made
+
+
 def test_a_live_lease_turns_away_another_request_and_makes_its_own_retry_wait(
     journal: RuntimeJournal,
 ) -> None:

@@ -10,6 +10,7 @@ its lease in the journal, exactly what its missing renewals would have done.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -81,10 +82,13 @@ async def end_lease(handler: LambdaHandler, event: dict[str, Any]) -> None:
 
 
 async def operation_item(handler: LambdaHandler, event: dict[str, Any]) -> dict[str, Any]:
+    return await operation_item_of(handler, event_op_id(event))
+
+
+async def operation_item_of(handler: LambdaHandler, op_id: str) -> dict[str, Any]:
     client = await handler.runtime.clients.get("dynamodb")
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
-    op_id = event_op_id(event)
     answer = await client.get_item(
         TableName=store.table,
         Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": "op"}},
@@ -237,6 +241,86 @@ def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_ho
         assert newer.outcome is ClaimOutcome.CLAIMED
         assert newer.operation.fence == first.operation.fence + 1
         assert newer.operation.past_attempts == ["first"]
+
+
+def test_invariant_9_a_superseded_holder_answers_its_own_url_with_the_new_attempts_answer(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """A "newer" attempt whose URL only looks like CloudFormation's takes a live operation
+    over, runs it, and cannot deliver its answer (its PUT is refused). The holder it
+    superseded still knows the URL CloudFormation waits on: it stops its own work at its
+    next fenced write, follows the operation, and PUTs the recorded answer there. The
+    superseding attempt is played by its journal writes, in the order it makes them."""
+    from asynccfn._follow import POLL
+    from asynccfn.journal.models import OperationStatus
+
+    gates, bodies = Gates(), Counter[str]()
+    [holder] = containers(gated_resource(gates, bodies), journal_table, 1)
+    genuine = urls.issue()
+    event = event_for("create", genuine.url)
+    op_id = event_op_id(event)
+    store = holder.runtime.journal
+    assert isinstance(store, JournalStore)
+    answer = json.dumps(
+        {
+            "Status": "SUCCESS",
+            "PhysicalResourceId": "built-by-the-new-attempt",
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "NoEcho": False,
+            "Data": {"Built": "built"},
+        }
+    )
+
+    async def scenario() -> str:
+        first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("waiting-1")
+        now = time.time()
+        newer = await store.claim(
+            ClaimRequest(
+                op_id=op_id,
+                stack_id=event["StackId"],
+                logical_id=event["LogicalResourceId"],
+                request_id=event["RequestId"],
+                resource_type="Custom::Bucket",
+                request_type="Create",
+                attempt="the-newer-attempt",
+                owner="forger#nonce",
+                token=None,
+                from_cloudformation=True,
+                lease=30.0,
+                issued_at=now + 60,
+                deadline=now + 600,
+            )
+        )
+        assert newer.outcome is ClaimOutcome.CLAIMED
+        gates["enter-1"].set()  # the holder's fenced physical-id write: the fence is lost
+        await asyncio.sleep(POLL * 1.5)  # it follows: nothing recorded yet
+        assert not first.done() and genuine.puts() == []
+        await store.record_response(
+            newer.operation,
+            body=answer,
+            response_status="SUCCESS",
+            status=OperationStatus.SUCCEEDED,
+            physical_id="built-by-the-new-attempt",
+            reason=None,
+        )
+        # its PUT to the look-alike URL is refused for good
+        await store.mark_posted(op_id, "the-newer-attempt", undeliverable="HTTP 403")
+        return str((await first).outcome)
+
+    try:
+        outcome = run(scenario())
+        item = run(operation_item_of(holder, op_id))
+    finally:
+        close_all([holder])
+    count(forged_events_total=1)
+    assert outcome == "followed"
+    assert bodies == {}  # the superseded holder never ran the body
+    assert genuine.single_response()["PhysicalResourceId"] == "built-by-the-new-attempt"
+    count(forged_events_refused=1)
+    assert item["attempt"]["S"] == "the-newer-attempt" and item["status"]["S"] == "UNDELIVERABLE"
 
 
 # -- 2. the same Lambda request id, and a forged on-failure record ------------------------------

@@ -1,0 +1,114 @@
+"""An invocation superseded by a new attempt of its request still answers its own URL.
+
+A new attempt (the same RequestId, another ResponseURL) takes over from a live holder when its
+URL is a CloudFormation response-bucket URL naming the operation and issued later (DESIGN.md
+invariant 9). Only CloudFormation can sign such a URL, but anyone who may invoke the function
+can make one that looks so: the newer attempt then runs the operation and its PUT is refused,
+while CloudFormation waits on the URL of the attempt it superseded, which nothing stores (it
+is a credential). The superseded invocation still has that URL: it follows the operation
+until an answer is recorded and PUTs that answer to its own URL as well. The body names the
+same request, so either URL takes it; a genuine newer attempt loses nothing (CloudFormation
+no longer reads the older URL).
+
+::
+
+    fence lost ─> the operation's attempt is still ours ─> stop quietly (a newer invocation
+             │                                              of this attempt answers this URL)
+             └─> another attempt holds it ─> poll until it is answered ─> PUT its answer here
+                                                     └─ this invocation's deadline first:
+                                                        stop quietly
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from ._outcomes import InvocationResult
+from ._response import MASK
+from .journal._schema import OperationStatus
+
+if TYPE_CHECKING:
+    from ._deadline import Deadlines
+    from ._outbox import Outbox
+    from ._protocol import Request
+    from .journal._payload import Payloads
+    from .journal.models import OperationItem
+    from .journal.protocol import RuntimeJournal
+
+log = logging.getLogger("asynccfn.runtime")
+
+POLL = 1.0  # seconds between two reads of the operation
+_PUT_TIME = 1.0  # seconds kept, before the invocation's hard deadline, for the PUT
+
+
+async def follow(
+    request: Request,
+    op_id: str,
+    *,
+    journal: RuntimeJournal,
+    outbox: Outbox,
+    payloads: Payloads | None,
+    deadlines: Deadlines,
+) -> InvocationResult:
+    """Answer ``request``'s URL with the operation's answer once another attempt records it,
+    if another attempt took the operation over; else, or when this invocation's time runs
+    out first, stop quietly.
+
+    Raises:
+        JournalError: reading the operation failed.
+        DeliveryError: the PUT failed after its retries.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        op = await journal.load_operation(op_id)
+        if op is None or op.attempt == request.attempt_digest:
+            return InvocationResult(outcome="fence-lost")
+        if op.status != OperationStatus.RUNNING.value and op.response:
+            return await _copy_answer(request, op, outbox, payloads, deadlines)
+        if loop.time() + POLL > deadlines.hard - _PUT_TIME:
+            log.info(
+                "a new attempt of this request took the operation over and has not answered "
+                "before this invocation's deadline: this attempt's URL stays unanswered by it"
+            )
+            return InvocationResult(outcome="fence-lost")
+        await asyncio.sleep(POLL)
+
+
+async def _copy_answer(
+    request: Request,
+    op: OperationItem,
+    outbox: Outbox,
+    payloads: Payloads | None,
+    deadlines: Deadlines,
+) -> InvocationResult:
+    if payloads is not None:
+        from .journal._payload import open_operation
+
+        await open_operation(op, payloads)
+    body = op.response or ""
+    if _masked(body):
+        log.warning(
+            "a new attempt of this request answered it with NoEcho Data, which the journal "
+            "keeps masked once posted: its answer is not copied to this attempt's URL"
+        )
+        return InvocationResult(outcome="fence-lost")
+    log.info("a new attempt of this request answered it: copying its answer to this URL too")
+    # The posted mark names the other attempt: ``deliver``'s own mark is refused, as it should.
+    await outbox.deliver(request, body.encode(), deadlines)
+    return InvocationResult(outcome="followed")
+
+
+def _masked(body: str) -> bool:
+    """Whether ``body`` is a NoEcho answer as the journal keeps it once posted (Data masked)."""
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(fields, dict) or fields.get("NoEcho") is not True:
+        return False
+    data = fields.get("Data")
+    values = data.values() if isinstance(data, dict) else [data]
+    return any(value == MASK for value in values)

@@ -23,7 +23,12 @@ from .journal.models import STACK_INDEX
 
 # What the runtime calls (asynccfn/journal/store.py) and what the `journal` command calls
 # (asynccfn/journal/query.py): the tests compare both with the code.
-RUNTIME_DYNAMODB_ACTIONS = ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")
+RUNTIME_DYNAMODB_ACTIONS = (
+    "dynamodb:GetItem",  # a superseded holder follows the operation (_follow.py)
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
 READER_DYNAMODB_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 # What asynccfn.KmsCodec calls (asynccfn/_kms.py).
 CODEC_KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")

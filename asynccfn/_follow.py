@@ -22,12 +22,11 @@ no longer reads the older URL).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING
 
 from ._outcomes import InvocationResult
-from ._response import MASK
+from ._response import masked_body
 from .journal._schema import OperationStatus
 
 if TYPE_CHECKING:
@@ -102,13 +101,6 @@ async def _copy_answer(
 
 
 def _masked(body: str) -> bool:
-    """Whether ``body`` is a NoEcho answer as the journal keeps it once posted (Data masked)."""
-    try:
-        fields = json.loads(body)
-    except ValueError:
-        return False
-    if not isinstance(fields, dict) or fields.get("NoEcho") is not True:
-        return False
-    data = fields.get("Data")
-    values = data.values() if isinstance(data, dict) else [data]
-    return any(value == MASK for value in values)
+    """Whether ``body`` is a NoEcho answer as the journal keeps it once posted: masking it
+    again changes nothing."""
+    return masked_body(body) == body

@@ -15,7 +15,6 @@ event, which has no operation to record it in.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -39,9 +38,7 @@ from ._protocol import (
     failure_physical_id,
     masked_body,
 )
-from ._redact import Redactor
 from ._response import build_body, built_body
-from ._urls import url_secrets
 from .journal._payload import sealed_response
 from .journal._schema import OperationItem, OperationStatus
 
@@ -101,10 +98,6 @@ class Outbox:
             JournalError: recording failed or outlasted the invocation.
             DeliveryError: the PUT failed after its retries (Lambda's retry re-posts).
         """
-        if response.reason:  # an error's text may repeat the ResponseURL: never in a Reason
-            reason = Redactor(url_secrets(request.response_url)).text(response.reason)
-            if reason != response.reason:
-                response = dataclasses.replace(response, reason=reason)
         sent = built_body(
             response,
             request.echo,

@@ -126,7 +126,8 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     - PhysicalResourceId empty, over MAX_PHYSICAL_ID_BYTES or not valid text: FAILED saying
       so, reporting ``fallback_physical_id`` (the runtime passes ``failure_physical_id``),
       or the failed-create marker when that is absent or unusable too.
-    - NoEcho: no value of Data appears in the Reason (masked).
+    - NoEcho: no value of Data appears in the Reason (masked), nor, inside an invocation,
+      its ResponseURL (``_redact.masking``).
 
     Data keys are sorted, so the same response always gives the same bytes: the outbox can
     re-post a recorded response byte for byte.
@@ -160,12 +161,16 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         data = None
     if status is Status.FAILED and not reason:
         reason = "the handler failed without giving a reason"
-    if reason and response.no_echo and response.data is not None:
-        # NoEcho Data is for Fn::GetAtt alone: never in a Reason the console, the journal
-        # and the logs show (the one redaction point; it imports this module, hence here).
-        from asynccfn._redact import Redactor
+    if reason:
+        # The one redaction point of a Reason, which the console, the journal and the logs
+        # show (it imports this module, hence imported here): the running invocation's
+        # secrets (its ResponseURL, whatever code repeated it), and NoEcho Data, which is for
+        # Fn::GetAtt alone.
+        from asynccfn._redact import Redactor, masked
 
-        reason = Redactor([response.data]).text(reason)
+        reason = masked(reason)
+        if response.no_echo and response.data is not None:
+            reason = Redactor([response.data]).text(reason)
 
     sent_reason: str | None = None  # the reason of the last body encoded: the one returned
 

@@ -1016,3 +1016,19 @@ def test_url_secrets_are_the_url_and_its_signatures_raw_and_decoded() -> None:
     masked = Redactor(url_secrets(v2)).text(f"PUT {v2} failed; signature a+b= refused")
     assert masked == "PUT **** failed; signature **** refused"
     assert url_secrets("https://bucket/key") == ["https://bucket/key"]
+
+
+def test_a_follower_tells_a_noecho_answer_kept_masked_from_one_it_can_copy() -> None:
+    from asynccfn._follow import _masked
+    from asynccfn._response import masked_body
+
+    stack = "arn:aws:cloudformation:us-east-1:1:stack/s/1"
+    echo = Echo(stack_id=stack, request_id="r", logical_id="L")
+    secret = build_body(
+        Response(status=Status.SUCCESS, physical_id="p", data={"Password": "pw"}, no_echo=True),
+        echo,
+    ).decode()
+    plain = build_body(Response(status=Status.SUCCESS, physical_id="p", data={"A": "1"}), echo)
+    kept = masked_body(secret)
+    assert kept is not None and _masked(kept)  # posted: only the mask is left
+    assert not _masked(secret) and not _masked(plain.decode())

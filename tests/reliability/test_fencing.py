@@ -128,6 +128,28 @@ def gated_resource(
     return resource
 
 
+def attempt_claim(
+    event: dict[str, Any], digest: str, *, from_cloudformation: bool, issued_at: float
+) -> ClaimRequest:
+    """The claim a new attempt (ResponseURL digest ``digest``) of ``event``'s request makes,
+    sent to the store directly (its owner ``lambda-<digest>#nonce``)."""
+    return ClaimRequest(
+        op_id=event_op_id(event),
+        stack_id=event["StackId"],
+        logical_id=event["LogicalResourceId"],
+        request_id=event["RequestId"],
+        resource_type="Custom::Bucket",
+        request_type="Create",
+        attempt=digest,
+        owner=f"lambda-{digest}#nonce",
+        token=None,
+        from_cloudformation=from_cloudformation,
+        lease=30.0,
+        issued_at=issued_at,
+        deadline=time.time() + 600,
+    )
+
+
 def fake_arn_context(seconds: float, request_id: str | None = None) -> FakeLambdaContext:
     return FakeLambdaContext(seconds, request_id=request_id)
 
@@ -208,25 +230,10 @@ def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_ho
     store = handler.runtime.journal
     assert isinstance(store, JournalStore)
     event = event_for("create", urls.issue(expect_answer=False).url)
-    op_id = event_op_id(event)
     now = time.time()
 
     def attempt(digest: str, *, cloudformation: bool, issued_at: float) -> ClaimRequest:
-        return ClaimRequest(
-            op_id=op_id,
-            stack_id=event["StackId"],
-            logical_id=event["LogicalResourceId"],
-            request_id=event["RequestId"],
-            resource_type="Custom::Bucket",
-            request_type="Create",
-            attempt=digest,
-            owner=f"lambda-{digest}#nonce",
-            token=None,
-            from_cloudformation=cloudformation,
-            lease=30.0,
-            issued_at=issued_at,
-            deadline=now + 600,
-        )
+        return attempt_claim(event, digest, from_cloudformation=cloudformation, issued_at=issued_at)
 
     with closing_handler(handler):
         first = run(store.claim(attempt("first", cloudformation=True, issued_at=now)))
@@ -276,22 +283,9 @@ def test_invariant_9_a_superseded_holder_answers_its_own_url_with_the_new_attemp
     async def scenario() -> str:
         first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30)))
         await gates.reached("waiting-1")
-        now = time.time()
         newer = await store.claim(
-            ClaimRequest(
-                op_id=op_id,
-                stack_id=event["StackId"],
-                logical_id=event["LogicalResourceId"],
-                request_id=event["RequestId"],
-                resource_type="Custom::Bucket",
-                request_type="Create",
-                attempt="the-newer-attempt",
-                owner="forger#nonce",
-                token=None,
-                from_cloudformation=True,
-                lease=30.0,
-                issued_at=now + 60,
-                deadline=now + 600,
+            attempt_claim(
+                event, "the-newer-attempt", from_cloudformation=True, issued_at=time.time() + 60
             )
         )
         assert newer.outcome is ClaimOutcome.CLAIMED

@@ -143,7 +143,7 @@ class Runtime:
 
             return JournalStore(
                 config.journal,
-                lambda: self.clients.get("dynamodb"),
+                lambda: self.clients.own("dynamodb"),
                 retention=config.retention,
                 lease_skew=config.lease_skew,
             )
@@ -160,7 +160,7 @@ class Runtime:
             whatever creating an aiobotocore client raises (e.g. no region).
         """
         if self.journal.durable:
-            ready = [self.clients.get("dynamodb")]
+            ready = [self.clients.own("dynamodb")]
             # A codec may prepare its own (KmsCodec: the KMS client); user codecs need not.
             prepare = getattr(self.config.secrets.codec, "prepare", None)
             if prepare is not None:

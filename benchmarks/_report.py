@@ -224,7 +224,8 @@ _SECTION = re.compile(r"^## Performance\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTA
 
 _ABOUT = (
     "asynccfn against the raw floor (the same DynamoDB requests and response PUTs sent "
-    "with aiobotocore and aiohttp alone), on the same local servers in the same run: "
+    "with aiobotocore and aiohttp alone, through clients with botocore's defaults), on "
+    "the same local servers in the same run: "
     "DynamoDB Local, moto's S3, the local Lambda service. Ratios of medians over "
     "repeated rounds are the figures of record; absolute times are from a shared, noisy "
     "machine."

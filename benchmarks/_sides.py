@@ -3,7 +3,10 @@
 The floor is what a hand-written handler would send with aiobotocore and aiohttp alone. Where
 it can, it sends *the same requests asynccfn sent*: :class:`CallRecorder` captures asynccfn's
 DynamoDB calls as botocore receives them, and :func:`retarget` points a copy at a new
-operation key, so the item sizes and conditions compared are identical.
+operation key, so the item sizes and conditions compared are identical. Its clients keep
+botocore's defaults for what the journal does its own way: the generic response parser (the
+journal reads its Query answers with its own codec) and client-side parameter validation (the
+journal's requests are built by code, and DynamoDB checks them again).
 """
 
 from __future__ import annotations
@@ -81,7 +84,9 @@ def quiet_stdout() -> Iterator[None]:
 
 def client_config(like: Any = None) -> Any:
     """The floor's client configuration: a copy of ``like``'s (an aiobotocore client, such as
-    the runtime's), so that both sides time out, retry and pool connections alike."""
+    the runtime's), so that both sides time out, retry and pool connections alike. It keeps
+    botocore's client-side parameter validation, as a client made with the defaults does; the
+    journal's own client leaves that to DynamoDB (its requests are built by its codec)."""
     from aiobotocore.config import AioConfig
 
     if like is None:
@@ -161,7 +166,7 @@ class CallRecorder:
 async def recorder_for(handler: Any, *, keep: bool = False) -> CallRecorder:
     """A recorder attached to the DynamoDB client of ``handler``'s runtime."""
     recorder = CallRecorder(keep=keep)
-    recorder.attach(await handler.runtime.clients.get("dynamodb"))
+    recorder.attach(await handler.runtime.clients.own("dynamodb"))
     return recorder
 
 

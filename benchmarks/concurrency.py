@@ -105,7 +105,7 @@ async def _sides(servers: Servers, k: int) -> AsyncIterator[tuple[Round, Round]]
 
             return go
 
-        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw, raw_http() as http:
+        async with raw_dynamodb(await runtime.clients.own("dynamodb")) as raw, raw_http() as http:
 
             async def floor(n: int) -> Callable[[], Awaitable[None]]:
                 plans: list[tuple[list[Call], str]] = []

@@ -50,7 +50,7 @@ async def _run(servers: Servers, sizes: Sizes) -> Outcome:
     runtime = handler.runtime
     per_step: dict[int, float] = {}
     try:
-        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw, raw_http() as http:
+        async with raw_dynamodb(await runtime.clients.own("dynamodb")) as raw, raw_http() as http:
 
             async def rounds(
                 n: int, repeats: int, warmup: int

@@ -68,7 +68,7 @@ async def _measure(servers: Servers, sizes: Sizes, outcome: Outcome, *, sync: bo
     runtime = handler.runtime
     try:
         recorder = await recorder_for(handler, keep=True)
-        async with raw_dynamodb(await runtime.clients.get("dynamodb")) as raw:
+        async with raw_dynamodb(await runtime.clients.own("dynamodb")) as raw:
             # asynccfn's step writes, recorded for the floor (a warm-up: not counted).
             event = create_event(servers.response_url(), Steps=n, Sync=str(sync).lower())
             with quiet_stdout():

@@ -518,7 +518,7 @@ def with_journal(
     ours = journal(
         JournalStore(
             store.table,
-            lambda: runtimes[0].clients.get("dynamodb"),
+            lambda: runtimes[0].clients.own("dynamodb"),
             retention=store.retention,
             lease_skew=store.lease_skew,
         )

@@ -48,7 +48,7 @@ def handlers(resource: asynccfn.Resource, table: str, n: int) -> list[LambdaHand
     made = [asynccfn.lambda_entry(resource, journal=table, lease=3) for _ in range(n)]
     warm = [h for h in made if isinstance(h, LambdaHandler)]
     for handler in warm:
-        run(handler.runtime.clients.get("dynamodb"))
+        run(handler.runtime.clients.own("dynamodb"))
         run(handler.runtime.clients.get("lambda"))
     return warm
 

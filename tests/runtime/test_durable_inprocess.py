@@ -347,7 +347,7 @@ def test_handover_successor_queries_its_journal_alongside_its_claim(
 
     with closing_handler(handler):
         token = run(predecessor())
-        client = run(runtime.clients.get("dynamodb"))
+        client = run(runtime.clients.own("dynamodb"))
         client.meta.events.register("before-call.dynamodb", sent)
         client.meta.events.register("after-call.dynamodb", answered)
         successor = {**event, HANDOVER_KEY: {"token": token}}

@@ -28,7 +28,7 @@ def inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def services(handler: Any) -> set[str]:
-    return {service for service, _ in handler.runtime.clients._clients}
+    return handler.runtime.clients.services()
 
 
 def watching_resource(handler_box: list[Any], seen: list[tuple[float, set[str]]]) -> Any:

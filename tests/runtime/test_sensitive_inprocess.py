@@ -482,5 +482,5 @@ def test_the_kms_client_is_prepared_in_lambdas_init_phase_with_the_journals(
         secret_resource("s", []), journal=journal, codec=asynccfn.KmsCodec(kms_key)
     )
     with closing_handler(handler):
-        prepared = {service for service, _ in handler.runtime.clients._clients}
+        prepared = handler.runtime.clients.services()
     assert prepared == {"dynamodb", "kms"}  # the Lambda client: see test_handoff_client_inprocess

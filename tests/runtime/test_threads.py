@@ -1,0 +1,121 @@
+"""The worker threads sync step bodies run in (asynccfn._threads): results, errors, context,
+parallelism, counting, and a caller that goes away (cancelled, or its loop closed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+from asynccfn import _threads
+from asynccfn._threads import busy_threads, run_in_thread
+
+_who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+
+def test_a_body_runs_in_another_thread_with_the_callers_context_and_returns_its_result() -> None:
+    async def scenario() -> tuple[str, str, int]:
+        _who.set("the caller")
+
+        def body() -> tuple[str, str, int]:
+            return _who.get(), threading.current_thread().name, threading.get_ident()
+
+        return await run_in_thread(body)
+
+    who, name, ident = asyncio.run(scenario())
+    assert who == "the caller"
+    assert name.startswith("asynccfn-step-") and ident != threading.get_ident()
+
+
+def test_a_bodys_exception_reaches_the_caller_as_it_was_raised() -> None:
+    class Refused(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Refused("no")
+
+    def stop() -> None:
+        raise StopIteration
+
+    def leave() -> None:
+        raise KeyboardInterrupt
+
+    async def scenario() -> None:
+        with pytest.raises(Refused, match="no"):
+            await run_in_thread(refuse)
+        # an asyncio future cannot carry StopIteration: it arrives as a RuntimeError (PEP 479)
+        with pytest.raises(RuntimeError, match="StopIteration") as caught:
+            await run_in_thread(stop)
+        assert isinstance(caught.value.__cause__, StopIteration)
+        with pytest.raises(KeyboardInterrupt):
+            await run_in_thread(leave)
+        assert await run_in_thread(lambda: "still serving") == "still serving"
+
+    asyncio.run(scenario())
+
+
+def test_bodies_run_in_parallel_up_to_the_limit() -> None:
+    n = min(4, _threads.MAX_WORKERS)
+    barrier = threading.Barrier(n, timeout=10)
+
+    async def scenario() -> list[int]:
+        # Each body waits until all n are running at once: serialised, the barrier breaks.
+        return await asyncio.gather(*(run_in_thread(barrier.wait) for _ in range(n)))
+
+    assert sorted(asyncio.run(scenario())) == list(range(n))
+
+
+def test_a_cancelled_caller_abandons_the_result_and_the_body_is_counted_to_its_end() -> None:
+    release = threading.Event()
+    finished = threading.Event()
+
+    def body() -> str:
+        release.wait(10)
+        finished.set()
+        return "late"
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(run_in_thread(body))
+        while busy_threads() == 0:  # noqa: ASYNC110 - the worker has no event to wait on
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert busy_threads() == 1  # cancelling cannot stop a thread: it still runs
+        release.set()
+        assert finished.wait(10)
+        for _ in range(1000):
+            if busy_threads() == 0:
+                break
+            await asyncio.sleep(0.001)
+        assert busy_threads() == 0
+        await asyncio.sleep(0.01)  # the abandoned result is dropped without an error
+
+    asyncio.run(scenario())
+
+
+def test_a_body_that_outlives_its_loop_leaves_the_worker_serving_the_next_loop() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def body() -> None:
+        started.set()
+        release.wait(10)
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(run_in_thread(body))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert started.wait(10)
+    task.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    release.set()  # the worker now answers a closed loop
+    deadline = time.monotonic() + 10
+    while busy_threads() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    # a worker that died answering the closed loop would leave this body waiting forever
+    assert asyncio.run(asyncio.wait_for(run_in_thread(lambda: "served"), 10)) == "served"
+    assert busy_threads() == 0

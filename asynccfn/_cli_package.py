@@ -307,14 +307,23 @@ def _pip(target: Target, requirements: list[str], root: Path) -> None:
     if done.returncode != 0:
         raise CliError(f"pip failed: {done.stderr.strip().splitlines()[-1:]}")
     shutil.rmtree(root / "bin", ignore_errors=True)
+    drop_test_suites(root)
+
+
+def drop_test_suites(root: Path) -> None:
+    """Remove the installed packages' own tests (what :func:`_test_suite` leaves out of a
+    copy) from ``root``."""
+    for suite in root.glob("*/tests"):
+        if (suite.parent / "__init__.py").is_file():
+            shutil.rmtree(suite)
 
 
 def _copy_distribution(dist: importlib.metadata.Distribution, root: Path) -> int:
-    """Copy an installed distribution's files (not its scripts, not bytecode); its size."""
+    """Copy an installed distribution's files (not its scripts, bytecode or tests); its size."""
     size = 0
     for file in dist.files or []:
         relative = Path(str(file))
-        if ".." in relative.parts or _skipped(relative):
+        if ".." in relative.parts or _skipped(relative) or _test_suite(relative):
             continue
         source = Path(str(dist.locate_file(file)))
         if not source.is_file():
@@ -328,6 +337,12 @@ def _copy_distribution(dist: importlib.metadata.Distribution, root: Path) -> int
 
 def _skipped(relative: Path) -> bool:
     return "__pycache__" in relative.parts or relative.suffix == ".pyc"
+
+
+def _test_suite(relative: Path) -> bool:
+    """Whether a distribution's file is part of its package's own tests (such as
+    ``aioitertools/tests/``), which nothing imports at run time."""
+    return len(relative.parts) > 2 and relative.parts[1] == "tests"
 
 
 def copy_asynccfn(root: Path) -> int:

@@ -33,47 +33,49 @@ def run(servers: Servers, sizes: Sizes) -> Outcome:
 
     outcome = Outcome(name=NAME)
     lambdas = servers.lambda_service()
-    marks_dir = Path(tempfile.mkdtemp(prefix="asynccfn-bench-"))
-    name = f"chain{int(time.time() * 1000) % 10**8}"
-    workers = 2 * sizes.handover_chains
-    lambdas.add_function(
-        FunctionConfig(
-            name=name,
-            handler="bench_app.handler",
-            code_paths=[str(FUNCTIONS)],
-            timeout=TIMEOUT,
-            environment={
-                "AWS_ENDPOINT_URL_DYNAMODB": servers.dynamodb,
-                "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": urlsplit(servers.s3).netloc,
-                "ASYNCCFN_JOURNAL_TABLE": servers.table(),
-                "BENCH_MARKS": str(marks_dir),
-            },
-            max_retries=0,
-            recursive_loop="Allow",
-            concurrency=workers,
+    with tempfile.TemporaryDirectory(prefix="asynccfn-bench-marks-") as scratch:
+        marks_dir = Path(scratch)
+        name = f"chain{int(time.time() * 1000) % 10**8}"
+        workers = 2 * sizes.handover_chains
+        lambdas.add_function(
+            FunctionConfig(
+                name=name,
+                handler="bench_app.handler",
+                code_paths=[str(FUNCTIONS)],
+                timeout=TIMEOUT,
+                environment={
+                    "AWS_ENDPOINT_URL_DYNAMODB": servers.dynamodb,
+                    "ASYNCCFN_ALLOWED_RESPONSE_HOSTS": urlsplit(servers.s3).netloc,
+                    "ASYNCCFN_JOURNAL_TABLE": servers.table(),
+                    "BENCH_MARKS": str(marks_dir),
+                },
+                max_retries=0,
+                recursive_loop="Allow",
+                concurrency=workers,
+            )
         )
-    )
-    # Warm containers: every worker started, its clients made, before the chains.
-    if sizes.warmup:
-        for _ in range(workers):
-            warm = create_event(servers.response_url(), Hold=0.5)
-            lambdas.invoke(name, warm, invocation_type="Event")
-        lambdas.wait_idle(timeout=60)
-    chains = [
-        create_event(servers.response_url(), Hops=sizes.handover_hops, Seconds=NAP)
-        for _ in range(sizes.handover_chains)
-    ]
-    for event in chains:
-        lambdas.invoke(name, event, invocation_type="Event")
-    lambdas.wait_idle(timeout=60 + sizes.handover_hops * 5)
-    for event in chains:
-        if servers.response_body(event["ResponseURL"]) is None:
-            outcomes = [(r.outcome, r.result, r.error) for r in lambdas.records(name)]
-            logs = "\n".join(lambdas.logs(name)[-40:])
-            raise RuntimeError(f"a chain posted no response: {outcomes}\n{logs}")
+        # Warm containers: every worker started, its clients made, before the chains.
+        if sizes.warmup:
+            for _ in range(workers):
+                warm = create_event(servers.response_url(), Hold=0.5)
+                lambdas.invoke(name, warm, invocation_type="Event")
+            lambdas.wait_idle(timeout=60)
+        chains = [
+            create_event(servers.response_url(), Hops=sizes.handover_hops, Seconds=NAP)
+            for _ in range(sizes.handover_chains)
+        ]
+        for event in chains:
+            lambdas.invoke(name, event, invocation_type="Event")
+        lambdas.wait_idle(timeout=60 + sizes.handover_hops * 5)
+        for event in chains:
+            if servers.response_body(event["ResponseURL"]) is None:
+                outcomes = [(r.outcome, r.result, r.error) for r in lambdas.records(name)]
+                logs = "\n".join(lambdas.logs(name)[-40:])
+                raise RuntimeError(f"a chain posted no response: {outcomes}\n{logs}")
 
+        lines = (marks_dir / "marks.log").read_text().splitlines()
     marks: dict[tuple[str, str, int], float] = {}
-    for line in (marks_dir / "marks.log").read_text().splitlines():
+    for line in lines:
         request_id, what, invocation, at = line.split()
         marks.setdefault((request_id, what, int(invocation)), float(at))
     received: dict[str, list[float]] = defaultdict(list)

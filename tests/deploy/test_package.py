@@ -75,6 +75,8 @@ def test_the_demo_package_runs_its_life_from_an_empty_folder(
     # no local runner, CLI, examples, tests or caches; botocore's data only for the services used
     left_out = ("asynccfn/local/", "asynccfn/_cli_", "asynccfn/examples/", "tests/")
     assert not any(n.startswith(left_out) for n in names)
+    assert not any(n.split("/")[1:2] == ["tests"] for n in names)  # aioitertools/tests/...
+    assert "aioitertools/__init__.py" in names
     assert "asynccfn/cli.py" not in names and "asynccfn/testing.py" not in names
     # bytecode for this Python only (Lambda's folder is read-only: no compiling at cold start)
     tag = sys.implementation.cache_tag
@@ -230,3 +232,16 @@ def test_a_resource_without_an_answer_for_every_request_is_not_deployed(
     assert code == 1 and out == "", out
     assert "defined at half_app.py:3 has no Update handler" in err, err
     assert "has no Delete handler" in err and not output.exists()
+
+
+def test_a_pip_built_folder_loses_the_packages_own_tests_and_nothing_else(tmp_path: Path) -> None:
+    from asynccfn._cli_package import drop_test_suites
+
+    for name in ("aioitertools/tests/test_x.py", "aioitertools/__init__.py", "tests/mine.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "data/tests").mkdir(parents=True)  # not a package: kept
+    drop_test_suites(tmp_path)
+    assert not (tmp_path / "aioitertools/tests").exists()
+    assert (tmp_path / "aioitertools/__init__.py").is_file()
+    assert (tmp_path / "tests/mine.py").is_file() and (tmp_path / "data/tests").is_dir()

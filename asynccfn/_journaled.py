@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import _errors
 from ._aws import error_code as _error_code
 from ._errors import Failed, StepFailed
+from ._redact import masked_json
 
 if TYPE_CHECKING:
     from .journal.models import StepItem
@@ -24,10 +25,22 @@ _OWN_ERRORS: dict[str, type[Exception]] = {
 
 
 def to_json(value: Any, *, what: str) -> str:
+    """``value`` as the JSON text a journal item keeps (a step's result, a wait's value,
+    ``ctx.state``), the running invocation's secrets (its ResponseURL) masked: the live run
+    then goes on with the value as journaled, as a replay would.
+
+    Raises:
+        Failed: ``value`` is not JSON-serialisable.
+    """
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        text = _dump(value)
     except (TypeError, ValueError) as exc:
         raise Failed(f"{what} is not JSON-serialisable: {exc}") from None
+    return masked_json(value, text, _dump)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
 def type_name(exc: BaseException) -> str:

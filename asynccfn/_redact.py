@@ -16,14 +16,14 @@ import contextvars
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from ._errors import StepFailed
 from ._response import MASK
 
-__all__ = ["Redactor", "invocation_secrets", "masked", "masking"]
+__all__ = ["Redactor", "invocation_secrets", "masked", "masked_json", "masked_value", "masking"]
 
 # The lines of botocore's ParamValidationError report, up to the parameter they name (what
 # follows is the refused value, then its type).
@@ -64,6 +64,17 @@ class Redactor:
     def leaks(self, text: str) -> bool:
         """Whether ``text`` holds any form of a secret value."""
         return any(form in text for form in self._forms)
+
+    def json_value(self, value: Any) -> Any:
+        """A JSON value (dicts, lists, strings, numbers, ...) with the secrets masked in every
+        string, keys included: the same objects where there is nothing to mask."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k): self.json_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json_value(item) for item in value]
+        return value
 
     def error(self, exc: Exception) -> Exception:
         """``exc`` as it may be recorded, logged and sent: the same object when it carries no
@@ -138,6 +149,23 @@ def masked(text: str) -> str:
     """``text`` with the running invocation's secrets masked (as it is, outside one)."""
     secrets = invocation_secrets.get()
     return secrets.text(text) if secrets else text
+
+
+def masked_value(value: Any) -> Any:
+    """A JSON value with the running invocation's secrets masked in its strings (as it is,
+    outside one)."""
+    secrets = invocation_secrets.get()
+    return secrets.json_value(value) if secrets else value
+
+
+def masked_json(value: Any, text: str, dump: Callable[[Any], str]) -> str:
+    """``text``, the JSON of ``value`` made by ``dump``, or when it holds the running
+    invocation's secrets, the JSON of ``value`` with them masked (still valid JSON: a secret's
+    JSON form includes the quotes around it, which masking the text would remove)."""
+    secrets = invocation_secrets.get()
+    if secrets is None or not secrets.leaks(text):
+        return text
+    return dump(secrets.json_value(value))
 
 
 def _collect_forms(value: object, forms: set[str]) -> None:

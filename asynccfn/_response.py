@@ -126,8 +126,9 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     - PhysicalResourceId empty, over MAX_PHYSICAL_ID_BYTES or not valid text: FAILED saying
       so, reporting ``fallback_physical_id`` (the runtime passes ``failure_physical_id``),
       or the failed-create marker when that is absent or unusable too.
-    - NoEcho: no value of Data appears in the Reason (masked), nor, inside an invocation,
-      its ResponseURL (``_redact.masking``).
+    - NoEcho: no value of Data appears in the Reason (masked).
+    - Inside an invocation (``_redact.masking``), its ResponseURL appears nowhere in the body:
+      not in the Reason, the Data or the PhysicalResourceId (masked).
 
     Data keys are sorted, so the same response always gives the same bytes: the outbox can
     re-post a recorded response byte for byte.
@@ -140,6 +141,10 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         _json_size(value) is None for value in (echo.stack_id, echo.request_id, echo.logical_id)
     ):
         raise RequestError("the request's identifiers are not valid Unicode text")
+    # The running invocation's secrets (its ResponseURL, whatever code repeated it) are masked
+    # here, the one place a body is built (_redact imports this module, hence imported here).
+    from asynccfn._redact import Redactor, masked, masked_value
+
     fallback = fallback_physical_id
     if fallback is None or _physical_id_problem(fallback) is not None:
         fallback = _marker(echo)
@@ -152,7 +157,10 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     if id_problem is not None:
         invalid.append(id_problem)
         physical_id = fallback
+    else:
+        physical_id = masked(physical_id)
     data, data_problem = _normalised_data(response.data)
+    data = masked_value(data)
     if data_problem is not None:
         invalid.append(data_problem)
     if status is Status.SUCCESS and invalid:
@@ -163,11 +171,7 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         reason = "the handler failed without giving a reason"
     if reason:
         # The one redaction point of a Reason, which the console, the journal and the logs
-        # show (it imports this module, hence imported here): the running invocation's
-        # secrets (its ResponseURL, whatever code repeated it), and NoEcho Data, which is for
-        # Fn::GetAtt alone.
-        from asynccfn._redact import Redactor, masked
-
+        # show: the invocation's secrets, and NoEcho Data, which is for Fn::GetAtt alone.
         reason = masked(reason)
         if response.no_echo and response.data is not None:
             reason = Redactor([response.data]).text(reason)

@@ -3,6 +3,7 @@ exceptions: what a failed ``ctx.call`` raises never repeats a sensitive value.""
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 import asynccfn
 from asynccfn._aws import prepare_call
-from asynccfn._redact import Redactor
+from asynccfn._redact import Redactor, masked_json, masking
 
 SECRET = "s3cr3t-Pa55w0rd-4f1c9e"
 
@@ -117,3 +118,16 @@ def test_every_form_of_a_value_is_masked(value: object) -> None:
     redactor = Redactor([value])
     for text in (str(value), repr(value), f"got {value!r}, type {type(value)}"):
         assert SECRET not in redactor.text(text), text
+
+
+def test_json_text_that_holds_a_secret_is_masked_value_by_value_and_stays_json() -> None:
+    secret = "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=abc"
+    value = {"callback": secret, "nested": [f"see {secret}", 3, None], secret: True}
+    text = json.dumps(value)
+    with masking(Redactor([secret])):
+        masked = masked_json(value, text, json.dumps)
+        untouched = {"job": "j-1"}
+        assert masked_json(untouched, json.dumps(untouched), json.dumps) == json.dumps(untouched)
+    # a secret's JSON form carries its quotes: masking the text alone would break the JSON
+    assert json.loads(masked) == {"callback": "****", "nested": ["see ****", 3, None], "****": True}
+    assert masked_json(value, text, json.dumps) == text  # outside an invocation: as it is

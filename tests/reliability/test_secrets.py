@@ -312,3 +312,50 @@ def test_a_handlers_error_and_log_lines_that_repeat_the_response_url_are_masked(
         *journal_cli_outputs(capsys, local_env, journal_table, event_op_id(event)),
     ]
     assert not [s for s in secrets_ for text in texts if s in text]
+
+
+def test_a_step_result_state_and_data_that_repeat_the_response_url_are_masked(
+    local_env: str,
+    journal_table: str,
+    urls: URLs,
+    asynccfn_logs: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """User code that returns the ResponseURL from a step, keeps it in ctx.state and answers
+    it in Data: the journal and the response hold the mask, and the live run goes on with the
+    step's value as journaled (what a replay would return)."""
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    seen: list[Any] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def callback() -> dict[str, str]:
+            return {"callback": request.response_url, "job": "j-1"}
+
+        ctx.state["callback"] = request.response_url
+        seen.append(await ctx.step("start job", callback))
+        return asynccfn.Success(physical_id="job-j-1", data={"Callback": request.response_url})
+
+    handler = asynccfn.lambda_entry(resource, journal=journal_table)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with closing_handler(handler):
+        handler(event, FakeLambdaContext(10))
+    body = url.single_response()
+    assert body["Status"] == "SUCCESS" and body["Data"] == {"Callback": "****"}
+    assert seen == [{"callback": "****", "job": "j-1"}]
+    [step] = (
+        Journal(journal_table, region="us-east-1", endpoint_url=local_env)
+        .get_operation(event_op_id(event))
+        .steps
+    )
+    assert step.result == seen[0]  # what a replay returns
+    secrets_ = [url.url, *url_signatures(url.url)]
+    texts = [
+        json.dumps(body),
+        *asynccfn_logs,
+        *capsys.readouterr(),
+        json.dumps(journal_items(local_env, journal_table)),
+        *journal_cli_outputs(capsys, local_env, journal_table, event_op_id(event)),
+    ]
+    assert not [s for s in secrets_ for text in texts if s in text]

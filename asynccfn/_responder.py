@@ -44,8 +44,9 @@ logger = logging.getLogger("asynccfn.responder")
 
 # Enough of an S3 error document to read its Code and Message.
 _ERROR_BODY_LIMIT = 4096
-_S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
-_S3_MESSAGE = re.compile(r"<Message>([A-Za-z0-9 .,;:'()/_-]{1,200})</Message>")
+# S3's error body, read only when a PUT is refused: compiled on first use (by re's cache).
+_S3_CODE = r"<Code>([A-Za-z0-9.]{1,64})</Code>"
+_S3_MESSAGE = r"<Message>([A-Za-z0-9 .,;:'()/_-]{1,200})</Message>"
 # S3 answers 400 with these codes for faults of the connection, not of the request.
 _TRANSIENT_S3_CODES = frozenset({"RequestTimeout", "SlowDown", "InternalError"})
 
@@ -334,9 +335,9 @@ def _translate(exc: Exception, *, deadline_passed: bool) -> _Outcome:
 def _classify(status: int, error_body: bytes) -> _Outcome:
     """Whether an HTTP status (with S3's error document, if any) is worth another attempt."""
     text = error_body.decode("utf-8", "replace")
-    code_match = _S3_CODE.search(text)
+    code_match = re.search(_S3_CODE, text)
     code = code_match.group(1) if code_match else None
-    message_match = _S3_MESSAGE.search(text)
+    message_match = re.search(_S3_MESSAGE, text)
     detail = f"HTTP {status}"
     if code:
         detail += f" {code}"

@@ -19,7 +19,7 @@ __all__ = ["definition_site", "fold_traceback", "is_user_file", "raising_locatio
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 _INSTALLED = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
-_FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]*)", line \d+')
+_FRAME_LINE = r'^  File "(?P<file>[^"]*)", line \d+'  # compiled on first use: errors only
 
 
 def is_user_file(filename: str) -> bool:
@@ -69,7 +69,7 @@ def fold_traceback(lines: Sequence[str]) -> list[str]:
     folded = 0
     skipping = False
     for line in lines:
-        match = _FRAME_LINE.match(line)
+        match = re.match(_FRAME_LINE, line)
         if match:
             path = os.path.abspath(match["file"])
             skipping = path.startswith((_PACKAGE, _STDLIB))

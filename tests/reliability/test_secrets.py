@@ -185,6 +185,24 @@ def test_a_redirect_from_the_response_endpoint_is_not_followed(
     assert trap.hits == 0
 
 
+def every_output(
+    body: dict[str, Any],
+    logs: list[str],
+    capsys: pytest.CaptureFixture[str],
+    endpoint: str,
+    table: str,
+    event: dict[str, Any],
+) -> list[str]:
+    """The response, the logs, what was printed, the journal's items and the CLI's output."""
+    return [
+        json.dumps(body),
+        *logs,
+        *capsys.readouterr(),
+        json.dumps(journal_items(endpoint, table)),
+        *journal_cli_outputs(capsys, endpoint, table, event_op_id(event)),
+    ]
+
+
 def journal_cli_outputs(
     capsys: pytest.CaptureFixture[str], endpoint: str, table: str, op_id: str
 ) -> list[str]:
@@ -303,15 +321,8 @@ def test_a_handlers_error_and_log_lines_that_repeat_the_response_url_are_masked(
         .steps
     )
     assert step.error is not None and step.error.message == "refused by ****"
-    secrets_ = [url.url, *url_signatures(url.url)]
-    texts = [
-        json.dumps(body),
-        *asynccfn_logs,
-        *capsys.readouterr(),
-        json.dumps(journal_items(local_env, journal_table)),
-        *journal_cli_outputs(capsys, local_env, journal_table, event_op_id(event)),
-    ]
-    assert not [s for s in secrets_ for text in texts if s in text]
+    outputs = every_output(body, asynccfn_logs, capsys, local_env, journal_table, event)
+    assert not [s for s in [url.url, *url_signatures(url.url)] for text in outputs if s in text]
 
 
 def test_a_step_result_state_and_data_that_repeat_the_response_url_are_masked(
@@ -350,12 +361,5 @@ def test_a_step_result_state_and_data_that_repeat_the_response_url_are_masked(
         .steps
     )
     assert step.result == seen[0]  # what a replay returns
-    secrets_ = [url.url, *url_signatures(url.url)]
-    texts = [
-        json.dumps(body),
-        *asynccfn_logs,
-        *capsys.readouterr(),
-        json.dumps(journal_items(local_env, journal_table)),
-        *journal_cli_outputs(capsys, local_env, journal_table, event_op_id(event)),
-    ]
-    assert not [s for s in secrets_ for text in texts if s in text]
+    outputs = every_output(body, asynccfn_logs, capsys, local_env, journal_table, event)
+    assert not [s for s in [url.url, *url_signatures(url.url)] for text in outputs if s in text]

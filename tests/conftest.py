@@ -8,6 +8,7 @@ servers on free loopback ports.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -162,3 +163,12 @@ __all__ = [
     "pytest_terminal_summary",
     "pytest_testnodedown",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """A handler made as inside Lambda freezes the process's objects (``gc.freeze``): in the
+    test process they are handed back to the collector after each test."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()

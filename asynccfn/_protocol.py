@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -210,6 +211,20 @@ class Request(Generic[P]):
     def attempt_digest(self) -> str:
         """Hex SHA-256 of the ResponseURL: names the attempt without storing the credential."""
         return hashlib.sha256(self.response_url.encode("utf-8")).hexdigest()
+
+    @property
+    def request_digest(self) -> str:
+        """Hex SHA-256 of what the request asks for (its type, resource type, properties, old
+        properties and physical id, as sent): every attempt of one request carries the same."""
+        asked = {
+            "RequestType": self.request_type.value,
+            "ResourceType": self.resource_type,
+            "ResourceProperties": self.raw_properties,
+            "OldResourceProperties": self.raw_old_properties,
+            "PhysicalResourceId": self.physical_id,
+        }
+        text = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def changed_keys(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> frozenset[str]:

@@ -175,6 +175,7 @@ class OperationItem:
     updated_at: float
     deadline: float
     expires_at: int | None = None
+    request_digest: str | None = None  # None in items written before request digests
     past_attempts: list[str] | None = None
     owner: str | None = None
     lease_until: float | None = None
@@ -280,6 +281,7 @@ OPERATION_SCHEMA = schema(
         _s("request_type"),
         _s("status"),
         _s("attempt"),
+        _s("request_digest", null=True),
         _n("attempt_no"),
         Attr("past_attempts", "L", null=True, element="S"),
         _n("fence"),

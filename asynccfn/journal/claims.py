@@ -23,7 +23,8 @@ class ClaimOutcome(enum.Enum):
     LIVE_DUPLICATE = "live-duplicate"  # another invocation holds it: stop at once
     # Held under a live lease that this invocation may take over only once it has run out:
     # Lambda's retry of (or its on-failure record for) the holder's own request id, which may
-    # also be a concurrent duplicate of it, or a new attempt that cannot prove it is newer.
+    # also be a concurrent duplicate of it, or a new attempt that cannot prove it is newer, or
+    # that asks for something else than the holder's request.
     BUSY = "busy"
     FINISHED = "finished"  # this attempt already has its response
     STALE_ATTEMPT = "stale-attempt"  # a newer attempt of the request superseded this one
@@ -37,6 +38,7 @@ class ClaimRequest(NamedTuple):
     resource_type: str
     request_type: str
     attempt: str  # SHA-256 of the ResponseURL
+    request_digest: str  # SHA-256 of what the request asks for (Request.request_digest)
     owner: str  # the Lambda request id and a per-invocation nonce (see owner_id)
     token: str | None  # the hand-over token this invocation carries, if any
     from_cloudformation: bool  # the ResponseURL is a CloudFormation response bucket's
@@ -65,6 +67,7 @@ class ClaimRequest(NamedTuple):
             resource_type=request.resource_type,
             request_type=request.request_type.value,
             attempt=request.attempt_digest,
+            request_digest=request.request_digest,
             owner=owner,
             token=token,
             from_cloudformation=request.from_cloudformation,
@@ -88,6 +91,7 @@ def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None)
         request_type=req.request_type,
         status=OperationStatus.RUNNING.value,
         attempt=req.attempt,
+        request_digest=req.request_digest,
         attempt_no=1,
         fence=1,
         owner=req.owner,
@@ -170,9 +174,12 @@ def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: fl
     if req.attempt in (old.past_attempts or []) or req.issued_at < old.issued_at:
         return Refusal(outcome=ClaimOutcome.STALE_ATTEMPT)
     # A live holder is superseded only by an attempt whose URL CloudFormation alone can have
-    # signed (its response bucket, its key naming this operation) and that was issued later;
-    # anything else waits until the holder is done or its lease has run out.
-    proven = req.from_cloudformation and req.issued_at > old.issued_at
+    # signed (its response bucket, its key naming this operation), that was issued later and
+    # that asks for what the holder's request asked (a superseded holder PUTs the new attempt's
+    # answer to its own URL: see asynccfn._follow); anything else waits until the holder is
+    # done or its lease has run out. (An item written before request digests has none.)
+    same_request = old.request_digest in (None, req.request_digest)
+    proven = req.from_cloudformation and req.issued_at > old.issued_at and same_request
     live = running and (old.lease_until or 0) >= now - lease_skew
     if live and not proven:
         return Refusal(outcome=ClaimOutcome.BUSY)

@@ -126,6 +126,7 @@ class MemoryJournal:
         op.past_attempts = [*(seen.past_attempts or []), seen.attempt]
         op.events = bounded(seen, new_attempt_event(now))
         op.attempt = req.attempt
+        op.request_digest = req.request_digest
         op.owner = req.owner
         op.lease_until = now + req.lease
         op.status = _RUNNING

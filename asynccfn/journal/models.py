@@ -122,6 +122,7 @@ class OperationModel(_JournalModel):
     request_type = UnicodeAttribute()
     status = UnicodeAttribute()
     attempt = UnicodeAttribute()  # SHA-256 of the current attempt's ResponseURL
+    request_digest = UnicodeAttribute(null=True)  # SHA-256 of what the request asks for
     attempt_no = NumberAttribute()
     past_attempts = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     fence = NumberAttribute()

@@ -150,6 +150,7 @@ class JournalStore:
                 resource_type=req.resource_type,
                 request_type=req.request_type,
                 attempt=req.attempt,
+                request_digest=req.request_digest,
                 attempt_no=1,
                 issued_at=req.issued_at,
                 created_at=now,
@@ -199,6 +200,7 @@ class JournalStore:
             .add(fence=1, invocations=1, attempt_no=1)
             .set(
                 attempt=req.attempt,
+                request_digest=req.request_digest,
                 owner=req.owner,
                 lease_until=now + req.lease,
                 status=OperationStatus.RUNNING.value,

@@ -58,6 +58,7 @@ def claim_of(
     lease: float = 30.0,
     issued_at: float | None = None,
     from_cloudformation: bool = False,
+    request_digest: str = "asked",
 ) -> ClaimRequest:
     """A claim by a new invocation (its own nonce) of Lambda request ``lambda_request``."""
     return ClaimRequest(
@@ -68,6 +69,7 @@ def claim_of(
         resource_type="Custom::Thing",
         request_type="Create",
         attempt=attempt,
+        request_digest=request_digest,
         owner=owner_id(lambda_request, uuid.uuid4().hex[:8]),
         token=token,
         from_cloudformation=from_cloudformation,
@@ -271,6 +273,27 @@ def test_a_new_attempt_waits_for_a_live_holder_unless_cloudformation_issued_it_l
     )
     assert proven.outcome is ClaimOutcome.CLAIMED
     assert (proven.operation.fence, proven.operation.attempt) == (2, "a2")
+
+
+def test_a_new_attempt_asking_for_something_else_never_supersedes_a_live_holder(
+    journal: RuntimeJournal,
+) -> None:
+    """Invariant 9: the superseded holder PUTs the new attempt's answer to its own URL, so a
+    new attempt may supersede it only when it asks for what the holder's request asked."""
+    op_id = new_op()
+    first = claim(journal, claim_of(op_id, issued_at=time.time() - 60))
+    assert first.operation.request_digest == "asked"
+    other = claim(
+        journal,
+        claim_of(
+            op_id, attempt="a2", lambda_request="l2", from_cloudformation=True, request_digest="x"
+        ),
+    )
+    assert other.outcome is ClaimOutcome.BUSY and other.operation.fence == 1
+    same = claim(
+        journal, claim_of(op_id, attempt="a3", lambda_request="l3", from_cloudformation=True)
+    )
+    assert same.outcome is ClaimOutcome.CLAIMED and same.operation.request_digest == "asked"
 
 
 def test_a_new_attempt_takes_over_a_lapsed_holder(journal: RuntimeJournal) -> None:

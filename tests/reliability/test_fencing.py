@@ -22,6 +22,8 @@ import pytest
 import asynccfn
 from asynccfn._entry import LambdaHandler
 from asynccfn._errors import JournalError, LeaseLost, OperationBusy
+from asynccfn._protocol import parse_request
+from asynccfn._urls import allowed_hosts_from_env
 from asynccfn.journal.models import op_pk
 from asynccfn.journal.store import ClaimOutcome, ClaimRequest, JournalStore
 from tests.journal.scenarios import FakeInvokeAPI
@@ -129,10 +131,17 @@ def gated_resource(
 
 
 def attempt_claim(
-    event: dict[str, Any], digest: str, *, from_cloudformation: bool, issued_at: float
+    event: dict[str, Any],
+    digest: str,
+    *,
+    from_cloudformation: bool,
+    issued_at: float,
+    asking: dict[str, Any] | None = None,
 ) -> ClaimRequest:
     """The claim a new attempt (ResponseURL digest ``digest``) of ``event``'s request makes,
-    sent to the store directly (its owner ``lambda-<digest>#nonce``)."""
+    sent to the store directly (its owner ``lambda-<digest>#nonce``), asking for what
+    ``asking`` asks (the event itself by default)."""
+    asked = parse_request(asking or event, allowed_hosts=allowed_hosts_from_env()).request_digest
     return ClaimRequest(
         op_id=event_op_id(event),
         stack_id=event["StackId"],
@@ -141,6 +150,7 @@ def attempt_claim(
         resource_type="Custom::Bucket",
         request_type="Create",
         attempt=digest,
+        request_digest=asked,
         owner=f"lambda-{digest}#nonce",
         token=None,
         from_cloudformation=from_cloudformation,
@@ -244,6 +254,13 @@ def test_invariant_9_only_a_cloudformation_url_issued_later_supersedes_a_live_ho
         assert not_newer.outcome is ClaimOutcome.BUSY
         older = run(store.claim(attempt("older", cloudformation=True, issued_at=now - 60)))
         assert older.outcome is ClaimOutcome.STALE_ATTEMPT
+        # CloudFormation's URL, issued later, but the request asks for something else: a
+        # superseded holder would PUT that attempt's answer to the URL CloudFormation waits on
+        other = {**event, "ResourceProperties": {**event["ResourceProperties"], "Size": "huge"}}
+        forged = attempt_claim(
+            event, "other", from_cloudformation=True, issued_at=now + 60, asking=other
+        )
+        assert run(store.claim(forged)).outcome is ClaimOutcome.BUSY
         newer = run(store.claim(attempt("retry", cloudformation=True, issued_at=now + 60)))
         assert newer.outcome is ClaimOutcome.CLAIMED
         assert newer.operation.fence == first.operation.fence + 1

@@ -177,6 +177,7 @@ def test_invariant_4_stale_invocation_cannot_write_the_operation_item(
                 resource_type="Custom::Bucket",
                 request_type="Create",
                 attempt="digest",
+                request_digest="asked",
                 owner=owner,
                 token=None,
                 from_cloudformation=False,

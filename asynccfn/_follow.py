@@ -6,9 +6,11 @@ invariant 9). Only CloudFormation can sign such a URL, but anyone who may invoke
 can make one that looks so: the newer attempt then runs the operation and its PUT is refused,
 while CloudFormation waits on the URL of the attempt it superseded, which nothing stores (it
 is a credential). The superseded invocation still has that URL: it follows the operation
-until an answer is recorded and PUTs that answer to its own URL as well. The body names the
-same request, so either URL takes it; a genuine newer attempt loses nothing (CloudFormation
-no longer reads the older URL).
+until an answer is recorded and PUTs that answer to its own URL as well. So does a later
+delivery of the superseded attempt (Lambda's retry of a holder that crashed) when the newer
+attempt asks for what it asked (the item's ``request_digest``). The body names the same
+request, so either URL takes it; a genuine newer attempt loses nothing (CloudFormation no
+longer reads the older URL).
 
 ::
 
@@ -51,10 +53,11 @@ async def follow(
     outbox: Outbox,
     payloads: Payloads | None,
     deadlines: Deadlines,
+    otherwise: str = "fence-lost",
 ) -> InvocationResult:
     """Answer ``request``'s URL with the operation's answer once another attempt records it,
     if another attempt took the operation over; else, or when this invocation's time runs
-    out first, stop quietly.
+    out first, stop quietly (the outcome ``otherwise``).
 
     Raises:
         JournalError: reading the operation failed.
@@ -64,15 +67,15 @@ async def follow(
     while True:
         op = await journal.load_operation(op_id)
         if op is None or op.attempt == request.attempt_digest:
-            return InvocationResult(outcome="fence-lost")
+            return InvocationResult(outcome=otherwise)
         if op.status != OperationStatus.RUNNING.value and op.response:
-            return await _copy_answer(request, op, outbox, payloads, deadlines)
+            return await _copy_answer(request, op, outbox, payloads, deadlines, otherwise)
         if loop.time() + POLL > deadlines.hard - _PUT_TIME:
             log.info(
                 "a new attempt of this request took the operation over and has not answered "
                 "before this invocation's deadline: this attempt's URL stays unanswered by it"
             )
-            return InvocationResult(outcome="fence-lost")
+            return InvocationResult(outcome=otherwise)
         await asyncio.sleep(POLL)
 
 
@@ -82,6 +85,7 @@ async def _copy_answer(
     outbox: Outbox,
     payloads: Payloads | None,
     deadlines: Deadlines,
+    otherwise: str,
 ) -> InvocationResult:
     if payloads is not None:
         from .journal._payload import open_operation
@@ -93,7 +97,7 @@ async def _copy_answer(
             "a new attempt of this request answered it with NoEcho Data, which the journal "
             "keeps masked once posted: its answer is not copied to this attempt's URL"
         )
-        return InvocationResult(outcome="fence-lost")
+        return InvocationResult(outcome=otherwise)
     log.info("a new attempt of this request answered it: copying its answer to this URL too")
     # The posted mark names the other attempt: ``deliver``'s own mark is refused, as it should.
     await outbox.deliver(request, body.encode(), deadlines)

@@ -355,6 +355,24 @@ class Runtime:
                 await _payload.open_operation(op, payloads)
             await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
             return InvocationResult(outcome="re-posted")
+        if (
+            claim.outcome is ClaimOutcome.STALE_ATTEMPT
+            and request.attempt_digest in (op.unanswered_attempts or [])
+            and op.request_digest == request.request_digest
+        ):
+            # Its holder may have crashed unanswered before a look-alike newer attempt took
+            # over, leaving this URL the only one CloudFormation reads: answer it as a
+            # superseded holder does (an attempt answered before it was superseded is not).
+            log.info("a newer attempt of this request superseded it: following the operation")
+            return await follow(
+                request,
+                op_id_of(op),
+                journal=self.journal,
+                outbox=self.outbox,
+                payloads=self._payloads(op_id_of(op)),
+                deadlines=deadlines,
+                otherwise=ClaimOutcome.STALE_ATTEMPT.value,
+            )
         what = {
             ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
             ClaimOutcome.FINISHED: "the attempt is already answered",

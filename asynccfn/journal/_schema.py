@@ -177,6 +177,8 @@ class OperationItem:
     expires_at: int | None = None
     request_digest: str | None = None  # None in items written before request digests
     past_attempts: list[str] | None = None
+    # the past attempts superseded before their answer was posted (their URLs may still wait)
+    unanswered_attempts: list[str] | None = None
     owner: str | None = None
     lease_until: float | None = None
     handover_token: str | None = None
@@ -284,6 +286,7 @@ OPERATION_SCHEMA = schema(
         _s("request_digest", null=True),
         _n("attempt_no"),
         Attr("past_attempts", "L", null=True, element="S"),
+        Attr("unanswered_attempts", "L", null=True, element="S"),
         _n("fence"),
         _s("owner", null=True),
         _n("lease_until", null=True),

@@ -107,6 +107,16 @@ def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None)
     )
 
 
+def unanswered_after(old: OperationItem) -> list[str] | None:
+    """The operation's unanswered past attempts once a new attempt supersedes ``old``'s: its
+    own too when its answer was never posted (a later delivery of it then follows the new
+    attempt and copies its answer: asynccfn._follow)."""
+    unanswered = list(old.unanswered_attempts or [])
+    if old.posted_at is None:
+        unanswered.append(old.attempt)
+    return unanswered or None
+
+
 NEW_ATTEMPT_CLEARS = (
     "handover_token",
     "handover_state",

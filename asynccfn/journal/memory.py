@@ -46,6 +46,7 @@ from .claims import (
     ClaimRequest,
     first_claim,
     refusal,
+    unanswered_after,
 )
 from .size import ITEM_CAP, json_size
 
@@ -124,6 +125,7 @@ class MemoryJournal:
         op.invocations += 1
         op.attempt_no += 1
         op.past_attempts = [*(seen.past_attempts or []), seen.attempt]
+        op.unanswered_attempts = unanswered_after(seen)
         op.events = bounded(seen, new_attempt_event(now))
         op.attempt = req.attempt
         op.request_digest = req.request_digest

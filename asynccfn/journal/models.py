@@ -125,6 +125,8 @@ class OperationModel(_JournalModel):
     request_digest = UnicodeAttribute(null=True)  # SHA-256 of what the request asks for
     attempt_no = NumberAttribute()
     past_attempts = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    # the past attempts superseded before their answer was posted
+    unanswered_attempts = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     fence = NumberAttribute()
     owner = UnicodeAttribute(null=True)
     lease_until = NumberAttribute(null=True)

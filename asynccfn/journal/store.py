@@ -58,6 +58,7 @@ from .claims import (
     lambda_request_of,
     owner_id,
     refusal,
+    unanswered_after,
 )
 from .size import ITEM_CAP, json_size
 
@@ -218,6 +219,12 @@ class JournalStore:
             .set_list("events", self._events(bounded(old, new_attempt_event(now))))
             .remove(*NEW_ATTEMPT_CLEARS)
         )
+        unanswered = unanswered_after(old)
+        if unanswered:
+            update.set_list(
+                "unanswered_attempts",
+                self._operations.encode_list("unanswered_attempts", unanswered),
+            )
         #   the fence we saw ──┬── and the holder is done, or its lease ran out ──> claim
         #                      └── or this attempt proved it is CloudFormation's newer one
         condition = "#fence = :seen"

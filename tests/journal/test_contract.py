@@ -303,6 +303,22 @@ def test_a_new_attempt_takes_over_a_lapsed_holder(journal: RuntimeJournal) -> No
     assert got.outcome is ClaimOutcome.CLAIMED and got.operation.attempt_no == 2
 
 
+def test_a_new_attempt_keeps_the_superseded_attempts_never_answered(
+    journal: RuntimeJournal,
+) -> None:
+    """A superseded attempt whose answer was never posted is kept as unanswered (a later
+    delivery of it copies the new attempt's answer to its URL); one answered is not."""
+    op_id = new_op()
+    claim(journal, claim_of(op_id, issued_at=time.time() - 60, lease=-10.0))  # crashed
+    second = claim(journal, claim_of(op_id, attempt="a2", lambda_request="l2"))
+    assert second.operation.unanswered_attempts == ["attempt-1"]
+    respond(journal, second)
+    run(journal.mark_posted(op_id, "a2"))
+    third = claim(journal, claim_of(op_id, attempt="a3", lambda_request="l3"))
+    assert third.operation.past_attempts == ["attempt-1", "a2"]
+    assert third.operation.unanswered_attempts == ["attempt-1"]
+
+
 # -- fenced writes ----------------------------------------------------------------------------
 
 

@@ -334,6 +334,77 @@ def test_invariant_9_a_superseded_holder_answers_its_own_url_with_the_new_attemp
     assert item["attempt"]["S"] == "the-newer-attempt" and item["status"]["S"] == "UNDELIVERABLE"
 
 
+def test_invariant_9_a_stale_attempt_whose_holder_crashed_answers_its_own_url_too(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """The holder of the genuine attempt crashed; a look-alike newer attempt of the same
+    request took the operation over, and its PUT is refused. Lambda's retry of the genuine
+    invocation is now a stale attempt: it follows the operation and PUTs the recorded answer
+    to the URL CloudFormation waits on. One asking for something else only stands aside."""
+    import hashlib
+
+    from asynccfn.journal.models import OperationStatus
+
+    [retry] = containers(answering_resource(), journal_table, 1)
+    store = retry.runtime.journal
+    assert isinstance(store, JournalStore)
+    genuine, unrelated = urls.issue(), urls.issue(expect_answer=False)
+    now = time.time()
+
+    def digest(url: str) -> str:
+        return hashlib.sha256(url.encode()).hexdigest()
+
+    def answer(event: dict[str, Any]) -> str:
+        ids = {k: event[k] for k in ("StackId", "RequestId", "LogicalResourceId")}
+        return json.dumps(
+            {"Status": "SUCCESS", "PhysicalResourceId": "by-the-newer", "NoEcho": False, **ids}
+        )
+
+    async def superseded(event: dict[str, Any], asking: dict[str, Any]) -> Any:
+        """The genuine attempt claimed (its holder then crashed); the newer one took over."""
+        crashed = attempt_claim(
+            event, digest(event["ResponseURL"]), from_cloudformation=True, issued_at=now
+        )._replace(lease=-10.0)  # its lease ran out with it
+        assert (await store.claim(crashed)).outcome is ClaimOutcome.CLAIMED
+        newer = await store.claim(
+            attempt_claim(
+                event, "newer", from_cloudformation=True, issued_at=now + 60, asking=asking
+            )
+        )
+        assert newer.outcome is ClaimOutcome.CLAIMED
+        return newer.operation
+
+    async def scenario() -> tuple[str, str]:
+        event = event_for("create", genuine.url)
+        newer = await superseded(event, event)
+        following = in_task(retry.runtime.invoke(dict(event), fake_arn_context(30)))
+        await asyncio.sleep(0.5)
+        assert not following.done() and genuine.puts() == []  # nothing recorded yet
+        await store.record_response(
+            newer,
+            body=answer(event),
+            response_status="SUCCESS",
+            status=OperationStatus.SUCCEEDED,
+            physical_id="by-the-newer",
+            reason=None,
+        )
+        await store.mark_posted(event_op_id(event), "newer", undeliverable="HTTP 403")
+        # Another operation whose newer attempt asks for other properties: no copying.
+        other = event_for("create", unrelated.url)
+        changed = {**other, "ResourceProperties": {**other["ResourceProperties"], "X": "y"}}
+        await superseded(other, changed)
+        stale = await retry.runtime.invoke(dict(other), fake_arn_context(30))
+        return str((await following).outcome), stale.outcome
+
+    try:
+        followed, stood_aside = run(scenario())
+    finally:
+        close_all([retry])
+    assert followed == "followed"
+    assert genuine.single_response()["PhysicalResourceId"] == "by-the-newer"
+    assert stood_aside == "stale-attempt" and unrelated.puts() == []
+
+
 # -- 2. the same Lambda request id, and a forged on-failure record ------------------------------
 
 

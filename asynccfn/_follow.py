@@ -68,6 +68,12 @@ async def follow(
         op = await journal.load_operation(op_id)
         if op is None or op.attempt == request.attempt_digest:
             return InvocationResult(outcome=otherwise)
+        if op.request_digest not in (None, request.request_digest):
+            log.warning(
+                "a new attempt of this request took the operation over asking for something "
+                "else (other properties): its answer is not this attempt's, nor copied here"
+            )
+            return InvocationResult(outcome=otherwise)
         if op.status != OperationStatus.RUNNING.value and op.response:
             return await _copy_answer(request, op, outbox, payloads, deadlines, otherwise)
         if loop.time() + POLL > deadlines.hard - _PUT_TIME:

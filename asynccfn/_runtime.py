@@ -358,7 +358,6 @@ class Runtime:
         if (
             claim.outcome is ClaimOutcome.STALE_ATTEMPT
             and request.attempt_digest in (op.unanswered_attempts or [])
-            and op.request_digest == request.request_digest
         ):
             # Its holder may have crashed unanswered before a look-alike newer attempt took
             # over, leaving this URL the only one CloudFormation reads: answer it as a

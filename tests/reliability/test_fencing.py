@@ -334,6 +334,54 @@ def test_invariant_9_a_superseded_holder_answers_its_own_url_with_the_new_attemp
     assert item["attempt"]["S"] == "the-newer-attempt" and item["status"]["S"] == "UNDELIVERABLE"
 
 
+def test_invariant_9_a_holder_superseded_by_an_attempt_asking_for_else_does_not_copy_it(
+    local_env: str, journal_table: str, urls: URLs
+) -> None:
+    """A holder froze past its lease; an attempt with a CloudFormation-looking URL but other
+    properties took the lapsed operation over and answered. The holder, back, loses its fence
+    and finds that answer is not one to its request: it copies nothing to its URL."""
+    from asynccfn.journal.models import OperationStatus
+
+    gates, bodies = Gates(), Counter[str]()
+    [holder] = containers(gated_resource(gates, bodies), journal_table, 1)
+    genuine = urls.issue(expect_answer=False)
+    event = event_for("create", genuine.url)
+    store = holder.runtime.journal
+    assert isinstance(store, JournalStore)
+    other = {**event, "ResourceProperties": {**event["ResourceProperties"], "X": "y"}}
+    ids = {k: event[k] for k in ("StackId", "RequestId", "LogicalResourceId")}
+
+    async def scenario() -> str:
+        first = in_task(holder.runtime.invoke(dict(event), fake_arn_context(30)))
+        await gates.reached("waiting-1")
+        await end_lease(holder, event)
+        newer = await store.claim(
+            attempt_claim(
+                event, "else", from_cloudformation=True, issued_at=time.time() + 60, asking=other
+            )
+        )
+        assert newer.outcome is ClaimOutcome.CLAIMED
+        await store.record_response(
+            newer.operation,
+            body=json.dumps({"Status": "SUCCESS", "PhysicalResourceId": "theirs", **ids}),
+            response_status="SUCCESS",
+            status=OperationStatus.SUCCEEDED,
+            physical_id="theirs",
+            reason=None,
+        )
+        gates["enter-1"].set()  # the holder's next fenced write: the fence is lost
+        return str((await first).outcome)
+
+    try:
+        outcome = run(scenario())
+    finally:
+        close_all([holder])
+    count(forged_events_total=1)
+    assert outcome == "fence-lost" and bodies == {}
+    assert genuine.puts() == []  # not the answer to other properties
+    count(forged_events_refused=1)
+
+
 def test_invariant_9_a_stale_attempt_whose_holder_crashed_answers_its_own_url_too(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:

@@ -19,6 +19,7 @@ from .journal._schema import StepKind
 
 if TYPE_CHECKING:
     from ._clients import ClientPool
+    from ._execution import Progress
     from ._protocol import Request
     from ._steps import Executor
 
@@ -34,14 +35,17 @@ CALL_RETRY = RetryPolicy(
 
 
 class _HandlerLogger(logging.LoggerAdapter[logging.Logger]):
-    """The handler's logger: quiet while the handler replays what it already logged."""
+    """The handler's logger: quiet while the handler replays what it already logged. It reads
+    the replay flag from the executor's progress, not from the Context that holds it: a cycle
+    would keep every operation's objects for the collector instead of freeing them as the
+    operation ends."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, progress: Progress) -> None:
         super().__init__(logging.getLogger("asynccfn.handler"), {})
-        self._ctx = ctx
+        self._progress = progress
 
     def isEnabledFor(self, level: int) -> bool:
-        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
+        return not self._progress.replaying and self.logger.isEnabledFor(level)
 
 
 class Context:
@@ -66,7 +70,7 @@ class Context:
         self.invocation = invocation
         self._executor = executor
         self._clients = clients
-        self.logger: logging.LoggerAdapter[logging.Logger] = _HandlerLogger(self)
+        self.logger: logging.LoggerAdapter[logging.Logger] = _HandlerLogger(executor.progress)
 
     @property
     def physical_id(self) -> str | None:

@@ -355,9 +355,8 @@ class Runtime:
                 await _payload.open_operation(op, payloads)
             await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
             return InvocationResult(outcome="re-posted")
-        if (
-            claim.outcome is ClaimOutcome.STALE_ATTEMPT
-            and request.attempt_digest in (op.unanswered_attempts or [])
+        if claim.outcome is ClaimOutcome.STALE_ATTEMPT and request.attempt_digest in (
+            op.unanswered_attempts or []
         ):
             # Its holder may have crashed unanswered before a look-alike newer attempt took
             # over, leaving this URL the only one CloudFormation reads: answer it as a

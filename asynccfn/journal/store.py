@@ -88,6 +88,7 @@ class JournalStore:
     __slots__ = (
         "_client",
         "_operations",
+        "_prepared",
         "_steps",
         "lease_skew",
         "requests",
@@ -107,6 +108,7 @@ class JournalStore:
         self.table = table
         self.lease_skew = lease_skew
         self._client = client
+        self._prepared: Any = None  # the client _wire.prepare was last given
         self._steps = ItemCodec(STEP_SCHEMA, StepItem)
         self._operations = ItemCodec(OPERATION_SCHEMA, OperationItem, {EVENT_SCHEMA: EventItem})
         self.retention = retention
@@ -416,8 +418,7 @@ class JournalStore:
         Raises:
             JournalError: DynamoDB failed.
         """
-        client = await self._client()
-        _wire.prepare(client)
+        client = await self._raw_client()
         decode = self._steps.decode
         steps: dict[str, StepItem] = {}
         kwargs: dict[str, Any] = {
@@ -518,6 +519,14 @@ class JournalStore:
                 f"operation {op_id} is held by fence {newer}; this invocation had {fence}"
             ) from None
 
+    async def _raw_client(self) -> Any:
+        """The client, able to hand over the journal's answers as they are (``_wire``)."""
+        client = await self._client()
+        if client is not self._prepared:
+            _wire.prepare(client)
+            self._prepared = client
+        return client
+
     async def _update(self, op_id: str, request: dict[str, Any]) -> OperationItem:
         """UpdateItem on the operation item, returning it as written (for claims).
 
@@ -525,7 +534,8 @@ class JournalStore:
             _Refused: the condition failed; carries the item as it was (ALL_OLD).
             JournalError: DynamoDB failed.
         """
-        result = await self._send_update(op_id, {**request, "ReturnValues": "ALL_NEW"})
+        with _wire.raw_query():  # the item as DynamoDB's JSON has it: the codec reads that
+            result = await self._send_update(op_id, {**request, "ReturnValues": "ALL_NEW"})
         return self._operations.decode(result["Attributes"])
 
     async def _write(self, op_id: str, request: dict[str, Any]) -> None:
@@ -537,7 +547,7 @@ class JournalStore:
         await self._send_update(op_id, request)
 
     async def _send_update(self, op_id: str, request: dict[str, Any]) -> Any:
-        client = await self._client()
+        client = await self._raw_client()
         self.requests += 1
         try:
             with _translated():

@@ -249,15 +249,22 @@ class Runtime:
                     request, claim, steps, event, lambda_context, started, deadlines
                 )
                 if result.outcome == "fence-lost":  # a new attempt may have taken over
-                    return await follow(
-                        request,
-                        op_id_of(op),
-                        journal=self.journal,
-                        outbox=self.outbox,
-                        payloads=self._payloads(op_id_of(op)),
-                        deadlines=deadlines,
-                    )
+                    return await self._follow(request, op, deadlines, otherwise="fence-lost")
                 return result
+
+    async def _follow(
+        self, request: Request, op: OperationItem, deadlines: Deadlines, *, otherwise: str
+    ) -> InvocationResult:
+        """Answer ``request``'s URL with a newer attempt's answer (asynccfn._follow)."""
+        return await follow(
+            request,
+            op_id_of(op),
+            journal=self.journal,
+            outbox=self.outbox,
+            payloads=self._payloads(op_id_of(op)),
+            deadlines=deadlines,
+            otherwise=otherwise,
+        )
 
     async def _claim(
         self, request: Request, owner: str, token: str | None, *, preload: bool
@@ -362,14 +369,8 @@ class Runtime:
             # over, leaving this URL the only one CloudFormation reads: answer it as a
             # superseded holder does (an attempt answered before it was superseded is not).
             log.info("a newer attempt of this request superseded it: following the operation")
-            return await follow(
-                request,
-                op_id_of(op),
-                journal=self.journal,
-                outbox=self.outbox,
-                payloads=self._payloads(op_id_of(op)),
-                deadlines=deadlines,
-                otherwise=ClaimOutcome.STALE_ATTEMPT.value,
+            return await self._follow(
+                request, op, deadlines, otherwise=ClaimOutcome.STALE_ATTEMPT.value
             )
         what = {
             ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",

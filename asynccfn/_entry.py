@@ -190,7 +190,7 @@ def lambda_entry(
         refusal=refusal,
     )
     handler = LambdaHandler(Runtime(config))
-    if table and os.environ.get(LAMBDA_RUNTIME_API_ENV):  # inside Lambda: its init phase
+    if table and inside_lambda():  # Lambda's init phase
         _prepare_during_init(handler.runtime)
     return handler
 
@@ -229,7 +229,7 @@ def _refusal(target: Resource | Provider) -> Refusal | None:
     unanswered = target.unanswered()
     if not unanswered:
         return None
-    if not os.environ.get(LAMBDA_RUNTIME_API_ENV):
+    if not inside_lambda():
         raise ConfigurationError("every request type needs an answer: " + "; ".join(unanswered))
     from ._refusal import Refusal  # only for a function that refuses
 
@@ -237,6 +237,12 @@ def _refusal(target: Resource | Provider) -> Refusal | None:
     _logging.configure()
     _logging.logger.error("%s", refusal.reason)
     return refusal
+
+
+def inside_lambda() -> bool:
+    """Whether this process is a Lambda function's: Lambda's runtime (and the local Lambda
+    service, for its workers) sets ``AWS_LAMBDA_RUNTIME_API``. The one place it is read."""
+    return bool(os.environ.get(LAMBDA_RUNTIME_API_ENV))
 
 
 def _prepare_during_init(runtime: Runtime) -> None:

@@ -212,7 +212,7 @@ class Request(Generic[P]):
         """Hex SHA-256 of the ResponseURL: names the attempt without storing the credential."""
         return hashlib.sha256(self.response_url.encode("utf-8")).hexdigest()
 
-    @property
+    @functools.cached_property  # read by every claim the invocation makes
     def request_digest(self) -> str:
         """Hex SHA-256 of what the request asks for (its type, resource type, properties, old
         properties and physical id, as sent): every attempt of one request carries the same."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import asynccfn
+from asynccfn import _entry
 from asynccfn._deadline import default_reserve
 
 
@@ -69,7 +70,7 @@ async def _create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.
 def test_off_lambda_lambda_entry_refuses_a_resource_missing_handlers_naming_each_and_its_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_RUNTIME_API", raising=False)
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: False)
     nothing = asynccfn.Resource("Custom::Nothing")  # nothing-here
     with pytest.raises(asynccfn.ConfigurationError) as refused:
         asynccfn.lambda_entry(nothing)
@@ -97,7 +98,7 @@ def test_off_lambda_lambda_entry_refuses_a_resource_missing_handlers_naming_each
 def test_off_lambda_lambda_entry_accepts_declared_answers_instead_of_handlers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_RUNTIME_API", raising=False)
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: False)
     declared = asynccfn.Resource("Custom::Declared", update="replace", delete="nothing")
     declared.create(_create)
     handler = asynccfn.lambda_entry(declared)
@@ -111,7 +112,7 @@ def test_off_lambda_lambda_entry_accepts_declared_answers_instead_of_handlers(
 def test_inside_lambda_lambda_entry_does_not_raise_and_says_why_it_refuses_once_at_init(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: True)  # as Lambda sets it up
     half = asynccfn.Resource("Custom::Half")  # refused-inside
     half.create(_create)
     handler = asynccfn.lambda_entry(half)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import asynccfn
+from asynccfn import _entry
 from asynccfn._handoff import _WARM_AFTER
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.support import FakeLambdaContext, answering_resource, closing_handler, event_for
@@ -24,7 +25,7 @@ from tests.support import FakeLambdaContext, answering_resource, closing_handler
 
 @pytest.fixture(autouse=True)
 def inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")  # never contacted
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: True)  # as Lambda sets it up
 
 
 def services(handler: Any) -> set[str]:

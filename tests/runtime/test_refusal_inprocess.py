@@ -1,4 +1,4 @@
-"""Issue 18 in-process, as inside Lambda (``AWS_LAMBDA_RUNTIME_API`` set): a function with a
+"""Issue 18 in-process, as inside Lambda (``_entry.inside_lambda`` true): a function with a
 resource missing an answer refuses every request of every resource it serves, its Reason cut
 to the response's budget; responses go to moto's S3."""
 
@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 import asynccfn
+from asynccfn import _entry
 from asynccfn._response import MAX_BODY_BYTES, TRUNCATION_MARKER
 from tests.support import FakeLambdaContext, answering_resource, closing_handler, event_for
 
 
 @pytest.fixture
 def inside_lambda(monkeypatch: pytest.MonkeyPatch, response_hosts: None) -> None:
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: True)  # as Lambda sets it up
 
 
 def _send(

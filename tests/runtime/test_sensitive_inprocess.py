@@ -26,7 +26,7 @@ import botocore.session
 import pytest
 
 import asynccfn
-from asynccfn import cli
+from asynccfn import _entry, cli
 from asynccfn._clients import ClientPool
 from asynccfn._logging import JsonLinesFormatter
 from asynccfn.journal._payload import PREFIX, Payloads
@@ -477,7 +477,7 @@ def test_the_kms_client_is_prepared_in_lambdas_init_phase_with_the_journals(
     journal: str, kms_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first invocation's deadline is not spent creating the codec's client either."""
-    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")  # inside Lambda: never called
+    monkeypatch.setattr(_entry, "inside_lambda", lambda: True)  # as Lambda sets it up
     handler = asynccfn.lambda_entry(
         secret_resource("s", []), journal=journal, codec=asynccfn.KmsCodec(kms_key)
     )

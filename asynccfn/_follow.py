@@ -1,4 +1,6 @@
-"""An invocation superseded by a new attempt of its request still answers its own URL.
+"""What an invocation that does not hold its operation answers: a duplicate of a finished
+attempt re-posts its recorded answer when it was never posted, and an invocation superseded
+by a new attempt of its request still answers its own URL.
 
 A new attempt (the same RequestId, another ResponseURL) takes over from a live holder when its
 URL is a CloudFormation response-bucket URL naming the operation and issued later (DESIGN.md
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from ._outcomes import InvocationResult
 from ._response import masked_body
-from .journal._schema import OperationStatus
+from .journal._schema import OperationStatus, op_id_of
+from .journal.claims import Claim, ClaimOutcome
 
 if TYPE_CHECKING:
     from ._deadline import Deadlines
@@ -85,6 +88,58 @@ async def follow(
         await asyncio.sleep(POLL)
 
 
+async def not_claimed(
+    claim: Claim,
+    request: Request,
+    *,
+    journal: RuntimeJournal,
+    outbox: Outbox,
+    payloads: Payloads | None,
+    deadlines: Deadlines,
+) -> InvocationResult:
+    """What ``request``'s invocation does when its claim was refused (``claim``).
+
+    Raises:
+        JournalError, DeliveryError: as :func:`follow`.
+    """
+    op = claim.operation
+    if claim.outcome is ClaimOutcome.FINISHED and op.response and op.posted_at is None:
+        log.info("duplicate of a finished attempt: re-posting its recorded response")
+        await outbox.deliver(request, await _recorded(op, payloads), deadlines)
+        return InvocationResult(outcome="re-posted")
+    stale = claim.outcome is ClaimOutcome.STALE_ATTEMPT
+    if stale and request.attempt_digest in (op.unanswered_attempts or []):
+        # Its holder may have crashed unanswered before a look-alike newer attempt took over,
+        # leaving this URL the only one CloudFormation reads: answer it as a superseded holder
+        # does (an attempt answered before it was superseded is not answered again).
+        log.info("a newer attempt of this request superseded it: following the operation")
+        return await follow(
+            request,
+            op_id_of(op),
+            journal=journal,
+            outbox=outbox,
+            payloads=payloads,
+            deadlines=deadlines,
+            otherwise=claim.outcome.value,
+        )
+    what = {
+        ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
+        ClaimOutcome.FINISHED: "the attempt is already answered",
+        ClaimOutcome.STALE_ATTEMPT: "a newer attempt of this request superseded it",
+    }[claim.outcome]
+    log.info("duplicate delivery ignored: %s", what)
+    return InvocationResult(outcome=claim.outcome.value)
+
+
+async def _recorded(op: OperationItem, payloads: Payloads | None) -> bytes:
+    """The answer recorded in ``op``, opened when the payload codec sealed it."""
+    if payloads is not None:
+        from .journal._payload import open_operation
+
+        await open_operation(op, payloads)
+    return (op.response or "").encode()
+
+
 async def _copy_answer(
     request: Request,
     op: OperationItem,
@@ -93,12 +148,8 @@ async def _copy_answer(
     deadlines: Deadlines,
     otherwise: str,
 ) -> InvocationResult:
-    if payloads is not None:
-        from .journal._payload import open_operation
-
-        await open_operation(op, payloads)
-    body = op.response or ""
-    if _masked(body):
+    body = await _recorded(op, payloads)
+    if _masked(body.decode()):
         log.warning(
             "a new attempt of this request answered it with NoEcho Data, which the journal "
             "keeps masked once posted: its answer is not copied to this attempt's URL"
@@ -106,7 +157,7 @@ async def _copy_answer(
         return InvocationResult(outcome=otherwise)
     log.info("a new attempt of this request answered it: copying its answer to this URL too")
     # The posted mark names the other attempt: ``deliver``'s own mark is refused, as it should.
-    await outbox.deliver(request, body.encode(), deadlines)
+    await outbox.deliver(request, body, deadlines)
     return InvocationResult(outcome="followed")
 
 

@@ -45,7 +45,7 @@ from ._errors import (
     RequestError,
 )
 from ._execution import Execution, Progress, finished
-from ._follow import follow
+from ._follow import follow, not_claimed
 from ._handoff import HandOff
 from ._lease import Lease
 from ._logging import current_fields, log_fields
@@ -227,7 +227,14 @@ class Runtime:
                     claim, request, owner, token, deadlines, wait_until
                 )
             if claim.outcome is not ClaimOutcome.CLAIMED:
-                return await self._not_claimed(claim, request, deadlines)
+                return await not_claimed(
+                    claim,
+                    request,
+                    journal=self.journal,
+                    outbox=self.outbox,
+                    payloads=self._payloads(op_id_of(claim.operation)),
+                    deadlines=deadlines,
+                )
             op = claim.operation
             self._probe.point("after-claim")
             with log_fields(invocation=op.invocations, operation=op_id_of(op)):
@@ -249,22 +256,15 @@ class Runtime:
                     request, claim, steps, event, lambda_context, started, deadlines
                 )
                 if result.outcome == "fence-lost":  # a new attempt may have taken over
-                    return await self._follow(request, op, deadlines, otherwise="fence-lost")
+                    return await follow(
+                        request,
+                        op_id_of(op),
+                        journal=self.journal,
+                        outbox=self.outbox,
+                        payloads=self._payloads(op_id_of(op)),
+                        deadlines=deadlines,
+                    )
                 return result
-
-    async def _follow(
-        self, request: Request, op: OperationItem, deadlines: Deadlines, *, otherwise: str
-    ) -> InvocationResult:
-        """Answer ``request``'s URL with a newer attempt's answer (asynccfn._follow)."""
-        return await follow(
-            request,
-            op_id_of(op),
-            journal=self.journal,
-            outbox=self.outbox,
-            payloads=self._payloads(op_id_of(op)),
-            deadlines=deadlines,
-            otherwise=otherwise,
-        )
 
     async def _claim(
         self, request: Request, owner: str, token: str | None, *, preload: bool
@@ -350,35 +350,6 @@ class Runtime:
             issued_at=issued,
             deadline=deadline,
         )
-
-    async def _not_claimed(
-        self, claim: Claim, request: Request, deadlines: Deadlines
-    ) -> InvocationResult:
-        op = claim.operation
-        if claim.outcome is ClaimOutcome.FINISHED and op.response and op.posted_at is None:
-            log.info("duplicate of a finished attempt: re-posting its recorded response")
-            payloads = self._payloads(op_id_of(op))
-            if payloads is not None:
-                await _payload.open_operation(op, payloads)
-            await self.outbox.deliver(request, (op.response or "").encode(), deadlines)
-            return InvocationResult(outcome="re-posted")
-        if claim.outcome is ClaimOutcome.STALE_ATTEMPT and request.attempt_digest in (
-            op.unanswered_attempts or []
-        ):
-            # Its holder may have crashed unanswered before a look-alike newer attempt took
-            # over, leaving this URL the only one CloudFormation reads: answer it as a
-            # superseded holder does (an attempt answered before it was superseded is not).
-            log.info("a newer attempt of this request superseded it: following the operation")
-            return await self._follow(
-                request, op, deadlines, otherwise=ClaimOutcome.STALE_ATTEMPT.value
-            )
-        what = {
-            ClaimOutcome.LIVE_DUPLICATE: "another invocation holds the operation",
-            ClaimOutcome.FINISHED: "the attempt is already answered",
-            ClaimOutcome.STALE_ATTEMPT: "a newer attempt of this request superseded it",
-        }[claim.outcome]
-        log.info("duplicate delivery ignored: %s", what)
-        return InvocationResult(outcome=claim.outcome.value)
 
     async def _run(
         self,

@@ -9,8 +9,12 @@ before events had a kind hold only the text: :func:`kind_of` reads those.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 from ._schema import MAX_EVENTS, EventItem, EventKind, OperationItem
+
+if TYPE_CHECKING:
+    from ._codec import ItemCodec
 
 
 def event(
@@ -132,3 +136,14 @@ def legacy_details(kind: EventKind, what: str) -> tuple[int | None, str | None, 
     if kind is EventKind.UNDELIVERABLE:
         return None, None, what.removeprefix("undeliverable").lstrip(": ") or None
     return None, None, None
+
+
+def lean_events(codec: ItemCodec[OperationItem], events: list[EventItem]) -> dict[str, Any]:
+    """The operation's ``events`` in wire form, each without its text when its kind and
+    details say it (no copy of an event is made: an item holds up to 20 and is rewritten by
+    every event)."""
+    wire = codec.encode_list("events", events)
+    for event, element in zip(events, wire["L"], strict=True):
+        if event.stored_what is None:
+            element["M"].pop("what", None)
+    return wire

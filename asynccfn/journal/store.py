@@ -28,6 +28,7 @@ from ._events import (
     bounded,
     claimed_event,
     handed_over_event,
+    lean_events,
     new_attempt_event,
     not_delivered_event,
     posted_event,
@@ -592,14 +593,3 @@ def _translated() -> Iterator[None]:
         raise JournalError(f"DynamoDB {code}: {error_message(exc)}") from exc
     except BotoCoreError as exc:
         raise JournalError(f"DynamoDB unreachable: {exc}") from exc
-
-
-def lean_events(codec: ItemCodec[OperationItem], events: list[EventItem]) -> dict[str, Any]:
-    """The operation's ``events`` in wire form, each without its text when its kind and
-    details say it (no copy of an event is made: an item holds up to 20 and is rewritten by
-    every event)."""
-    wire = codec.encode_list("events", events)
-    for event, element in zip(events, wire["L"], strict=True):
-        if event.stored_what is None:
-            element["M"].pop("what", None)
-    return wire

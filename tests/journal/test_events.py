@@ -114,9 +114,13 @@ def test_old_and_new_events_read_alike() -> None:
 
 def test_the_store_keeps_an_events_text_only_when_its_kind_does_not_say_it() -> None:
     from asynccfn.journal._codec import ItemCodec
-    from asynccfn.journal._events import claimed_event, not_delivered_event, posted_event
+    from asynccfn.journal._events import (
+        claimed_event,
+        lean_events,
+        not_delivered_event,
+        posted_event,
+    )
     from asynccfn.journal._schema import EVENT_SCHEMA, OPERATION_SCHEMA, EventItem, OperationItem
-    from asynccfn.journal.store import lean_events
 
     codec = ItemCodec(EVENT_SCHEMA, EventItem)
     operations = ItemCodec(OPERATION_SCHEMA, OperationItem, {EVENT_SCHEMA: EventItem})

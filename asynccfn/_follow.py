@@ -20,7 +20,11 @@ longer reads the older URL).
              │                                              of this attempt answers this URL)
              └─> another attempt holds it ─> poll until it is answered ─> PUT its answer here
                                                      └─ this invocation's deadline first:
-                                                        stop quietly
+                                                        raise OperationBusy (Lambda's retry
+                                                        of this delivery follows on)
+
+A new attempt never shortens the operation's deadline while a URL it superseded waits for its
+answer (``journal.claims.new_attempt_deadline``), so what is copied is the work's own outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ._errors import OperationBusy
 from ._outcomes import InvocationResult
 from ._response import masked_body
 from .journal._schema import OperationStatus, op_id_of
@@ -59,10 +64,12 @@ async def follow(
     otherwise: str = "fence-lost",
 ) -> InvocationResult:
     """Answer ``request``'s URL with the operation's answer once another attempt records it,
-    if another attempt took the operation over; else, or when this invocation's time runs
-    out first, stop quietly (the outcome ``otherwise``).
+    if another attempt took the operation over; else stop quietly (the outcome ``otherwise``).
 
     Raises:
+        OperationBusy: this invocation's time runs out before the other attempt answers: a
+            normal return would leave the URL unanswered for good, while Lambda's retry of
+            this delivery (a stale attempt still unanswered) follows on.
         JournalError: reading the operation failed.
         DeliveryError: the PUT failed after its retries.
     """
@@ -80,11 +87,10 @@ async def follow(
         if op.status != OperationStatus.RUNNING.value and op.response:
             return await _copy_answer(request, op, outbox, payloads, deadlines, otherwise)
         if loop.time() + POLL > deadlines.hard - _PUT_TIME:
-            log.info(
+            raise OperationBusy(
                 "a new attempt of this request took the operation over and has not answered "
-                "before this invocation's deadline: this attempt's URL stays unanswered by it"
+                "before this invocation's deadline; Lambda's retry of this one follows on"
             )
-            return InvocationResult(outcome=otherwise)
         await asyncio.sleep(POLL)
 
 

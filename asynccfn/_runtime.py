@@ -109,6 +109,16 @@ class RuntimeConfig(NamedTuple):
     refusal: Refusal | None = None  # inside Lambda, a resource without every answer: refuse all
 
 
+class Claimant(NamedTuple):
+    """Who claims an operation: the invocation's owner id (``claims.owner_id``), the
+    hand-over token its event carries, and whether it is Lambda's on-failure record of an
+    invocation (``gave_up``), which may answer FAILED but never supersede another attempt."""
+
+    owner: str
+    token: str | None
+    gave_up: bool = False
+
+
 class Runtime:
     """Runs invocations of one Resource; one per container, reused by warm invocations.
 
@@ -197,11 +207,15 @@ class Runtime:
         failure_record = lambda_failure_record(event)
         if failure_record is not None:
             # Lambda gave up on that invocation: claim as it, which succeeds only once its
-            # lease has run out (a forged record naming a live holder gets nothing), or with
-            # the hand-over token it carried.
+            # lease has run out, or with the hand-over token it carried; a record never
+            # supersedes another attempt (a forged record naming a live holder gets nothing).
             event, token = split_handover(failure_record["requestPayload"])
             lambda_request = str(failure_record["requestContext"].get("requestId") or "")
-        owner = owner_id(lambda_request or secrets.token_hex(8), secrets.token_hex(8))
+        claimant = Claimant(
+            owner=owner_id(lambda_request or secrets.token_hex(8), secrets.token_hex(8)),
+            token=token,
+            gave_up=failure_record is not None,
+        )
         try:
             request = _parse(event, self._allowed_hosts)
         except RequestError as exc:
@@ -216,7 +230,7 @@ class Runtime:
         # user's error that repeats it included.
         with log_fields(**fields), masking(Redactor(url_secrets(request.response_url))):
             preload = token is not None and failure_record is None
-            claim, steps = await self._claim(request, owner, token, preload=preload)
+            claim, steps = await self._claim(request, claimant, preload=preload)
             if claim.outcome is ClaimOutcome.BUSY:
                 # An on-failure record only answers once it holds the operation, so it may
                 # wait longer than an invocation that still has work to do.
@@ -224,7 +238,7 @@ class Runtime:
                 if failure_record is not None:
                     wait_until = max(wait_until, deadlines.hard - _FAILED_ANSWER_TIME)
                 claim = await self._claim_after_lease(
-                    claim, request, owner, token, deadlines, wait_until
+                    claim, request, claimant, deadlines, wait_until
                 )
             if claim.outcome is not ClaimOutcome.CLAIMED:
                 return await not_claimed(
@@ -267,7 +281,7 @@ class Runtime:
                 return result
 
     async def _claim(
-        self, request: Request, owner: str, token: str | None, *, preload: bool
+        self, request: Request, claimant: Claimant, *, preload: bool
     ) -> tuple[Claim, asyncio.Future[dict[str, StepItem]] | None]:
         """Claim the operation; with ``preload``, Query its journal alongside the claim.
 
@@ -280,7 +294,7 @@ class Runtime:
             steps = asyncio.ensure_future(self.journal.load_steps(op_id_for(request)))
             await asyncio.sleep(0)
         try:
-            claim = await self.journal.claim(self._claim_request(request, owner, token))
+            claim = await self.journal.claim(self._claim_request(request, claimant))
         except BaseException:
             if steps is not None:
                 discard(steps)
@@ -294,8 +308,7 @@ class Runtime:
         self,
         busy: Claim,
         request: Request,
-        owner: str,
-        token: str | None,
+        claimant: Claimant,
         deadlines: Deadlines,
         wait_until: float,
     ) -> Claim:
@@ -304,11 +317,17 @@ class Runtime:
         a holder that renewed meanwhile is alive, and answers itself.
 
         Raises:
-            OperationBusy: the lease outlasts this invocation, or a new attempt still waits
-                (Lambda's retry claims later).
+            OperationBusy: the lease outlasts this invocation, a new attempt still waits, or
+                the last attempt's answer is still to be delivered (Lambda's retry claims
+                later).
             JournalError: DynamoDB failed.
         """
         op = busy.operation
+        if op.status != OperationStatus.RUNNING.value:  # claims.answer_owed
+            raise OperationBusy(
+                "the operation's last attempt has a recorded answer still to deliver (Lambda's "
+                "retry of that attempt re-posts it); Lambda's retry of this one claims after"
+            )
         new_attempt = op.attempt != request.attempt_digest
         ends = (op.lease_until or 0.0) + self.config.lease_skew + 0.05
         wake = deadlines.epoch_to_loop(ends)
@@ -318,7 +337,7 @@ class Runtime:
                 max(0.0, ends - time.time()),
             )
             await asyncio.sleep(max(0.0, wake - asyncio.get_running_loop().time()))
-            claim, _ = await self._claim(request, owner, token, preload=False)
+            claim, _ = await self._claim(request, claimant, preload=False)
             if claim.outcome is not ClaimOutcome.BUSY:
                 return claim
             if not new_attempt and (claim.operation.lease_until or 0) > (op.lease_until or 0):
@@ -329,7 +348,7 @@ class Runtime:
             + "; Lambda's retry will claim it once the lease has run out"
         )
 
-    def _claim_request(self, request: Request, owner: str, token: str | None) -> ClaimRequest:
+    def _claim_request(self, request: Request, claimant: Claimant) -> ClaimRequest:
         now = time.time()
         issued = _clamped_issue_time(request, now, self.config.lease_skew)
         # Counted from the first claim as well: an event's own dates never stretch it.
@@ -344,11 +363,12 @@ class Runtime:
         )
         return ClaimRequest.for_request(
             request,
-            owner=owner,
-            token=token,
+            owner=claimant.owner,
+            token=claimant.token,
             lease=self.config.lease,
             issued_at=issued,
             deadline=deadline,
+            gave_up=claimant.gave_up,
         )
 
     async def _run(

@@ -46,6 +46,9 @@ class ClaimRequest(NamedTuple):
     issued_at: float
     deadline: float
     invocation_note: str = "claimed"
+    # Lambda's on-failure record of this attempt's invocation (Lambda gave up on it): it may
+    # answer FAILED for an operation it can hold, never take one over from another attempt.
+    gave_up: bool = False
 
     @classmethod
     def for_request(
@@ -57,8 +60,10 @@ class ClaimRequest(NamedTuple):
         lease: float,
         issued_at: float,
         deadline: float,
+        gave_up: bool = False,
     ) -> ClaimRequest:
-        """The claim of ``request``'s operation by invocation ``owner``."""
+        """The claim of ``request``'s operation by invocation ``owner`` (``gave_up``: by
+        Lambda's on-failure record of it)."""
         return cls(
             op_id=operation_id(request.stack_id, request.logical_id, request.request_id),
             stack_id=request.stack_id,
@@ -75,6 +80,7 @@ class ClaimRequest(NamedTuple):
             issued_at=issued_at,
             deadline=deadline,
             invocation_note="claimed with hand-over token" if token else "claimed",
+            gave_up=gave_up,
         )
 
 
@@ -105,6 +111,31 @@ def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None)
         expires_at=expires_at,
         events=[claimed_event(now, req.invocation_note)],
     )
+
+
+def answer_owed(op: OperationItem, now: float) -> bool:
+    """Whether ``op``'s attempt has a recorded answer still to deliver: it finished, its PUT
+    has not been marked posted (it failed, or its reply was lost, and Lambda's retry of the
+    attempt re-posts that very body: DESIGN.md invariant 8), and its deadline has not passed.
+    Until then no other attempt may take the operation over: a new attempt starts without the
+    recorded answer, and the URL waiting for it would get another answer or none."""
+    return (
+        op.status != OperationStatus.RUNNING.value
+        and op.response is not None
+        and op.posted_at is None
+        and (op.deadline is None or op.deadline > now)
+    )
+
+
+def new_attempt_deadline(req: ClaimRequest, old: OperationItem) -> float:
+    """The deadline of the new attempt ``req`` taking ``old`` over. While an attempt it
+    supersedes is still unanswered, that attempt's URL gets this attempt's answer
+    (asynccfn._follow), so a new attempt never shortens the deadline: a URL made to expire at
+    once (or a short ServiceTimeout) would otherwise turn the work into a FAILED timeout that
+    the superseded URL copies."""
+    if unanswered_after(old) and old.deadline is not None:
+        return max(req.deadline, old.deadline)
+    return req.deadline
 
 
 def unanswered_after(old: OperationItem) -> list[str] | None:
@@ -183,13 +214,21 @@ def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: fl
     # CloudFormation waits for the newer attempt's answer only, so never supersede.
     if req.attempt in (old.past_attempts or []) or req.issued_at < old.issued_at:
         return Refusal(outcome=ClaimOutcome.STALE_ATTEMPT)
+    # A recorded answer still to deliver holds the operation as a live lease does, for every
+    # new attempt: Lambda's retry of the finished attempt re-posts it, and then (or once its
+    # deadline has passed) a new attempt may claim.
+    if answer_owed(old, now):
+        return Refusal(outcome=ClaimOutcome.BUSY)
     # A live holder is superseded only by an attempt whose URL CloudFormation alone can have
     # signed (its response bucket, its key naming this operation), that was issued later and
     # that asks for what the holder's request asked (a superseded holder PUTs the new attempt's
     # answer to its own URL: see asynccfn._follow); anything else waits until the holder is
-    # done or its lease has run out. (An item written before request digests has none.)
+    # done or its lease has run out. (An item written before request digests has none.) An
+    # on-failure record never supersedes: anyone who may invoke the function can send one,
+    # and it answers FAILED at once, which the superseded holder would copy.
     same_request = old.request_digest in (None, req.request_digest)
-    proven = req.from_cloudformation and req.issued_at > old.issued_at and same_request
+    later = req.issued_at > old.issued_at
+    proven = req.from_cloudformation and later and same_request and not req.gave_up
     live = running and (old.lease_until or 0) >= now - lease_skew
     if live and not proven:
         return Refusal(outcome=ClaimOutcome.BUSY)

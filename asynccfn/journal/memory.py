@@ -44,7 +44,9 @@ from .claims import (
     Claim,
     ClaimOutcome,
     ClaimRequest,
+    answer_owed,
     first_claim,
+    new_attempt_deadline,
     refusal,
     unanswered_after,
 )
@@ -119,7 +121,8 @@ class MemoryJournal:
         now = time.time()
         op = self._operations[req.op_id]
         done_or_expired = op.status != _RUNNING or _before(op.lease_until, now - self.lease_skew)
-        if op.fence != seen.fence or not (supersede or done_or_expired):
+        changed = op.fence != seen.fence or answer_owed(op, now)
+        if changed or not (supersede or done_or_expired):
             return await self.claim(req)
         op.fence += 1
         op.invocations += 1
@@ -133,7 +136,7 @@ class MemoryJournal:
         op.lease_until = now + req.lease
         op.status = _RUNNING
         op.issued_at = req.issued_at
-        op.deadline = req.deadline
+        op.deadline = new_attempt_deadline(req, seen)
         op.updated_at = now
         op.stalled = 0
         for name in NEW_ATTEMPT_CLEARS:

@@ -57,6 +57,7 @@ from .claims import (
     ClaimOutcome,
     ClaimRequest,
     lambda_request_of,
+    new_attempt_deadline,
     owner_id,
     refusal,
     unanswered_after,
@@ -209,7 +210,7 @@ class JournalStore:
                 lease_until=now + req.lease,
                 status=OperationStatus.RUNNING.value,
                 issued_at=req.issued_at,
-                deadline=req.deadline,
+                deadline=new_attempt_deadline(req, old),
                 updated_at=now,
                 stalled=0,
             )
@@ -228,10 +229,16 @@ class JournalStore:
                 "unanswered_attempts",
                 self._operations.encode_list("unanswered_attempts", unanswered),
             )
-        #   the fence we saw ──┬── and the holder is done, or its lease ran out ──> claim
-        #                      └── or this attempt proved it is CloudFormation's newer one
-        condition = "#fence = :seen"
-        values: dict[str, Any] = {":seen": old.fence}
+        #   the fence we saw, no recorded answer still to deliver (claims.answer_owed: the
+        #   holder may record one under the fence we saw) ──┬── and the holder is done, or
+        #                                                   │   its lease ran out ──> claim
+        #                                                   └── or this attempt proved it is
+        #                                                       CloudFormation's newer one
+        condition = (
+            "#fence = :seen AND (attribute_not_exists(#response) OR "
+            "attribute_exists(#posted_at) OR #deadline <= :now)"
+        )
+        values: dict[str, Any] = {":seen": old.fence, ":now": now}
         if not supersede:
             condition += " AND (#status <> :running OR #lease_until < :expired)"
             values[":running"] = OperationStatus.RUNNING.value

@@ -59,6 +59,8 @@ def claim_of(
     issued_at: float | None = None,
     from_cloudformation: bool = False,
     request_digest: str = "asked",
+    deadline: float | None = None,
+    gave_up: bool = False,
 ) -> ClaimRequest:
     """A claim by a new invocation (its own nonce) of Lambda request ``lambda_request``."""
     return ClaimRequest(
@@ -75,8 +77,9 @@ def claim_of(
         from_cloudformation=from_cloudformation,
         lease=lease,
         issued_at=time.time() if issued_at is None else issued_at,
-        deadline=time.time() + 3600,
+        deadline=time.time() + 3600 if deadline is None else deadline,
         invocation_note="claimed with hand-over token" if token else "claimed",
+        gave_up=gave_up,
     )
 
 
@@ -243,6 +246,7 @@ def test_a_new_attempt_of_a_finished_operation_keeps_steps_and_resets_the_rest(
     run(journal.record_physical_id(op_id, 1, "pid"))
     run(journal.write_step(step(journal, op_id, "0#1"), previous=None))
     respond(journal, first, "FAILED")
+    run(journal.mark_posted(op_id, "attempt-1"))  # delivered; CloudFormation retries later
     second = claim(journal, claim_of(op_id, attempt="attempt-2", lambda_request="l2"))
     assert second.outcome is ClaimOutcome.CLAIMED
     op = second.operation
@@ -294,6 +298,87 @@ def test_a_new_attempt_asking_for_something_else_never_supersedes_a_live_holder(
         journal, claim_of(op_id, attempt="a3", lambda_request="l3", from_cloudformation=True)
     )
     assert same.outcome is ClaimOutcome.CLAIMED and same.operation.request_digest == "asked"
+
+
+def test_an_answer_recorded_and_not_yet_posted_holds_the_operation_against_new_attempts(
+    journal: RuntimeJournal,
+) -> None:
+    """Invariants 8 and 9: Lambda's retry of a finished attempt whose PUT failed re-posts its
+    recorded body; no new attempt, proven or not, takes the operation over (and clears that
+    body) until it is posted or its deadline has passed."""
+    op_id = new_op()
+    held = claim(journal, claim_of(op_id, issued_at=time.time() - 60))
+    respond(journal, held)
+    for attempt, proven in (("a2", False), ("a3", True)):
+        new = claim(
+            journal,
+            claim_of(op_id, attempt=attempt, lambda_request=attempt, from_cloudformation=proven),
+        )
+        assert new.outcome is ClaimOutcome.BUSY
+        assert (new.operation.fence, new.operation.attempt) == (1, "attempt-1")
+        assert new.operation.response == json.dumps({"Status": "SUCCESS"})
+    run(journal.mark_posted(op_id, "attempt-1"))
+    after = claim(journal, claim_of(op_id, attempt="a2", lambda_request="l2"))
+    assert after.outcome is ClaimOutcome.CLAIMED and after.operation.attempt == "a2"
+
+    overdue = new_op()  # past its deadline the answer no longer holds the operation
+    late = claim(journal, claim_of(overdue, issued_at=time.time() - 60, deadline=time.time() - 1))
+    respond(journal, late)
+    taken = claim(journal, claim_of(overdue, attempt="a2", lambda_request="l2"))
+    assert taken.outcome is ClaimOutcome.CLAIMED
+
+
+def test_a_new_attempt_write_is_refused_when_the_holder_recorded_its_answer_meanwhile(
+    journal: RuntimeJournal,
+) -> None:
+    """The holder records its answer under the fence the new attempt saw: the new attempt's
+    conditional write checks for an answer still to deliver as well as the fence."""
+    op_id = new_op()
+    held = claim(journal, claim_of(op_id, issued_at=time.time() - 60))
+    seen = held.operation
+    respond(journal, held)
+    proven = claim_of(op_id, attempt="a2", lambda_request="l2", from_cloudformation=True)
+    assert isinstance(journal, (JournalStore, MemoryJournal))
+    got = run(journal._claim_new_attempt(proven, seen, supersede=True))
+    assert got is None or got.outcome is not ClaimOutcome.CLAIMED
+    kept = run(journal.load_operation(op_id))
+    assert kept is not None and (kept.fence, kept.attempt) == (1, "attempt-1")
+    assert kept.response == json.dumps({"Status": "SUCCESS"})
+
+
+def test_an_on_failure_record_never_supersedes_a_live_holder(journal: RuntimeJournal) -> None:
+    """Invariant 9: anyone who may invoke the function can send Lambda's on-failure record,
+    which answers FAILED as soon as it holds the operation: it waits for a live holder as any
+    unproven attempt does, even with a CloudFormation-looking URL issued later."""
+    op_id = new_op()
+    claim(journal, claim_of(op_id, issued_at=time.time() - 60))
+    record = claim_of(op_id, attempt="a2", lambda_request="l2", from_cloudformation=True)
+    refused = claim(journal, record._replace(gave_up=True))
+    assert refused.outcome is ClaimOutcome.BUSY and refused.operation.fence == 1
+
+
+def test_a_new_attempt_never_shortens_the_deadline_while_a_url_it_superseded_waits(
+    journal: RuntimeJournal,
+) -> None:
+    """A superseded URL still unanswered gets the new attempt's answer: a new attempt made to
+    expire at once must not turn the work into a FAILED timeout for it. Once every earlier
+    attempt was answered, the new attempt's own deadline applies."""
+    op_id = new_op()
+    far = time.time() + 3600
+    claim(journal, claim_of(op_id, issued_at=time.time() - 60, deadline=far))
+    soon = time.time() + 1
+    proven = claim_of(
+        op_id, attempt="a2", lambda_request="l2", from_cloudformation=True, deadline=soon
+    )
+    took = claim(journal, proven)
+    assert took.outcome is ClaimOutcome.CLAIMED and took.operation.deadline == pytest.approx(far)
+
+    answered = new_op()
+    first = claim(journal, claim_of(answered, issued_at=time.time() - 60, deadline=far))
+    respond(journal, first)
+    run(journal.mark_posted(answered, "attempt-1"))
+    own = claim(journal, claim_of(answered, attempt="a2", lambda_request="l2", deadline=soon))
+    assert own.outcome is ClaimOutcome.CLAIMED and own.operation.deadline == pytest.approx(soon)
 
 
 def test_a_new_attempt_takes_over_a_lapsed_holder(journal: RuntimeJournal) -> None:

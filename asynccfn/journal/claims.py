@@ -227,6 +227,11 @@ def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: fl
     # on-failure record never supersedes: anyone who may invoke the function can send one,
     # and it answers FAILED at once, which the superseded holder would copy.
     same_request = old.request_digest in (None, req.request_digest)
+    # A holder's attempt still running (its lease live or lapsed: Lambda's retry of it
+    # resumes it) is owed an answer to its URL until its deadline: only an attempt asking for
+    # the same may take over, whose answer that URL can take (asynccfn._follow).
+    if running and not same_request and (old.deadline is None or old.deadline > now):
+        return Refusal(outcome=ClaimOutcome.BUSY)
     later = req.issued_at > old.issued_at
     proven = req.from_cloudformation and later and same_request and not req.gave_up
     live = running and (old.lease_until or 0) >= now - lease_skew

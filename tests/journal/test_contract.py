@@ -381,6 +381,27 @@ def test_a_new_attempt_never_shortens_the_deadline_while_a_url_it_superseded_wai
     assert own.outcome is ClaimOutcome.CLAIMED and own.operation.deadline == pytest.approx(soon)
 
 
+def test_an_attempt_asking_for_something_else_never_takes_over_a_lapsed_holder(
+    journal: RuntimeJournal,
+) -> None:
+    """Invariant 9: a holder whose lease lapsed (it crashed, or froze) is still owed an answer
+    to its URL, which Lambda's retry of it gives; an attempt asking for something else, whose
+    answer that URL cannot take, waits until the holder is done or its deadline has passed."""
+    op_id = new_op()
+    claim(journal, claim_of(op_id, issued_at=time.time() - 60, lease=-10.0))
+    other = claim_of(
+        op_id, attempt="a2", lambda_request="l2", from_cloudformation=True, request_digest="x"
+    )
+    assert claim(journal, other).outcome is ClaimOutcome.BUSY
+    overdue = new_op()
+    claim(
+        journal,
+        claim_of(overdue, issued_at=time.time() - 60, lease=-10.0, deadline=time.time() - 1),
+    )
+    taken = claim(journal, other._replace(op_id=overdue))
+    assert taken.outcome is ClaimOutcome.CLAIMED and taken.operation.request_digest == "x"
+
+
 def test_a_new_attempt_takes_over_a_lapsed_holder(journal: RuntimeJournal) -> None:
     op_id = new_op()
     claim(journal, claim_of(op_id, issued_at=time.time() - 60, lease=-10.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -108,3 +109,59 @@ def test_the_heartbeat_cancels_the_handler_when_a_newer_fence_holds_the_operatio
         return handler.cancelled()
 
     assert asyncio.run(beat())
+
+
+class Slow:
+    """The memory journal, every renewal answering after ``delay`` seconds (``None``: never)."""
+
+    def __init__(self, journal: MemoryJournal, delay: float | None) -> None:
+        self.journal = journal
+        self.delay = delay
+        self.sent: list[float] = []
+        self.three = asyncio.Event()  # three renewals sent
+
+    async def renew_lease(self, op_id: str, fence: int, lease_until: float) -> None:
+        self.sent.append(asyncio.get_running_loop().time())
+        if len(self.sent) >= 3:
+            self.three.set()
+        if self.delay is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.delay)
+        await self.journal.renew_lease(op_id, fence, lease_until)
+
+
+def test_a_renewal_that_never_answers_ends_the_work_before_the_lease_does() -> None:
+    slow = Slow(claimed(), delay=None)
+
+    async def beat() -> tuple[float, float, bool]:
+        loop = asyncio.get_running_loop()
+        lease = Lease(slow, op_id=OP, fence=1, length=0.6, skew=0.1, started=loop.time())
+        handler = asyncio.ensure_future(asyncio.sleep(10))
+        async with asyncio.timeout(5):  # (without the bound, it waits forever)
+            with pytest.raises(LeaseLost, match="no answer in time"):
+                await lease.heartbeat(handler)
+        ended = loop.time()
+        await asyncio.gather(handler, return_exceptions=True)
+        return ended, lease.held_until, handler.cancelled()
+
+    ended, held_until, cancelled = asyncio.run(beat())
+    assert cancelled and ended < held_until and slow.sent
+
+
+def test_after_a_slow_renewal_the_next_is_sent_a_third_of_the_held_time_after_it() -> None:
+    slow = Slow(claimed(), delay=0.15)
+
+    async def beat() -> list[float]:
+        loop = asyncio.get_running_loop()
+        lease = Lease(slow, op_id=OP, fence=1, length=0.6, skew=0.1, started=loop.time())
+        handler = asyncio.ensure_future(asyncio.sleep(10))
+        heartbeat = asyncio.ensure_future(lease.heartbeat(handler))
+        await slow.three.wait()
+        heartbeat.cancel()
+        handler.cancel()
+        await asyncio.gather(heartbeat, handler, return_exceptions=True)
+        return slow.sent
+
+    sent = asyncio.run(beat())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert all(0.16 <= gap < 0.25 for gap in gaps), gaps  # a third of 0.5 s, not + 0.15 s

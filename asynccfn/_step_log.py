@@ -9,8 +9,10 @@ start it recorded at most once is never advanced from here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._aws import error_code
@@ -29,21 +31,55 @@ class StepLog:
     """The step slots of one invocation's operation: ``progress.journal`` as loaded, then as
     written."""
 
-    __slots__ = ("progress", "x")
+    __slots__ = ("branches", "progress", "x")
 
     def __init__(self, execution: Execution, progress: Progress) -> None:
         self.x = execution
         self.progress = progress
+        self.branches = 0  # ctx.parallel calls in progress
+
+    @contextlib.contextmanager
+    def concurrent(self) -> Iterator[None]:
+        """While ``ctx.parallel`` branches run, and for the first write after them, every
+        write journals the EventState, so that replay sets the state as of each such write.
+
+        A record without state means "unchanged since the previous write", which only a
+        single sequential flow replays in the order it was written: branches replay one after
+        another, not interleaved as they ran, and re-run each other's mutations.
+        """
+        self.branches += 1
+        try:
+            yield
+        finally:
+            self.branches -= 1
+            self.progress.recorded_state = ""  # no EventState is "unchanged" for the next write
+
+    def state_to_journal(self) -> str | None:
+        """The EventState the next write records: only when it changed since this
+        invocation's last write, except around ``ctx.parallel`` (see :meth:`concurrent`)."""
+        state = self.state_json()
+        return state if self.branches or state != self.progress.recorded_state else None
 
     def replayed(self, position: str, name: str) -> StepItem | None:
         previous = self.progress.journal.get(position)
-        if previous is not None and previous.name != name:
+        if previous is not None:
+            self.check_name(position, previous, name)
+        return previous
+
+    @staticmethod
+    def check_name(position: str, recorded: StepItem, name: str) -> None:
+        """Every record the handler meets at ``position`` (loaded, or won by another
+        invocation's write) must name the step the handler asks for there.
+
+        Raises:
+            NonDeterminismError: it names another step.
+        """
+        if recorded.name != name:
             raise NonDeterminismError(
                 f"non-deterministic handler: at position {position} the journal holds step "
-                f"{previous.name!r} but the handler now asks for {name!r}; steps must be called "
+                f"{recorded.name!r} but the handler now asks for {name!r}; steps must be called "
                 "in the same order on every run"
             )
-        return previous
 
     def ours(self, step: StepItem) -> bool:
         """Whether this invocation wrote ``step`` (fences are unique per claim)."""
@@ -85,15 +121,16 @@ class StepLog:
         self.progress.recorded_state = encoded
 
     def go_live(self, position: str) -> None:
-        """Replay is over at ``position``. If the last hand-over happened here, the EventState
-        it recorded (mutations after the last journaled step) takes over: code between that
-        step and this position ran to here before the hand-over and has run again in replay,
-        so the recorded state is exactly what it left. Elsewhere replay's own state stands."""
+        """Replay is over at ``position``. If the last hand-over interrupted the handler here,
+        the EventState it recorded (mutations after the last journaled step) takes over: code
+        between that step and this position ran to here before the hand-over and has run again
+        in replay, so the recorded state is exactly what it left. It takes over at each
+        position the hand-over interrupted (one per ``ctx.parallel`` branch that was cut off),
+        as each branch replays separately up to its own. Elsewhere replay's own state stands."""
         self.progress.current = position
         self.progress.replaying = False
         if self.progress.handover_state is not None and position in self.x.handover_at:
             self.set_state(self.progress.handover_state)
-            self.progress.handover_state = None
 
     def state_json(self) -> str:
         encoded = to_json(self.progress.state, what="ctx.state")
@@ -179,7 +216,7 @@ class StepLog:
         **fields: Any,
     ) -> StepItem:
         now = time.time()
-        state = self.state_json()
+        state = self.state_to_journal()
         step = self.x.store.new_step(
             self.x.op_id,
             position,
@@ -192,10 +229,12 @@ class StepLog:
             ended_at=now if is_final(status.value) else None,
             invocation=self.x.invocation,
             fence=self.x.fence,
-            state=state if state != self.progress.recorded_state else None,
+            state=state,
             **fields,
         )
         recorded = await self.x.store.write_step(step, previous=previous)
+        if recorded is not step:  # another invocation's record: the same check as replay's
+            self.check_name(position, recorded, name)
         probe = self.x.probe
         probe.point("after-step-recorded")
         if recorded is step:

@@ -17,8 +17,8 @@ import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._errors import (
     ConfigurationError,
@@ -36,6 +36,21 @@ from .journal._schema import StepKind, StepStatus
 if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from .journal.models import StepItem
+
+
+def _handing_over(tasks: Sequence[asyncio.Future[Any]]) -> bool:
+    """Whether the branches that ended so far ended in hand-overs only, none in a failure."""
+    ended = [task.exception() for task in tasks if task.done() and not task.cancelled()]
+    errors = [exc for exc in ended if exc is not None]
+    return bool(errors) and all(isinstance(exc, HandOver) for exc in errors)
+
+
+def _precedence(exc: BaseException) -> int:
+    """Which of the branches' exceptions ``parallel`` raises (the lowest): a failure wins over
+    a hand-over, and a hand-over over the cancellations it caused."""
+    if isinstance(exc, asyncio.CancelledError):
+        return 2
+    return 1 if isinstance(exc, HandOver) else 0
 
 
 class Executor:
@@ -317,24 +332,29 @@ class Executor:
             if previous is not None and self.log.finished(previous):
                 return self.log.replay(previous)
             self.log.go_live(position)
-            started = previous.started_at if previous is not None else time.time()
-            attempt = previous.attempt if previous is not None else 0
-            if previous is not None:
+            started, attempt = time.time(), 0
+            if self._continues(previous):
+                started, attempt = previous.started_at, previous.attempt
                 await self.wait_until_epoch(previous.wake_at or 0)
             while True:
                 self._check_can_start(None)
                 await self._hold_lease()
                 attempt += 1
+                failure: Exception | None = None
                 try:
                     value = await poll()
                 except Exception as exc:
-                    await self.log.record_error(
-                        position, name, StepKind.WAIT, previous, exc, attempt, started=started
+                    failure = exc
+                if failure is not None:
+                    recorded = await self.log.record_error(
+                        position, name, StepKind.WAIT, previous, failure, attempt, started=started
                     )
-                    raise
+                    if not self.log.ours(recorded):
+                        return self.log.adopt(recorded, name)  # the winner's outcome stands
+                    raise failure
                 if value:
                     result = to_json(value, what=f"the value of wait {name!r}")
-                    await self.log.write(
+                    recorded = await self.log.write(
                         position,
                         name,
                         StepKind.WAIT,
@@ -344,6 +364,8 @@ class Executor:
                         result=result,
                         started_at=started,
                     )
+                    if not self.log.ours(recorded):
+                        return self.log.adopt(recorded, name)
                     return json.loads(result)
                 elapsed = time.time() - started
                 if (max_attempts is not None and attempt >= max_attempts) or (
@@ -353,9 +375,11 @@ class Executor:
                         f"wait {name!r} gave up after {attempt} attempts over {elapsed:.1f} s "
                         f"(timeout {timeout:g} s, last value {value!r})"
                     )
-                    await self.log.record_error(
+                    recorded = await self.log.record_error(
                         position, name, StepKind.WAIT, previous, timed_out, attempt, started=started
                     )
+                    if not self.log.ours(recorded):
+                        return self.log.adopt(recorded, name)
                     raise timed_out
                 wake = time.time() + interval
                 if self.x.deadlines.epoch_to_loop(wake) > self.x.deadlines.soft:
@@ -370,12 +394,29 @@ class Executor:
                         wake_at=wake,
                         started_at=started,
                     )
+                    if not self.log.ours(previous):
+                        return self.log.adopt(previous, name)
                 await self.wait_until_epoch(wake)
+
+    def _continues(self, previous: StepItem | None) -> TypeGuard[StepItem]:
+        """Whether a wait goes on from ``previous`` (its poll count, start and wake time):
+        only a wait this operation attempt left WAITING. Any other record (a failure or a
+        wait of an earlier attempt) is only the condition the wait's next write is made on:
+        a new attempt polls afresh (invariant 9)."""
+        return (
+            previous is not None
+            and previous.op_attempt == self.x.op_attempt
+            and previous.status == StepStatus.WAITING.value
+        )
 
     async def parallel(self, *branches: Awaitable[Any]) -> list[Any]:
         """Run each awaitable concurrently in its own child scope; results in order.
 
-        The first failure cancels the other branches; a branch failure wins over a hand-over.
+        A branch failure cancels the other branches at once and is raised (it wins over a
+        hand-over). A branch that hands over stops new steps, and the other branches run on
+        to their next step boundary (a step body in progress is not cut off; at the soft
+        deadline what still runs is cancelled), then the hand-over is raised. Cancellations
+        ``parallel`` itself caused are never what it raises.
         """
         parent = current_scope.get()
         scopes = [parent.child() for _ in branches]
@@ -384,21 +425,27 @@ class Executor:
             current_scope.set(scope)
             return await branch
 
-        tasks = [asyncio.ensure_future(run(b, s)) for b, s in zip(branches, scopes, strict=True)]
+        with self.log.concurrent():
+            done = await self._branches(
+                [asyncio.ensure_future(run(b, s)) for b, s in zip(branches, scopes, strict=True)]
+            )
+        raised = [r for r in done if isinstance(r, BaseException)]
+        if raised:
+            raise min(raised, key=_precedence)
+        return list(done)
+
+    async def _branches(self, tasks: Sequence[asyncio.Future[Any]]) -> list[Any]:
+        """Await ``parallel``'s branch tasks (see there); each one's result or exception."""
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if _handing_over(tasks):
+                self.progress.stopping = True  # every branch hands over at its next step
+                await asyncio.wait(tasks, timeout=self.x.deadlines.remaining())
         finally:
             for task in tasks:
                 task.cancel()
             done = await asyncio.gather(*tasks, return_exceptions=True)
-        failures = [r for r in done if isinstance(r, BaseException) and not isinstance(r, HandOver)]
-        failures = [r for r in failures if not isinstance(r, asyncio.CancelledError)] or failures
-        if failures:
-            raise failures[0]
-        handovers = [r for r in done if isinstance(r, HandOver)]
-        if handovers:
-            raise handovers[0]
-        return list(done)
+        return done
 
     # -- time ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ actions in the root scope and reads what the journal holds. The contract suite
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -322,3 +323,85 @@ def test_invariant_4_a_write_that_meets_anothers_unfinished_start_does_not_overw
         in_root(newcomer, lambda: newcomer.step(StepKind.STEP, "pay", counting(calls)))
     assert calls == ["ran"]  # at least once: its body ran, its result was not journaled
     assert steps_of(journal)["0#00001"].status == StepStatus.STARTED.value
+
+
+def test_a_sleep_that_loses_its_slot_checks_the_winners_step_name() -> None:
+    journal = MemoryJournal()
+    holder = executor(journal, fence=2)  # loaded: nothing at 0#00001 yet
+    other = executor(journal, fence=1)
+    in_root(other, lambda: other.step(StepKind.STEP, "delete", counting([])))
+    with pytest.raises(NonDeterminismError, match=r"'delete'.*'nap'"):
+        in_root(holder, lambda: holder.sleep(0, "nap"))
+
+
+def test_a_parallel_branch_handing_over_lets_its_siblings_finish_their_steps() -> None:
+    journal = MemoryJournal()
+    ran: list[str] = []
+
+    async def pay() -> str:
+        await asyncio.sleep(0.05)
+        ran.append("paid")
+        return "receipt"
+
+    def branches(ex: Executor, needs: float) -> Callable[[], Awaitable[Any]]:
+        async def run() -> Any:
+            return await ex.parallel(
+                ex.step(StepKind.STEP, "pay", pay, at_most_once=True),
+                ex.step(StepKind.STEP, "big", counting([], "big"), needs=needs),
+            )
+
+        return run
+
+    first = executor(journal, seconds=30)
+    with pytest.raises(HandOver, match="needs"):
+        in_root(first, branches(first, needs=first.x.deadlines.soft - first.x.started))
+    assert ran == ["paid"] and steps_of(journal)["0.1#00001"].status == "SUCCEEDED"
+    successor = executor(journal, fence=2, seconds=30)
+    assert in_root(successor, branches(successor, needs=1)) == ["receipt", "big"]
+
+
+def test_state_replays_once_when_parallel_branches_hand_over() -> None:
+    """Each branch counts before and after its steps; a hand-over cuts both off. Replay takes
+    the hand-over state at each interrupted position, so nothing counts twice."""
+    journal = MemoryJournal()
+
+    def handler(ex: Executor) -> Callable[[], Awaitable[Any]]:
+        state = ex.progress.state
+
+        def count(key: str) -> None:
+            state[key] = state.get(key, 0) + 1
+
+        async def forever() -> str:
+            await asyncio.Event().wait()
+            return "never"
+
+        async def later() -> None:
+            await asyncio.sleep(0.02)  # branch 2 journals "y" first
+
+        async def branch_1() -> None:
+            count("a")
+            await ex.step(StepKind.STEP, "x", later)
+            count("a")
+            await ex.sleep(0.5, "nap")  # past the first invocation's soft deadline
+            count("a")
+
+        async def branch_2() -> None:
+            count("b")
+            await ex.step(StepKind.STEP, "y", counting([]))
+            count("b")
+            await ex.step(StepKind.STEP, "z", forever if ex.x.fence == 1 else counting([]))
+            count("b")
+
+        async def run() -> Any:
+            await ex.parallel(branch_1(), branch_2())
+            return dict(state)
+
+        return run
+
+    first = executor(journal, seconds=0.6, reserve=0.5)  # soft deadline in 0.1 s
+    with pytest.raises(HandOver):
+        in_root(first, handler(first))
+    assert first.progress.state == {"a": 2, "b": 2}
+    successor = executor(journal, fence=2, handover_at=frozenset(first.progress.interrupted_at))
+    successor.progress.handover_state = json.dumps(first.progress.state)
+    assert in_root(successor, handler(successor)) == {"a": 3, "b": 3}

@@ -28,14 +28,16 @@ MAX_WORKERS = min(32, (os.cpu_count() or 1) + 4)  # as the loop's default execut
 _Job = tuple[Callable[[], Any], contextvars.Context, asyncio.AbstractEventLoop, asyncio.Future[Any]]
 
 _lock = threading.Lock()
-_running = 0  # bodies running now
+_running = 0  # bodies handed to a worker (queued or running) and not yet ended
 _workers = 0  # threads started
 _idle = threading.Semaphore(0)  # one permit per worker waiting for a body
 _jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
 
 
 def busy_threads() -> int:
-    """How many step bodies are running in worker threads right now."""
+    """How many step bodies are running in worker threads, or queued for one, right now: a
+    queued body starts once a worker is free, whatever happened to its caller meanwhile, so
+    it counts as running from the moment it is handed over."""
     return _running
 
 
@@ -45,8 +47,11 @@ async def run_in_thread(fn: Callable[[], T]) -> T:
 
     At most :data:`MAX_WORKERS` bodies run at once; more wait for a worker.
     """
+    global _running
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    with _lock:
+        _running += 1
     _jobs.put((fn, contextvars.copy_context(), loop, done))
     if not _idle.acquire(blocking=False):
         _start_worker()
@@ -67,8 +72,6 @@ def _work() -> None:
     global _running
     while True:
         fn, context, loop, done = _jobs.get()
-        with _lock:
-            _running += 1
         try:
             ok, outcome = True, context.run(fn)
         except StopIteration as exc:  # an asyncio future cannot hold one (PEP 479)

@@ -97,6 +97,41 @@ def test_a_cancelled_caller_abandons_the_result_and_the_body_is_counted_to_its_e
     asyncio.run(scenario())
 
 
+def test_a_body_queued_for_a_worker_counts_as_running_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Invariant 6: a body handed over while every worker is busy starts later, whatever
+    becomes of its caller; the runtime reads busy_threads() to know it must end the process,
+    so the body counts from the moment it is queued."""
+    limit = max(_threads._workers, 2)
+    monkeypatch.setattr(_threads, "MAX_WORKERS", limit)
+    release = threading.Event()
+    started: list[str] = []
+
+    def blocker() -> None:
+        release.wait(10)
+
+    def queued() -> None:
+        started.append("queued")
+
+    async def scenario() -> None:
+        held = [asyncio.ensure_future(run_in_thread(blocker)) for _ in range(limit)]
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(run_in_thread(queued))
+        await asyncio.sleep(0.05)
+        assert started == [] and busy_threads() == limit + 1
+        waiting.cancel()  # its caller goes away: the body still starts once a worker is free
+        release.set()
+        await asyncio.gather(*held)
+        for _ in range(1000):
+            if busy_threads() == 0:
+                break
+            await asyncio.sleep(0.001)
+        assert started == ["queued"] and busy_threads() == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_body_that_outlives_its_loop_leaves_the_worker_serving_the_next_loop() -> None:
     release = threading.Event()
     started = threading.Event()

@@ -115,12 +115,9 @@ def test_many_concurrent_operations_in_process_through_random_faults(
             ctx.state["n"] += 1
         return asynccfn.Success(physical_id="p", data={"N": str(ctx.state["n"])})
 
-    # A short lease, surely held 2.7 s: renewals retried through the faults fit inside it (a
-    # renewal never outlasts the lease, and with the default 2 s skew only 1 s is left).
-    made = [
-        asynccfn.lambda_entry(resource, journal=journal_table, lease=3, lease_skew=0.3)
-        for _ in range(4)
-    ]
+    # A lease long enough for a renewal retried through the faults (botocore's backoff, 16
+    # operations on two shared cores) to succeed inside it: a renewal never outlasts the lease.
+    made = [asynccfn.lambda_entry(resource, journal=journal_table, lease=10) for _ in range(4)]
     handlers = [h for h in made if isinstance(h, LambdaHandler)]
     issued = [urls.issue() for _ in range(16)]
     events = [event_for("create", u.url) for u in issued]

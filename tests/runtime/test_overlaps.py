@@ -8,49 +8,21 @@ interleaving on the memory journal."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asynccfn._deadline import Deadlines
-from asynccfn._execution import Execution, Progress
 from asynccfn._steps import Executor
 from asynccfn.journal.memory import MemoryJournal
-from asynccfn.journal.models import StepItem, StepKind
-
-OP = "op-review"
+from asynccfn.journal.models import StepKind
+from tests.runtime.test_steps import OP, in_root
+from tests.runtime.test_steps import executor as steps_executor
 
 
 def executor(
-    journal: MemoryJournal,
-    *,
-    fence: int,
-    seconds: float = 30.0,
-    reserve: float = 1.0,
-    op_attempt: int = 1,
+    journal: MemoryJournal, *, fence: int, seconds: float = 30.0, **fields: Any
 ) -> Executor:
-    """The executor an invocation under ``fence`` builds, the journal as it loads now."""
-    loaded: dict[str, StepItem] = asyncio.run(journal.load_steps(OP))
-    return Executor(
-        Execution(
-            store=journal,
-            op_id=OP,
-            op_attempt=op_attempt,
-            fence=fence,
-            invocation=fence,
-            deadlines=Deadlines.for_invocation(remaining_ms=int(seconds * 1000), reserve=reserve),
-            started=time.monotonic(),
-        ),
-        Progress(journal=loaded, replaying=bool(loaded), to_replay=len(loaded)),
-    )
-
-
-def in_root(ex: Executor, action: Callable[[], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        ex.root()
-        return await action()
-
-    return asyncio.run(run())
+    """test_steps' executor, with half a minute left by default."""
+    return steps_executor(journal, fence=fence, seconds=seconds, **fields)
 
 
 def test_invariant_11_state_mutated_in_one_parallel_branch_is_not_counted_twice_on_replay() -> None:

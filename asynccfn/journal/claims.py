@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from .._protocol import Request
 
 LEASE_SKEW = 2.0  # seconds of clock skew tolerated between invocations' wall clocks
+# Seconds past its deadline that an attempt is still owed its answer (and holds the operation
+# against another attempt for it): Lambda retries a failed asynchronous invocation twice
+# within about three minutes, and an attempt answered FAILED at its deadline (timed out), or
+# whose holder crashed then, is owed that answer as much as any.
+OWED_GRACE = 900.0
 
 
 class ClaimOutcome(enum.Enum):
@@ -116,15 +121,22 @@ def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None)
 def answer_owed(op: OperationItem, now: float) -> bool:
     """Whether ``op``'s attempt has a recorded answer still to deliver: it finished, its PUT
     has not been marked posted (it failed, or its reply was lost, and Lambda's retry of the
-    attempt re-posts that very body: DESIGN.md invariant 8), and its deadline has not passed.
-    Until then no other attempt may take the operation over: a new attempt starts without the
-    recorded answer, and the URL waiting for it would get another answer or none."""
+    attempt re-posts that very body: DESIGN.md invariant 8), and its deadline passed no more
+    than :data:`OWED_GRACE` ago. Until then no other attempt may take the operation over: a
+    new attempt starts without the recorded answer, and the URL waiting for it would get
+    another answer or none."""
     return (
         op.status != OperationStatus.RUNNING.value
         and op.response is not None
         and op.posted_at is None
-        and (op.deadline is None or op.deadline > now)
+        and answerable(op, now)
     )
+
+
+def answerable(op: OperationItem, now: float) -> bool:
+    """Whether ``op``'s attempt is still owed an answer at ``now``: until :data:`OWED_GRACE`
+    past its deadline."""
+    return op.deadline is None or op.deadline + OWED_GRACE > now
 
 
 def new_attempt_deadline(req: ClaimRequest, old: OperationItem) -> float:
@@ -228,9 +240,9 @@ def refusal(req: ClaimRequest, old: OperationItem, *, now: float, lease_skew: fl
     # and it answers FAILED at once, which the superseded holder would copy.
     same_request = old.request_digest in (None, req.request_digest)
     # A holder's attempt still running (its lease live or lapsed: Lambda's retry of it
-    # resumes it) is owed an answer to its URL until its deadline: only an attempt asking for
-    # the same may take over, whose answer that URL can take (asynccfn._follow).
-    if running and not same_request and (old.deadline is None or old.deadline > now):
+    # resumes it) is owed an answer to its URL: only an attempt asking for the same may take
+    # over, whose answer that URL can take (asynccfn._follow).
+    if running and not same_request and answerable(old, now):
         return Refusal(outcome=ClaimOutcome.BUSY)
     later = req.issued_at > old.issued_at
     proven = req.from_cloudformation and later and same_request and not req.gave_up

@@ -53,6 +53,7 @@ from ._update import Update
 from .claims import (
     LEASE_SKEW,
     NEW_ATTEMPT_CLEARS,
+    OWED_GRACE,
     Claim,
     ClaimOutcome,
     ClaimRequest,
@@ -236,9 +237,9 @@ class JournalStore:
         #                                                       CloudFormation's newer one
         condition = (
             "#fence = :seen AND (attribute_not_exists(#response) OR "
-            "attribute_exists(#posted_at) OR #deadline <= :now)"
+            "attribute_exists(#posted_at) OR #deadline <= :owed_until)"
         )
-        values: dict[str, Any] = {":seen": old.fence, ":now": now}
+        values: dict[str, Any] = {":seen": old.fence, ":owed_until": now - OWED_GRACE}
         if not supersede:
             condition += " AND (#status <> :running OR #lease_until < :expired)"
             values[":running"] = OperationStatus.RUNNING.value

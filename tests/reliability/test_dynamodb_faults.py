@@ -44,7 +44,11 @@ def survived(proxy: DynamoDBFaultProxy) -> None:
 def test_operations_complete_through_random_dynamodb_faults(
     rel: Rel, proxy: DynamoDBFaultProxy
 ) -> None:
-    fn = rel.deploy("faulty", timeout=15, dynamodb=proxy.endpoint_url, concurrency=3)
+    # A lease long enough for renewals retried through the faults: a renewal never outlasts
+    # the lease, and with 3 s one that botocore spaced out can end the invocation (Lambda's
+    # retry then finishes the operation; this test asks every invocation to succeed). One
+    # invocation of four operations did not succeed in a CI run with 3 s.
+    fn = rel.deploy("faulty", timeout=15, dynamodb=proxy.endpoint_url, concurrency=3, lease=10)
     shapes: list[dict[str, Any]] = [
         {"Steps": 3},
         {"Steps": 4, "Seconds": 0.2},

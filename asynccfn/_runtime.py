@@ -80,6 +80,7 @@ from .journal._schema import (
 from .journal.claims import (
     LEASE_SKEW,
     Claim,
+    Claimant,
     ClaimOutcome,
     ClaimRequest,
     owner_id,
@@ -107,16 +108,6 @@ class RuntimeConfig(NamedTuple):
     secrets: _payload.Secrets = _payload.Secrets()
     probe: Probe = NO_PROBE  # tests replace it (crash points, forced hand-over)
     refusal: Refusal | None = None  # inside Lambda, a resource without every answer: refuse all
-
-
-class Claimant(NamedTuple):
-    """Who claims an operation: the invocation's owner id (``claims.owner_id``), the
-    hand-over token its event carries, and whether it is Lambda's on-failure record of an
-    invocation (``gave_up``), which may answer FAILED but never supersede another attempt."""
-
-    owner: str
-    token: str | None
-    gave_up: bool = False
 
 
 class Runtime:

@@ -89,6 +89,16 @@ class ClaimRequest(NamedTuple):
         )
 
 
+class Claimant(NamedTuple):
+    """Who claims an operation: the invocation's owner id (``claims.owner_id``), the
+    hand-over token its event carries, and whether it is Lambda's on-failure record of an
+    invocation (``gave_up``), which may answer FAILED but never supersede another attempt."""
+
+    owner: str
+    token: str | None
+    gave_up: bool = False
+
+
 def first_claim(req: ClaimRequest, now: float, *, expires_at: int | None = None) -> OperationItem:
     """The operation item the first claim of ``req``'s operation creates (the journals in
     memory write it as it is; the DynamoDB store's claim sets the same attributes)."""

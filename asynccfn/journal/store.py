@@ -224,17 +224,13 @@ class JournalStore:
             .set_list("events", self._events(bounded(old, new_attempt_event(now))))
             .remove(*NEW_ATTEMPT_CLEARS)
         )
-        unanswered = unanswered_after(old)
-        if unanswered:
+        if unanswered := unanswered_after(old):
             update.set_list(
                 "unanswered_attempts",
                 self._operations.encode_list("unanswered_attempts", unanswered),
             )
-        #   the fence we saw, no recorded answer still to deliver (claims.answer_owed: the
-        #   holder may record one under the fence we saw) ──┬── and the holder is done, or
-        #                                                   │   its lease ran out ──> claim
-        #                                                   └── or this attempt proved it is
-        #                                                       CloudFormation's newer one
+        # On the fence we saw, with no answer owed (claims.answer_owed), and unless this attempt
+        # is proven CloudFormation's newer one, once the holder is done or its lease ran out.
         condition = (
             "#fence = :seen AND (attribute_not_exists(#response) OR "
             "attribute_exists(#posted_at) OR #deadline <= :owed_until)"

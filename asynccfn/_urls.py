@@ -60,8 +60,6 @@ _PATH_STYLE_BUCKET = re.compile(rf"/{_RESPONSE_BUCKET}/")
 _METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
-# Any URL whose path ends in CloudFormation's object key: StackId|LogicalResourceId|RequestId.
-_URL_KEY = re.compile(r"(?:^|/)(arn:[^|]*:stack/[^|]+)\|([^|/]+)\|([^|/]+)$")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _SECONDS = re.compile(r"[0-9]{1,12}")
 
@@ -173,10 +171,39 @@ def url_key_identifiers(response_url: str) -> tuple[str, str, str] | None:
         path = unquote(urlsplit(response_url).path, errors="strict")
     except (ValueError, UnicodeDecodeError):
         return None
-    match = _URL_KEY.search(path)
-    if match is None:
+    return _key_identifiers(path)
+
+
+def _key_identifiers(path: str) -> tuple[str, str, str] | None:
+    """(StackId, LogicalResourceId, RequestId) when ``path`` ends in CloudFormation's object
+    key ``StackId|LogicalResourceId|RequestId``, else None.
+
+    Accepted: a RequestId after the last ``|`` and a LogicalResourceId between the last two,
+    each non-empty and without ``/``; before them, a StackId without ``|`` that starts the
+    path or follows a ``/``, begins with ``arn:`` and holds ``:stack/`` after that, followed
+    by at least one character. When several ``arn:`` qualify, the StackId is the longest.
+    Linear in ``len(path)``: a hostile key must not cost seconds of CPU.
+    """
+    rest, bar, request_id = path.rpartition("|")
+    head, bar_before, logical_id = rest.rpartition("|")
+    if not (bar and bar_before and request_id and logical_id):
         return None
-    return match[1], match[2], match[3]
+    if "/" in request_id or "/" in logical_id:
+        return None
+    # The StackId holds no "|", so it lies after any "|" left in head; it starts there only
+    # if that is the start of the path, else just after a "/".
+    _, bar, stack_part = head.rpartition("|")
+    if not bar and stack_part.startswith("arn:"):
+        stack_id = stack_part
+    else:
+        slash = stack_part.find("/arn:")
+        if slash == -1:
+            return None
+        stack_id = stack_part[slash + 1 :]
+    marker = stack_id.find(":stack/", len("arn:"))
+    if marker == -1 or marker + len(":stack/") == len(stack_id):
+        return None
+    return stack_id, logical_id, request_id
 
 
 def url_secrets(url: str) -> list[str]:

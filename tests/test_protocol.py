@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import pickle
+import time
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ from asynccfn._protocol import (
     masked_body,
     parse_request,
 )
+from asynccfn._urls import url_key_identifiers
 
 NO_HOSTS: frozenset[str] = frozenset()
 ECHO = Echo(stack_id=STACK_ID, request_id=CREATE["RequestId"], logical_id="DemoBucket")
@@ -356,6 +358,73 @@ def test_a_refused_url_recovers_nothing() -> None:
     with pytest.raises(ResponseURLRefused) as caught:
         parse(event("create", ResponseURL="ftp://x/y", StackId=MISSING))
     assert caught.value.echo is None and caught.value.response_url is None
+
+
+KEY_STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/demo/1a2b"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"/{KEY_STACK}|Logical|req-1", (KEY_STACK, "Logical", "req-1")),
+        (f"/bucket/{KEY_STACK}|L|r", (KEY_STACK, "L", "r")),  # path style: after the bucket
+        (f"/x|y/{KEY_STACK}|L|r", (KEY_STACK, "L", "r")),  # a "|" before the last "/arn:"
+        ("/arn:a/arn:b:stack/s|L|r", ("arn:a/arn:b:stack/s", "L", "r")),  # the longest StackId
+        ("/arn::stack/s|L|r", ("arn::stack/s", "L", "r")),
+        ("/arn:x:stack//|L|r", ("arn:x:stack//", "L", "r")),
+        (f"/{KEY_STACK}|L|r%0A", (KEY_STACK, "L", "r\n")),
+        ("/arn%3Ax%3Astack%2Fs%7CL%7Cr", ("arn:x:stack/s", "L", "r")),  # percent-encoded
+    ],
+)
+def test_url_key_identifiers_reads_cloudformation_keys(
+    path: str, expected: tuple[str, str, str]
+) -> None:
+    assert url_key_identifiers(f"https://responses.example.test{path}?X-Amz-Signature=a") == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "/key",
+        f"/{KEY_STACK}",
+        f"/{KEY_STACK}|L",
+        f"/{KEY_STACK}||r",  # empty LogicalResourceId
+        f"/{KEY_STACK}|L|",  # empty RequestId
+        f"/{KEY_STACK}|L/x|r",  # "/" in LogicalResourceId
+        f"/{KEY_STACK}|L|r/x",  # "/" in RequestId
+        f"/{KEY_STACK}|L|r|x",  # the last two "|" leave "L" as the StackId
+        f"/x{KEY_STACK}|L|r",  # "arn:" neither at the start nor after a "/"
+        f"/x|{KEY_STACK}|L|r",  # ... nor after a "|"
+        "/arn:stack/s|L|r",  # ":stack/" only after "arn:"
+        "/arn:x:stack|L|r",
+        "/arn:x:stack/|L|r",  # nothing after ":stack/"
+        "/ARN:x:stack/s|L|r",
+        "/arn%3Ax%3Astack%2Fs%7CL%7Cr%FF",  # not UTF-8 once decoded
+    ],
+)
+def test_url_key_identifiers_refuses_other_keys(path: str) -> None:
+    assert url_key_identifiers(f"https://responses.example.test{path}") is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "arn:stack/" * 100_000,  # backtracked cubically in a regular expression: hours
+        "/arn:" * 100_000 + ":stack/|L|r",
+        "arn:" + ":stack" * 100_000 + "|L|r",
+        "arn:x:stack/s" + "|" * 100_000,
+    ],
+)
+def test_url_key_identifiers_takes_linear_time_on_hostile_keys(key: str) -> None:
+    """A key of a megabyte or so takes milliseconds. The regular expression this parse once
+    was took 5 s on the first key cut to 8 kB and grew with its cube: no machine passes this
+    without a linear parse."""
+    began = time.perf_counter()
+    assert url_key_identifiers(f"https://responses.example.test/{key}") is None
+    assert time.perf_counter() - began < 1.0
 
 
 @pytest.mark.parametrize("value", [1, 3600, 300, 90.5, "300", " 42 ", "12.5"])

@@ -69,6 +69,7 @@ class PreparedCall(NamedTuple):
     request: Mapping[str, Any]
     output_shape: Any  # botocore Shape of the response, or None
     redactor: Redactor = Redactor()  # masks sensitive values in errors
+    secrets: tuple[Any, ...] = ()  # the values of the request's sensitive members
 
 
 def prepare_call(
@@ -89,7 +90,10 @@ def prepare_call(
                 filled[name] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asynccfn:{seed}:{name}"))
         _sensitive_values(filled, input_shape, secrets)
     return PreparedCall(
-        request=filled, output_shape=operation.output_shape, redactor=Redactor(secrets)
+        request=filled,
+        output_shape=operation.output_shape,
+        redactor=Redactor(secrets),
+        secrets=tuple(secrets),
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aws import call_encoder, is_transient_aws_error, prepare_call
 from ._errors import ConfigurationError
+from ._redact import keep_secret
 from ._retry import RetryPolicy
 from ._threads import run_in_thread
 from ._traceback import definition_site
@@ -164,6 +165,7 @@ class Context:
         x = self._executor.x
         seed = f"{x.op_id}/{self._executor.next_position()}"
         prepared = prepare_call(method, request, seed=seed)
+        keep_secret(prepared.secrets)  # masked in the invocation's text from here on
 
         async def body() -> Any:
             try:

@@ -23,7 +23,19 @@ from typing import Any
 from ._errors import StepFailed
 from ._response import MASK
 
-__all__ = ["Redactor", "invocation_secrets", "masked", "masked_json", "masked_value", "masking"]
+__all__ = [
+    "Redactor",
+    "error_text",
+    "invocation_secrets",
+    "keep_secret",
+    "masked",
+    "masked_json",
+    "masked_value",
+    "masking",
+]
+
+# The shortest text :meth:`Redactor.keep` masks: shorter strings are words of every message.
+_SHORTEST_KEPT = 4
 
 # The lines of botocore's ParamValidationError report, up to the parameter they name (what
 # follows is the refused value, then its type). Compiled on first use (by re's cache): only
@@ -39,39 +51,51 @@ _PARAM_PROBLEM = (
 
 
 class Redactor:
-    """Masks a set of secret values in text and exceptions. Empty, it changes nothing."""
+    """Masks a set of secret values in text and exceptions. Empty, it changes nothing.
 
-    __slots__ = ("_forms",)
+    Values given at construction are masked everywhere, JSON values included; values added by
+    :meth:`keep` (a sensitive step's result) only in text: error messages, log lines, a
+    Reason, never in the values a handler journals or answers on purpose.
+    """
+
+    __slots__ = ("_everywhere", "_forms")
 
     def __init__(self, values: Iterable[object] = ()) -> None:
         forms: set[str] = set()
         for value in values:
             _collect_forms(value, forms)
-        forms.discard("")
-        # Longest first: a value that contains another is masked whole.
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
+        self._everywhere = _longest_first(forms)
+        self._forms = self._everywhere
 
     def __bool__(self) -> bool:
         return bool(self._forms)
 
+    def keep(self, value: object) -> None:
+        """Mask ``value``'s strings (of four characters or more, at any depth) in text too."""
+        forms = set(self._forms)
+        _collect_strings(value, forms)
+        self._forms = _longest_first(forms)
+
     def text(self, text: str) -> str:
         """``text`` with every form of every secret value replaced by the mask."""
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, MASK)
-        return text
+        return _replaced(text, self._forms)
 
     def leaks(self, text: str) -> bool:
         """Whether ``text`` holds any form of a secret value."""
         return any(form in text for form in self._forms)
 
+    def leaks_in_values(self, text: str) -> bool:
+        """Whether ``text`` holds a form of a value masked everywhere (see the class)."""
+        return any(form in text for form in self._everywhere)
+
     def json_value(self, value: Any) -> Any:
-        """A JSON value (dicts, lists, strings, numbers, ...) with the secrets masked in every
-        string, keys included: the same objects where there is nothing to mask."""
+        """A JSON value (dicts, lists, strings, numbers, ...) with the values masked
+        everywhere masked in every string, keys included: the same objects where there is
+        nothing to mask."""
         if isinstance(value, str):
-            return self.text(value)
+            return _replaced(value, self._everywhere)
         if isinstance(value, dict):
-            return {self.text(k): self.json_value(v) for k, v in value.items()}
+            return {_replaced(k, self._everywhere): self.json_value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.json_value(item) for item in value]
         return value
@@ -103,18 +127,23 @@ class Redactor:
                 for name, value in vars(exc).items():
                     setattr(masked, name, self._scrub(value))
         except Exception:  # a type that does not copy: its name and the masked message
-            masked = StepFailed(_type_name(exc), self.text(str(exc)))
+            masked = StepFailed(_type_name(exc), self.text(error_text(exc)))
         if self.carries(masked):
-            masked = StepFailed(_type_name(exc), self.text(str(exc)))
+            masked = StepFailed(_type_name(exc), self.text(error_text(exc)))
         masked.__traceback__ = None
         masked.__cause__ = masked.__context__ = None
         return masked
 
     def carries(self, exc: BaseException) -> bool:
-        """Whether ``exc``'s message, arguments or attributes hold a secret value."""
-        texts = [str(exc), repr(exc), repr(exc.args)]
-        texts += [repr(value) for value in getattr(exc, "__dict__", {}).values()]
-        return any(self.leaks(text) for text in texts)
+        """Whether the message, arguments or attributes of ``exc``, or of an exception it
+        chains to (its cause, its context, a group's members: a traceback prints them all),
+        hold a secret value."""
+        for link in _chain(exc):
+            texts = [error_text(link), _safe(repr, link) or "", _safe(repr, link.args) or ""]
+            texts += [_safe(repr, v) or "" for v in getattr(link, "__dict__", {}).values()]
+            if any(self.leaks(text) for text in texts):
+                return True
+        return False
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with the secrets masked in every string it holds."""
@@ -145,6 +174,21 @@ def masking(secrets: Redactor) -> Iterator[None]:
         invocation_secrets.reset(token)
 
 
+def keep_secret(value: object) -> None:
+    """Mask ``value`` in the running invocation's text from now on (see :meth:`Redactor.keep`;
+    nothing outside one)."""
+    secrets = invocation_secrets.get()
+    if secrets is not None:
+        secrets.keep(value)
+
+
+def error_text(exc: BaseException) -> str:
+    """``str(exc)``, or when that raises (a user's ``__str__`` that fails), a text naming the
+    exception's type: an error must never keep the error from being answered."""
+    text = _safe(str, exc)
+    return text if text is not None else f"<{_type_name(exc)}: its message could not be read>"
+
+
 def masked(text: str) -> str:
     """``text`` with the running invocation's secrets masked (as it is, outside one)."""
     secrets = invocation_secrets.get()
@@ -163,9 +207,52 @@ def masked_json(value: Any, text: str, dump: Callable[[Any], str]) -> str:
     invocation's secrets, the JSON of ``value`` with them masked (still valid JSON: a secret's
     JSON form includes the quotes around it, which masking the text would remove)."""
     secrets = invocation_secrets.get()
-    if secrets is None or not secrets.leaks(text):
+    if secrets is None or not secrets.leaks_in_values(text):
         return text
     return dump(secrets.json_value(value))
+
+
+def _longest_first(forms: set[str]) -> tuple[str, ...]:
+    """The forms to replace, longest first: a value that contains another is masked whole."""
+    forms.discard("")
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _replaced(text: str, forms: tuple[str, ...]) -> str:
+    for form in forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    return text
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception a traceback of it prints: causes, contexts, and the
+    members of an exception group, each once."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        yield link
+        pending += [e for e in (link.__cause__, link.__context__) if e is not None]
+        if isinstance(link, BaseExceptionGroup):
+            pending += list(link.exceptions)
+
+
+def _collect_strings(value: object, forms: set[str]) -> None:
+    """The text forms of the strings (and bytes) in ``value``, at any depth, long enough to
+    mask in text without masking the words of every message."""
+    if isinstance(value, str | bytes | bytearray):
+        if len(value) >= _SHORTEST_KEPT:
+            _collect_forms(value, forms)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_strings(item, forms)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _collect_strings(item, forms)
 
 
 def _collect_forms(value: object, forms: set[str]) -> None:

@@ -19,7 +19,7 @@ from ._aws import error_code
 from ._errors import NonDeterminismError, PayloadTooLarge, StepInterrupted
 from ._execution import Execution, Progress, finished, is_final
 from ._journaled import error_text, rebuild_error, to_json, type_name
-from ._redact import masked
+from ._redact import keep_secret, masked
 from .journal._schema import StepKind, StepStatus
 from .journal.size import STATE_CAP
 
@@ -109,7 +109,10 @@ class StepLog:
             self.progress.replaying = False
         if step.status == StepStatus.FAILED.value:
             raise rebuild_error(step, self.x.errors)
-        return json.loads(step.result) if step.result is not None else None
+        value = json.loads(step.result) if step.result is not None else None
+        if step.sensitive:  # a secret from here on in whatever the invocation logs or answers
+            keep_secret(value)
+        return value
 
     def take_state(self, step: StepItem) -> None:
         if step.state is not None:

@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._execution import Execution, Progress
 from ._journaled import to_json, withheld
+from ._redact import keep_secret
 from ._scope import Scope, current_scope
 from ._step_log import StepLog
 from .journal._schema import StepKind, StepStatus
@@ -187,7 +188,10 @@ class Executor:
                 )
                 if not self.log.ours(recorded):
                     return self.log.adopt(recorded, name)
-                return live(value) if live is not None else json.loads(result)
+                returned = live(value) if live is not None else json.loads(result)
+                if sensitive:  # a secret from here on in whatever the invocation logs or answers
+                    keep_secret(returned)
+                return returned
 
     async def _start_attempt(
         self,

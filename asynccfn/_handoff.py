@@ -154,12 +154,15 @@ class HandOff:
             log.debug(
                 "hand-over recorded %.3f s after the soft deadline", loop.time() - deadlines.soft
             )
-            if self._warming is not None:
-                await self._warming
             began = loop.time()
-            log.debug("Lambda client ready %.3f s after the soft deadline", began - deadlines.soft)
             try:
                 async with asyncio.timeout_at(invoke_by):
+                    if self._warming is not None:  # shielded: the client is shared
+                        await asyncio.shield(self._warming)
+                    log.debug(
+                        "Lambda client ready %.3f s after the soft deadline",
+                        loop.time() - deadlines.soft,
+                    )
                     client = await self._clients.get("lambda")
                     await invoke_self(
                         client, lambda_context.invoked_function_arn, event, token=token

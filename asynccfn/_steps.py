@@ -24,6 +24,7 @@ from ._errors import (
     ConfigurationError,
     FenceLost,
     HandOver,
+    OperationTimeout,
     StepInterrupted,
     WaitTimeout,
 )
@@ -483,11 +484,21 @@ class Executor:
             )
 
     def _check_can_start(self, needs: float | None) -> None:
+        """Raises HandOver when the step may not start in this invocation, or
+        OperationTimeout when it can start in none: it needs more than is left before the
+        operation's own deadline, which every later invocation shares."""
         deadlines = self.x.deadlines
         if self.progress.stopping or deadlines.soft_passed():
             raise HandOver("soft deadline reached")
         if needs is not None and deadlines.remaining() < needs:
-            raise HandOver(f"step needs {needs:g} s, {deadlines.remaining():.1f} s left")
+            left = deadlines.remaining()
+            if deadlines.operation_bound:
+                raise OperationTimeout(
+                    f"a step needs {needs:g} s but the operation's deadline is {left:.1f} s "
+                    "away (the request's ServiceTimeout, its ResponseURL's expiry or "
+                    "lambda_entry(timeout=...)): no invocation can give it that time"
+                )
+            raise HandOver(f"step needs {needs:g} s, {left:.1f} s left")
 
     async def _hold_lease(self) -> None:
         """Before live work: make sure the lease is still ours (see ``Lease.ensure_held``), and

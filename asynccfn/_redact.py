@@ -247,12 +247,17 @@ def _collect_strings(value: object, forms: set[str]) -> None:
     if isinstance(value, str | bytes | bytearray):
         if len(value) >= _SHORTEST_KEPT:
             _collect_forms(value, forms)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _collect_strings(item, forms)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _collect_strings(item, forms)
+    for item in _members(value):
+        _collect_strings(item, forms)
+
+
+def _members(value: object) -> Iterable[object]:
+    """The values a container holds (a mapping's values); none for anything else."""
+    if isinstance(value, Mapping):
+        return value.values()
+    if isinstance(value, list | tuple | set | frozenset):
+        return value
+    return ()
 
 
 def _collect_forms(value: object, forms: set[str]) -> None:
@@ -268,12 +273,8 @@ def _collect_forms(value: object, forms: set[str]) -> None:
         forms.add(raw.decode("utf-8", "replace"))
         forms.add(repr(raw)[2:-1])
         forms.add(base64.b64encode(raw).decode())  # how JSON protocols send a blob
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _collect_forms(item, forms)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _collect_forms(item, forms)
+    for item in _members(value):
+        _collect_forms(item, forms)
     for form in (_safe(str, value), _safe(repr, value), _safe(_json, value)):
         if form:
             forms.add(form)

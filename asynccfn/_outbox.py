@@ -188,8 +188,8 @@ class Outbox:
             await self.responder.put(request.response_url, body, deadline=deadlines.hard)
         except (UndeliverableResponse, ResponseURLRefused) as exc:
             log.error("response undeliverable: %s", exc)
-            await self._journal.mark_posted(
-                op_id, request.attempt_digest, undeliverable=str(exc), kept=masked_body(body)
+            await self._mark_posted(
+                request, deadlines, undeliverable=str(exc), kept=masked_body(body)
             )
             return
         except DeliveryError as exc:
@@ -198,10 +198,35 @@ class Outbox:
                 await self._journal.note_delivery(op_id, request.attempt_digest, str(exc))
             raise
         self._probe.point("after-response-put")
-        await self._journal.mark_posted(op_id, request.attempt_digest, kept=masked_body(body))
+        await self._mark_posted(request, deadlines, kept=masked_body(body))
         self._probe.point("after-response-marked")
         # The responder said "delivered" at INFO; the journal's timeline shows the mark.
         log.debug("response marked posted in the journal")
+
+    async def _mark_posted(
+        self,
+        request: Request,
+        deadlines: Deadlines,
+        *,
+        kept: str | None,
+        undeliverable: str | None = None,
+    ) -> None:
+        """Mark the attempt's response posted, within the invocation's time: past it,
+        Lambda's retry of the invocation re-posts the same recorded body and marks it.
+
+        Raises:
+            JournalError: the mark failed or outlasted the invocation.
+        """
+        try:
+            async with asyncio.timeout_at(deadlines.hard):
+                await self._journal.mark_posted(
+                    op_id_for(request),
+                    request.attempt_digest,
+                    undeliverable=undeliverable,
+                    kept=kept,
+                )
+        except TimeoutError:
+            raise JournalError("marking the response posted outlasted the invocation") from None
 
     async def answer_malformed(self, exc: RequestError, deadlines: Deadlines) -> InvocationResult:
         """Answer FAILED to an event that is no valid request, when it can be answered at all

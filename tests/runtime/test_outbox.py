@@ -12,7 +12,7 @@ import pytest
 
 from asynccfn._clients import ClientPool
 from asynccfn._deadline import Deadlines
-from asynccfn._errors import RequestError
+from asynccfn._errors import JournalError, RequestError
 from asynccfn._execution import Execution, Progress
 from asynccfn._handoff import HandOff
 from asynccfn._outbox import Outbox
@@ -232,3 +232,34 @@ def test_without_a_durable_journal_running_out_of_time_answers_failed(setup: Set
     )
     assert result.outcome == "FAILED"
     assert "set lambda_entry(journal=...)" in setup.sent()["Reason"]
+
+
+class _MarkHangs(MemoryJournal):
+    """A journal whose posted mark is sent and never answered."""
+
+    async def mark_posted(
+        self,
+        op_id: str,
+        attempt: str,
+        *,
+        undeliverable: str | None = None,
+        kept: str | None = None,
+    ) -> None:
+        await asyncio.Event().wait()
+
+
+def test_invariant_10_the_posted_mark_has_the_invocations_time_only(setup: Setup) -> None:
+    """The PUT is done; the mark that follows it has what is left of the invocation, then
+    raises (Lambda's retry re-posts the same recorded body), never running past it."""
+    hanging = _MarkHangs()
+    setup.journal = hanging
+    setup.outbox._journal = hanging
+    op = setup.claim()
+    response = Response(status=Status.SUCCESS, physical_id="pid")
+    with pytest.raises(JournalError, match="posted outlasted the invocation"):
+        answering = setup.outbox.answer(
+            setup.request, op, response, deadlines(1.5), OperationStatus.SUCCEEDED
+        )
+        run(setup, asyncio.wait_for(answering, 5))  # a mark without limit fails, not hangs
+    assert setup.sent()["Status"] == "SUCCESS"
+    assert setup.probe.reached == ["after-response-recorded", "after-response-put"]

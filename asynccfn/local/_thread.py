@@ -56,16 +56,22 @@ class LambdaServiceThread(StartStop):
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            running = threading.Event()
             self._thread = threading.Thread(
-                target=self._run_loop, args=(self._loop,), name="asynccfn-lambda", daemon=True
+                target=self._run_loop,
+                args=(self._loop, running),
+                name="asynccfn-lambda",
+                daemon=True,
             )
             self._thread.start()
+            running.wait()  # the loop runs before anything is sent to it, however busy the CPU
             atexit.register(self.stop)  # no worker outlives this process when stop() was skipped
         return self._call(self.service.start())
 
     @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    def _run_loop(loop: asyncio.AbstractEventLoop, running: threading.Event) -> None:
         asyncio.set_event_loop(loop)
+        loop.call_soon(running.set)
         try:
             loop.run_forever()
         finally:

@@ -406,3 +406,20 @@ def test_an_event_payload_over_the_async_limit_is_refused(
         )
     assert caught.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
     assert lambda_service.records() == []
+
+
+def test_start_waits_until_the_service_loop_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine the service's thread may run its loop only some time after it was
+    started: start() waits for it rather than finding the loop not running yet."""
+    original = LambdaServiceThread._run_loop
+
+    def late(*args: Any) -> None:
+        time.sleep(0.3)  # the thread is scheduled late
+        original(*args)
+
+    monkeypatch.setattr(LambdaServiceThread, "_run_loop", staticmethod(late))
+    service = LambdaServiceThread()
+    try:
+        assert service.start().startswith("http://")
+    finally:
+        service.stop()

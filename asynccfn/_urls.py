@@ -208,12 +208,14 @@ def _key_identifiers(path: str) -> tuple[str, str, str] | None:
 
 def url_secrets(url: str) -> list[str]:
     """What of ``url`` must never be shown: the URL itself and its signatures
-    (``X-Amz-Signature``, SigV2's ``Signature``), raw and percent-decoded: the signature is
-    what makes the URL a credential. Raises nothing."""
+    (``X-Amz-Signature``, SigV2's ``Signature``, their names matched percent-decoded as S3
+    reads them), raw and percent-decoded: the signature is what makes the URL a credential.
+    A fragment is no part of the last value. Raises nothing."""
     found = [url]
-    for part in url.partition("?")[2].split("&"):
+    query = url.partition("#")[0].partition("?")[2]
+    for part in query.split("&"):
         name, _, value = part.partition("=")
-        if value and name.lower() in ("x-amz-signature", "signature"):
+        if value and unquote(name).lower() in ("x-amz-signature", "signature"):
             found += [value, unquote(value)]
     return found
 

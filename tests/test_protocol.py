@@ -1085,6 +1085,9 @@ def test_url_secrets_are_the_url_and_its_signatures_raw_and_decoded() -> None:
     masked = Redactor(url_secrets(v2)).text(f"PUT {v2} failed; signature a+b= refused")
     assert masked == "PUT **** failed; signature **** refused"
     assert url_secrets("https://bucket/key") == ["https://bucket/key"]
+    # A name percent-encoded (S3 decodes it), and a fragment after the signature.
+    odd = "https://bucket.s3.amazonaws.com/key?X-Amz-Date=1&X%2DAmz%2DSignature=f00d#frag"
+    assert url_secrets(odd) == [odd, "f00d", "f00d"]
 
 
 def test_a_follower_tells_a_noecho_answer_kept_masked_from_one_it_can_copy() -> None:

@@ -79,11 +79,11 @@ def to_success(result: object, *, kind: str, request: Request) -> Success:
             f"{where} returned PhysicalResourceId {_shown(physical_id)}; it must be a non-empty "
             "string"
         )
+    if isinstance(reason, str) and result.get("NoEcho") is True and result.get("Data"):
+        reason = Redactor([result["Data"]]).text(reason)  # NoEcho Data: never in a reason
     if status == FAILED:
         if not isinstance(reason, str) or not reason.strip():
             raise Failed(f"{where} returned Status FAILED without a Reason")
-        if result.get("NoEcho") is True and result.get("Data") is not None:
-            reason = Redactor([result["Data"]]).text(reason)  # NoEcho Data: never in a reason
         raise Failed(reason)
     if status != SUCCESS:
         what = "no Status" if "Status" not in result else f"Status {_shown(status)}"

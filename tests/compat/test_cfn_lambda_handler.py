@@ -109,6 +109,11 @@ def respond(
             "the Create handler returned Status 'success'; Status must be \"SUCCESS\" or "
             '"FAILED" (its Reason: all good)',
         ),
+        (  # NoEcho Data stays out of the reason quoted, whatever the Status
+            {"Status": "ok", "Reason": "pw s3cr3t-pw", "NoEcho": True, "Data": {"P": "s3cr3t-pw"}},
+            "the Create handler returned Status 'ok'; Status must be \"SUCCESS\" or "
+            '"FAILED" (its Reason: pw ****)',
+        ),
         ({"Status": "FAILED"}, "the Create handler returned Status FAILED without a Reason"),
         ({"Status": "FAILED", "Reason": " "}, "the Create handler returned Status FAILED without"),
         (

@@ -81,8 +81,10 @@ class LambdaHandler:
 
     def _end_process(self, *, failed: bool) -> None:
         """End the process so that work which cannot be stopped cannot resume inside a later
-        invocation of this container. The journal makes Lambda's retry of this invocation
-        harmless; a non-zero status after a failed invocation makes Lambda retry it."""
+        invocation of this container. Lambda then never learns the invocation's result and
+        counts it failed whatever the exit status (the status only tells the two cases apart
+        in the logs), so it retries an asynchronous invocation: the journal makes that retry
+        harmless (it meets a live holder or a finished attempt)."""
         logging.getLogger("asynccfn.runtime").warning(
             "work that cannot be cancelled outlived the invocation%s; ending the process",
             " (which failed)" if failed else "",

@@ -23,6 +23,7 @@ from ._provider import Provider, as_target
 from ._resource import Resource
 from ._responder import DeliveryPolicy
 from ._runtime import Runtime, RuntimeConfig
+from ._urls import allowed_hosts_from_env
 from .journal._payload import Secrets
 from .journal.claims import LEASE_SKEW
 
@@ -169,6 +170,7 @@ def lambda_entry(
             f"response_hosts=[{response_hosts!r}]"
         )
     hosts = frozenset(host.strip().lower() for host in response_hosts if host.strip())
+    hosts |= allowed_hosts_from_env()  # the deployment's settings are read here, once
     table = journal or os.environ.get(JOURNAL_TABLE_ENV) or None
     if codec is None and table and os.environ.get(KMS_KEY_ENV):
         from ._kms import KmsCodec

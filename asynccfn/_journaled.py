@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import _errors
 from ._aws import error_code as _error_code
 from ._errors import Failed, StepFailed
-from ._redact import masked_json
+from ._redact import masked_json, message_of
 
 if TYPE_CHECKING:
     from .journal.models import StepItem
@@ -54,7 +54,7 @@ def type_name(exc: BaseException) -> str:
 
 def error_text(exc: BaseException) -> str:
     """The message a journal item records for ``exc`` (a StepFailed's own message)."""
-    return exc.message if isinstance(exc, StepFailed) else str(exc)
+    return exc.message if isinstance(exc, StepFailed) else message_of(exc)
 
 
 def rebuild_error(

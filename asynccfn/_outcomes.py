@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import Failed
 from ._protocol import Request, RequestType, Response, Status, failure_physical_id
-from ._redact import error_text, masked
+from ._redact import masked, message_of
 from ._result import Success
 from ._traceback import definition_site, raising_location
 from .journal._schema import operation_id
@@ -88,7 +88,7 @@ def failure_reason(exc: BaseException, lambda_context: Any) -> str:
     if isinstance(exc, Failed):
         return exc.reason
     # Masked before it is cut: a secret cut in two is a secret no longer recognised.
-    text = masked(f"{type(exc).__name__}: {error_text(exc)}")
+    text = masked(f"{type(exc).__name__}: {message_of(exc)}")
     if len(text) > _MESSAGE_BUDGET:
         text = text[: _MESSAGE_BUDGET - 1] + "…"
     location = raising_location(exc)

@@ -25,13 +25,13 @@ from ._response import MASK
 
 __all__ = [
     "Redactor",
-    "error_text",
     "invocation_secrets",
     "keep_secret",
     "masked",
     "masked_json",
     "masked_value",
     "masking",
+    "message_of",
 ]
 
 # The shortest text :meth:`Redactor.keep` masks: shorter strings are words of every message.
@@ -127,9 +127,9 @@ class Redactor:
                 for name, value in vars(exc).items():
                     setattr(masked, name, self._scrub(value))
         except Exception:  # a type that does not copy: its name and the masked message
-            masked = StepFailed(_type_name(exc), self.text(error_text(exc)))
+            masked = StepFailed(_type_name(exc), self.text(message_of(exc)))
         if self.carries(masked):
-            masked = StepFailed(_type_name(exc), self.text(error_text(exc)))
+            masked = StepFailed(_type_name(exc), self.text(message_of(exc)))
         masked.__traceback__ = None
         masked.__cause__ = masked.__context__ = None
         return masked
@@ -139,7 +139,7 @@ class Redactor:
         chains to (its cause, its context, a group's members: a traceback prints them all),
         hold a secret value."""
         for link in _chain(exc):
-            texts = [error_text(link), _safe(repr, link) or "", _safe(repr, link.args) or ""]
+            texts = [message_of(link), _safe(repr, link) or "", _safe(repr, link.args) or ""]
             texts += [_safe(repr, v) or "" for v in getattr(link, "__dict__", {}).values()]
             if any(self.leaks(text) for text in texts):
                 return True
@@ -182,7 +182,7 @@ def keep_secret(value: object) -> None:
         secrets.keep(value)
 
 
-def error_text(exc: BaseException) -> str:
+def message_of(exc: BaseException) -> str:
     """``str(exc)``, or when that raises (a user's ``__str__`` that fails), a text naming the
     exception's type: an error must never keep the error from being answered."""
     text = _safe(str, exc)

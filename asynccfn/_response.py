@@ -157,8 +157,9 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     if id_problem is not None:
         invalid.append(id_problem)
         physical_id = fallback
-    else:
-        physical_id = masked(physical_id)
+    else:  # an answer given on purpose: masked as Data is (a sensitive value kept in text
+        # only must not become "****" where CloudFormation keeps the resource's identity)
+        physical_id = masked_value(physical_id)
     data, data_problem = _normalised_data(response.data)
     data = masked_value(data)
     if data_problem is not None:

@@ -59,7 +59,7 @@ from ._outcomes import (
     success_response,
 )
 from ._probe import NO_PROBE, Probe
-from ._protocol import Request, allowed_hosts_from_env
+from ._protocol import Request
 from ._provider import Provider, route
 from ._redact import Redactor, masking
 from ._resource import Handler, Resource
@@ -120,7 +120,7 @@ class Runtime:
     def __init__(self, config: RuntimeConfig, *, journal: RuntimeJournal | None = None) -> None:
         self.config = config
         self.clients = ClientPool()
-        self._allowed_hosts = allowed_hosts_from_env() | config.response_hosts
+        self._allowed_hosts = config.response_hosts
         self._stray: asyncio.Task[Any] | None = None
         self._probe = config.probe
         self.journal: RuntimeJournal = journal or self._journal_for(config)

@@ -184,6 +184,22 @@ def test_a_sensitive_step_result_answered_as_noecho_data_is_sent_as_it_is(
     assert not [line for line in lines if SECRET in line]
 
 
+def test_a_physical_id_that_repeats_a_sensitive_result_is_sent_as_it_is() -> None:
+    """A physical id is an answer given on purpose, as Data is: masked, the resource would
+    take the identity "****"."""
+
+    async def fetch_password() -> str:
+        return SECRET
+
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        key = await ctx.step("fetch-password", fetch_password, sensitive=True)
+        return asynccfn.Success(physical_id=key)
+
+    result, responder = run_create(create)
+    assert result.outcome == "SUCCESS"
+    assert json.loads(responder.bodies[0])["PhysicalResourceId"] == SECRET
+
+
 # -- 4. a user's exception whose str() fails --------------------------------------------------
 
 
@@ -201,6 +217,22 @@ def test_an_exception_whose_str_fails_is_answered_failed_not_raised() -> None:
     result, responder = run_create(create)  # Lambda's retry would fail the same way
     assert result.outcome == "FAILED"
     assert len(responder.bodies) == 1
+
+
+def test_a_step_whose_error_str_fails_is_journaled_and_answered_failed() -> None:
+    """The same error raised by a step body: the step's failure is recorded (its message
+    naming the type) and the operation answered FAILED."""
+
+    async def body() -> None:
+        raise BadStr("only one argument")
+
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        await ctx.step("breaks", body)
+        return asynccfn.Success(physical_id="never")
+
+    result, responder = run_create(create)
+    assert result.outcome == "FAILED"
+    assert len(responder.bodies) == 1 and "BadStr" in responder.bodies[0]
 
 
 # -- 5. a hostile ResponseURL key backtracks for seconds ----------------------------------------

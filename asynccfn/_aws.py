@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ._redact import Redactor
+from ._redact import Redactor, keep_secret
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -98,8 +98,9 @@ def prepare_call(
 
 
 def _sensitive_values(value: Any, shape: Any, found: list[Any]) -> None:
-    """Collect the parts of a request that sit where the model marks a shape ``sensitive``,
-    whatever their type (a dict given where a secret string was meant is a secret too)."""
+    """Collect the parts of a request or response that sit where the model marks a shape
+    ``sensitive``, whatever their type (a dict given where a secret string was meant is a
+    secret too)."""
     if shape is None:
         return
     if shape.metadata.get("sensitive"):
@@ -117,11 +118,17 @@ def _sensitive_values(value: Any, shape: Any, found: list[Any]) -> None:
 
 def call_encoder(prepared: PreparedCall, *, redact: bool = True) -> Callable[[Any], Any]:
     """A response as JSON-safe data without ResponseMetadata: how it is journaled (sensitive
-    members as None) or, with ``redact=False``, how the live call sees it."""
+    members as None) or, with ``redact=False``, how the live call sees it, its sensitive
+    members then masked in the invocation's text from here on (replay has none to mask: the
+    journal withholds them)."""
 
     def encode(response: Any) -> Any:
         if isinstance(response, Mapping):
             response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        if not redact:
+            secrets: list[Any] = []
+            _sensitive_values(response, prepared.output_shape, secrets)
+            keep_secret(secrets)
         return _jsonable(response, prepared.output_shape, redact)
 
     return encode

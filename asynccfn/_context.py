@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._aws import call_encoder, is_transient_aws_error, prepare_call
 from ._errors import ConfigurationError
 from ._redact import keep_secret
+from ._response import physical_id_problem
 from ._retry import RetryPolicy
 from ._threads import run_in_thread
 from ._traceback import definition_site
@@ -82,6 +83,13 @@ class Context:
 
     @physical_id.setter
     def physical_id(self, value: str | None) -> None:
+        """Raises ValueError for a value no response can report (not a non-empty string of
+        at most 1 KB of valid text): raised here, it fails the operation with that reason
+        instead of a journal write DynamoDB refuses."""
+        if value is not None:
+            problem = physical_id_problem(value)
+            if problem is not None:
+                raise ValueError(f"ctx.physical_id cannot be set: {problem}")
         self._executor.progress.physical_id = value
 
     @property
@@ -151,9 +159,11 @@ class Context:
         service model marks ``sensitive`` are not journaled: the live call returns them,
         replay returns None in their place. The values of the request's ``sensitive``
         members never appear in the error the call raises (botocore's ParamValidationError
-        names the parameter only), so neither in the FAILED reason, the journal nor a log.
-        ``idempotencyToken`` members are derived from the operation and the step's position,
-        so a re-run after a crash cannot create a second resource.
+        names the parameter only), so neither in the FAILED reason, the journal nor a log;
+        those of the request and of the live response are masked in whatever the invocation
+        logs, journals or answers from then on. ``idempotencyToken`` members are derived
+        from the operation and the step's position, so a re-run after a crash cannot create a
+        second resource.
 
         Raises:
             botocore's ClientError (rebuilt from the journal on replay), and as :meth:`step`.

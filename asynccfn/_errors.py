@@ -80,6 +80,12 @@ class OperationTimeout(Failed, TimeoutError):
     """The operation's deadline passed before the handler finished (also a ``TimeoutError``)."""
 
 
+class HandlerExited(Failed):
+    """The handler, or code it called, raised SystemExit (``sys.exit()``): in a task it would
+    stop the event loop and end the invocation with nothing answered, so the operation is
+    answered FAILED with this instead."""
+
+
 class StepFailed(Failed):
     """A step's journaled error whose type is not rebuilt on replay.
 
@@ -105,7 +111,9 @@ class RequestError(AsyncCfnError):
 
     ``echo`` holds the request's identifiers when they were valid, and ``response_url`` the
     ResponseURL when it passed the allow-list, so a FAILED response can still be posted when
-    both are present. ``reason`` never contains the URL; ``args`` holds the reason only.
+    both are present; ``physical_id`` is an Update's or Delete's PhysicalResourceId when it
+    was valid, which that answer echoes. ``reason`` never contains the URL; ``args`` holds
+    the reason only.
     """
 
     def __init__(
@@ -114,11 +122,13 @@ class RequestError(AsyncCfnError):
         *,
         echo: Echo | None = None,
         response_url: str | None = None,
+        physical_id: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.echo = echo
         self.response_url = response_url
+        self.physical_id = physical_id
 
 
 class ResponseURLRefused(RequestError):

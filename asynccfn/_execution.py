@@ -57,6 +57,7 @@ class Execution(NamedTuple):
     lease: Lease | None = None  # the operation's lease, in a durable journal
     errors: Mapping[str, type[Exception]] = _NO_ERRORS  # rebuilt on replay
     keeps_secrets: bool = True  # a sensitive result never reaches the journal in the clear
+    secret_state: frozenset[str] = frozenset()  # lambda_entry(sensitive_state=...): masked
     probe: Probe = NO_PROBE
 
 

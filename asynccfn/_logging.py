@@ -43,16 +43,32 @@ class _ContextFilter(logging.Filter):
 
 
 def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
-    """Mask ``secrets`` in ``record``'s message and exception, whichever formatter prints it
-    (asynccfn's JSON lines, or Lambda's own JSON format)."""
+    """Mask ``secrets`` in ``record``'s message, extra fields and exception, whichever
+    formatter prints it (asynccfn's JSON lines, or Lambda's own JSON format: both print every
+    extra field)."""
     message = record.getMessage()
     if secrets.leaks(message):
         record.msg, record.args = secrets.text(message), None
+    for key, value in list(vars(record).items()):
+        if key not in _STANDARD_ATTRS:
+            text = _printed(value)
+            if secrets.leaks(text):  # its masked text, a string: the line stays valid JSON
+                setattr(record, key, secrets.text(text))
     exc = record.exc_info[1] if record.exc_info else None
     if isinstance(exc, Exception) and secrets.carries(exc):  # its traceback goes with it
         masked = secrets.error(exc)
         record.exc_info = (type(masked), masked, masked.__traceback__)
         record.exc_text = None
+
+
+def _printed(value: object) -> str:
+    """``value`` as a JSON log line prints it (a string as it is)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except Exception:  # nor can the log line print it: a logging call must not fail here
+        return ""
 
 
 class JsonLinesFormatter(logging.Formatter):

@@ -239,11 +239,14 @@ class Outbox:
             log.error("malformed request, no response can be sent: %s", exc.reason)
             return InvocationResult(outcome="malformed-unanswerable")
         log.error("malformed request, answering FAILED: %s", exc.reason)
-        # The failed-create marker: rollback's Delete of it then succeeds without user code.
+        # An Update or Delete echoes its own valid id (another id would tell CloudFormation
+        # the resource was replaced); else the failed-create marker, whose Delete in the
+        # rollback then succeeds without user code.
         marker = failed_create_physical_id(exc.echo)
-        body = build_body(
-            Response(status=Status.FAILED, physical_id=marker, reason=exc.reason), exc.echo
+        failed = Response(
+            status=Status.FAILED, physical_id=exc.physical_id or marker, reason=exc.reason
         )
+        body = build_body(failed, exc.echo, fallback_physical_id=marker)
         try:
             await self.responder.put(exc.response_url, body, deadline=deadlines.hard)
         except (UndeliverableResponse, ResponseURLRefused) as refused:

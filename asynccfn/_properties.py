@@ -38,6 +38,7 @@ from typing import Any, Literal, Union
 from ._errors import ConfigurationError
 from ._fields import REPLACES_METADATA, _ReplacesMarker
 from ._protocol import Request, RequestType
+from ._redact import message_of
 
 __all__ = ["PropertiesSchema", "schema_for"]
 
@@ -200,6 +201,15 @@ class PropertiesSchema:
     # -- construction by the library ---------------------------------------------------------
 
     def _build(self, cleaned: Any) -> tuple[Any, list[str]]:
+        """The library's construction of the type; the type's own code (``__post_init__``, a
+        validator) raising anything but a validation error is a conversion error too, so a
+        Create or Update answers FAILED with it and a Delete still reaches its handler."""
+        try:
+            return self._construct(cleaned)
+        except Exception as exc:
+            return None, [f"{self.cls.__qualname__} raised {type(exc).__name__}: {message_of(exc)}"]
+
+    def _construct(self, cleaned: Any) -> tuple[Any, list[str]]:
         if self._pydantic is not None:
             from pydantic import ValidationError
 

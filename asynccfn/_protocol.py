@@ -40,12 +40,12 @@ from asynccfn._response import (
     Echo,
     Response,
     Status,
-    _physical_id_problem,
     build_body,
     failed_create_physical_id,
     is_failed_create_marker,
     mask_no_echo,
     masked_body,
+    physical_id_problem,
 )
 from asynccfn._response import MASK as MASK
 from asynccfn._response import TRUNCATION_MARKER as TRUNCATION_MARKER
@@ -295,7 +295,9 @@ def parse_request(event: object, *, allowed_hosts: frozenset[str]) -> Request:
     if url_problem is not None:
         raise ResponseURLRefused("; ".join([url_problem, *problems]), echo=echo)
     if problems:
-        raise RequestError("; ".join(problems), echo=echo, response_url=response_url)
+        raise RequestError(
+            "; ".join(problems), echo=echo, response_url=response_url, physical_id=physical_id
+        )
     if (
         echo is None
         or response_url is None
@@ -445,7 +447,7 @@ def _physical_id(event: Mapping[Any, Any], problems: list[str]) -> str | None:
     if not isinstance(value, str):
         problems.append(f"PhysicalResourceId must be a string; got {_json_type(value)}")
         return None
-    problem = _physical_id_problem(value)
+    problem = physical_id_problem(value)
     if problem is not None:
         problems.append(problem)
         return None
@@ -489,8 +491,8 @@ def failure_physical_id(request: Request, ctx_physical_id: str | None) -> str:
     Delete can clean up what was built, and otherwise the failed-create marker.
     """
     if request.request_type is not RequestType.CREATE:
-        if request.physical_id is not None and _physical_id_problem(request.physical_id) is None:
+        if request.physical_id is not None and physical_id_problem(request.physical_id) is None:
             return request.physical_id
-    elif ctx_physical_id is not None and _physical_id_problem(ctx_physical_id) is None:
+    elif ctx_physical_id is not None and physical_id_problem(ctx_physical_id) is None:
         return ctx_physical_id
     return failed_create_physical_id(request)

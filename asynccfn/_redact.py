@@ -71,7 +71,8 @@ class Redactor:
         return bool(self._forms)
 
     def keep(self, value: object) -> None:
-        """Mask ``value``'s strings (of four characters or more, at any depth) in text too."""
+        """Mask ``value``'s strings and numbers (of four characters or more, at any depth) in
+        text too."""
         forms = set(self._forms)
         _collect_strings(value, forms)
         self._forms = _longest_first(forms)
@@ -242,13 +243,35 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _collect_strings(value: object, forms: set[str]) -> None:
-    """The text forms of the strings (and bytes) in ``value``, at any depth, long enough to
-    mask in text without masking the words of every message."""
+    """The text forms of the strings (and bytes) and numbers in ``value``, at any depth, long
+    enough to mask in text without masking the words of every message."""
+    for item in _nested(value):
+        if _long_enough(item):
+            _add_forms(item, forms)
+
+
+def _long_enough(value: object) -> bool:
+    """Whether ``value`` is a string, bytes or number (a PIN, an account number; never a bool)
+    whose text is long enough to mask (see :data:`_SHORTEST_KEPT`)."""
     if isinstance(value, str | bytes | bytearray):
-        if len(value) >= _SHORTEST_KEPT:
-            _collect_forms(value, forms)
-    for item in _members(value):
-        _collect_strings(item, forms)
+        return len(value) >= _SHORTEST_KEPT
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return len(_safe(str, value) or "") >= _SHORTEST_KEPT
+    return False
+
+
+def _nested(value: object) -> Iterator[object]:
+    """``value`` and every value nested in it, each container walked once (a container that
+    holds itself ends there), without recursion: any depth is walked."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        yield item
+        members = _members(item)
+        if members and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend(members)
 
 
 def _members(value: object) -> Iterable[object]:
@@ -262,6 +285,12 @@ def _members(value: object) -> Iterable[object]:
 
 def _collect_forms(value: object, forms: set[str]) -> None:
     """Every text form in which ``value``, or a value nested in it, can appear."""
+    for item in _nested(value):
+        _add_forms(item, forms)
+
+
+def _add_forms(value: object, forms: set[str]) -> None:
+    """The text forms in which ``value`` itself can appear."""
     if value is None or isinstance(value, bool):
         return  # None/True/False are words of every message, and no secret
     if isinstance(value, str):
@@ -273,8 +302,6 @@ def _collect_forms(value: object, forms: set[str]) -> None:
         forms.add(raw.decode("utf-8", "replace"))
         forms.add(repr(raw)[2:-1])
         forms.add(base64.b64encode(raw).decode())  # how JSON protocols send a blob
-    for item in _members(value):
-        _collect_forms(item, forms)
     for form in (_safe(str, value), _safe(repr, value), _safe(_json, value)):
         if form:
             forms.add(form)

@@ -52,6 +52,10 @@ TRUNCATION_MARKER = " [truncated]"
 
 MASK = "****"
 
+# Data nested deeper than this is refused: what reads a body's Data (masking, the journal's
+# codec) walks it recursively, and no Fn::GetAtt needs more.
+MAX_DATA_DEPTH = 32
+
 _MARKER = re.compile(re.escape(FAILED_CREATE_MARKER_PREFIX) + r"[0-9a-f]{64}")
 
 
@@ -146,14 +150,14 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
     from asynccfn._redact import Redactor, masked, masked_value
 
     fallback = fallback_physical_id
-    if fallback is None or _physical_id_problem(fallback) is not None:
+    if fallback is None or physical_id_problem(fallback) is not None:
         fallback = _marker(echo)
     status = response.status
     reason = _clean_text(response.reason)
     physical_id = response.physical_id
     invalid: list[str] = []
 
-    id_problem = _physical_id_problem(physical_id)
+    id_problem = physical_id_problem(physical_id)
     if id_problem is not None:
         invalid.append(id_problem)
         physical_id = fallback
@@ -208,14 +212,19 @@ def built_body(response: Response, echo: Echo, *, fallback_physical_id: str | No
         return built(body)
 
     # Only the id's JSON escaping can still be too large: the echo is bounded by parsing.
+    # The fallback (a request's own id, which parsing bounds in bytes, not as JSON) may be
+    # too large as well: then the failed-create marker, which always fits.
     id_size = _json_size(physical_id)
     status = Status.FAILED
-    physical_id = fallback
     reason = (
         f"the PhysicalResourceId takes {id_size} bytes as JSON, too many to fit the response "
         f"body in {MAX_BODY_BYTES} bytes"
     )
+    physical_id = fallback
     body = _fit_reason(encode, reason, None)
+    if len(body) > MAX_BODY_BYTES:
+        physical_id = _marker(echo)
+        body = _fit_reason(encode, reason, None)
     if len(body) > MAX_BODY_BYTES:
         raise RequestError("the request's identifiers are too long to echo in any response")
     return built(body)
@@ -289,10 +298,27 @@ def _normalised_data(data: object) -> tuple[Mapping[str, Any] | None, str | None
     except (TypeError, ValueError, RecursionError) as exc:
         return None, f"Data is not JSON-serialisable: {_short_text(str(exc))}"
     normalised: dict[str, Any] = json.loads(text)
+    depth = _depth(normalised)
+    if depth > MAX_DATA_DEPTH:
+        return None, f"Data is nested {depth} levels deep; the limit is {MAX_DATA_DEPTH}"
     return normalised, None
 
 
-def _physical_id_problem(physical_id: object) -> str | None:
+def _depth(value: Any) -> int:
+    """How deeply a JSON value's objects and arrays nest (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((member, level + 1) for member in item)
+    return deepest
+
+
+def physical_id_problem(physical_id: object) -> str | None:
     if not isinstance(physical_id, str):
         return f"PhysicalResourceId must be a string; got {_json_type(physical_id)}"
     if not physical_id:

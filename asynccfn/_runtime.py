@@ -425,6 +425,7 @@ class Runtime:
             lease=lease,
             errors=routed.error_types,
             keeps_secrets=payloads is not None or not self.journal.durable,
+            secret_state=self.config.secrets.state_keys,
             probe=self._probe,
         )
         progress = Progress(
@@ -530,12 +531,7 @@ class Runtime:
     ) -> Any:
         """Run the handler until it ends or the soft deadline; return its result or the
         exception that ended it (HandOver/CancelledError when the deadline did)."""
-
-        async def run() -> Any:
-            executor.root()
-            return await handler(request, ctx)
-
-        task = asyncio.create_task(run())
+        task = asyncio.create_task(executor.run(handler(request, ctx)))
         lease = executor.x.lease
         heartbeat = asyncio.create_task(lease.heartbeat(task)) if lease is not None else None
         try:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._aws import error_code
-from ._errors import NonDeterminismError, PayloadTooLarge, StepInterrupted
+from ._errors import CodecError, NonDeterminismError, PayloadTooLarge, StepInterrupted
 from ._execution import Execution, Progress, finished, is_final
 from ._journaled import error_text, rebuild_error, to_json, type_name
 from ._redact import keep_secret, masked
@@ -60,25 +60,37 @@ class StepLog:
         state = self.state_json()
         return state if self.branches or state != self.progress.recorded_state else None
 
-    def replayed(self, position: str, name: str) -> StepItem | None:
+    def replayed(self, position: str, name: str, *, sensitive: bool = False) -> StepItem | None:
         previous = self.progress.journal.get(position)
         if previous is not None:
-            self.check_name(position, previous, name)
+            self.check_name(position, previous, name, sensitive=sensitive)
         return previous
 
     @staticmethod
-    def check_name(position: str, recorded: StepItem, name: str) -> None:
+    def check_name(
+        position: str, recorded: StepItem, name: str, *, sensitive: bool = False
+    ) -> None:
         """Every record the handler meets at ``position`` (loaded, or won by another
-        invocation's write) must name the step the handler asks for there.
+        invocation's write) must name the step the handler asks for there, and hold a result
+        of a step the handler declares ``sensitive`` as one (sealed: the payload codec refuses
+        one in the clear). A result without the flag there was written by someone else than
+        this function, which always flags and seals it.
 
         Raises:
             NonDeterminismError: it names another step.
+            CodecError: it holds a result the handler declares sensitive, unflagged.
         """
         if recorded.name != name:
             raise NonDeterminismError(
                 f"non-deterministic handler: at position {position} the journal holds step "
                 f"{recorded.name!r} but the handler now asks for {name!r}; steps must be called "
                 "in the same order on every run"
+            )
+        if sensitive and not recorded.sensitive and recorded.result is not None:
+            raise CodecError(
+                f"the journal holds step {name!r} (position {position}) with a result that is "
+                "not flagged sensitive, though the step is: this function always flags and "
+                "encrypts it, so the record was written by something else; refusing it"
             )
 
     def ours(self, step: StepItem) -> bool:
@@ -122,6 +134,14 @@ class StepLog:
         self.progress.state.clear()
         self.progress.state.update(json.loads(encoded))
         self.progress.recorded_state = encoded
+        self.keep_secret_state()
+
+    def keep_secret_state(self) -> None:
+        """Mask the values of the EventState's secret keys in whatever the invocation logs,
+        journals or answers from now on (the journal seals them, text must not repeat them).
+        Called whenever the state is restored or journaled."""
+        state = self.progress.state
+        keep_secret([state[key] for key in self.x.secret_state if key in state])
 
     def go_live(self, position: str) -> None:
         """Replay is over at ``position``. If the last hand-over interrupted the handler here,
@@ -136,6 +156,7 @@ class StepLog:
             self.set_state(self.progress.handover_state)
 
     def state_json(self) -> str:
+        self.keep_secret_state()
         encoded = to_json(self.progress.state, what="ctx.state")
         if len(encoded.encode()) > STATE_CAP:
             raise PayloadTooLarge(
@@ -157,6 +178,7 @@ class StepLog:
         started: float | None = None,
     ) -> StepItem:
         code = error_code(exc)
+        self.keep_secret_state()  # before masking: the error may repeat what the state holds
         return await self.write(
             position,
             name,
@@ -237,7 +259,7 @@ class StepLog:
         )
         recorded = await self.x.store.write_step(step, previous=previous)
         if recorded is not step:  # another invocation's record: the same check as replay's
-            self.check_name(position, recorded, name)
+            self.check_name(position, recorded, name, sensitive=bool(fields.get("sensitive")))
         probe = self.x.probe
         probe.point("after-step-recorded")
         if recorded is step:

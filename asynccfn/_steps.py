@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from ._errors import (
     ConfigurationError,
     FenceLost,
+    HandlerExited,
     HandOver,
     OperationTimeout,
     StepInterrupted,
@@ -86,6 +87,16 @@ class Executor:
     def root(self) -> contextvars.Token[Scope]:
         return current_scope.set(Scope("0"))
 
+    async def run(self, handler: Awaitable[Any]) -> Any:
+        """The handler's coroutine, run in the root scope (in the task that runs it): a
+        SystemExit it raises becomes HandlerExited, and however it ends, the values its
+        EventState holds under secret keys are masked in the answer's text."""
+        self.root()
+        try:
+            return await without_exit(handler)
+        finally:
+            self.log.keep_secret_state()
+
     def next_position(self) -> str:
         """The position the next durable action of the current scope will take."""
         return current_scope.get().peek()
@@ -124,7 +135,7 @@ class Executor:
                 "to encrypt its result: pass lambda_entry(codec=asynccfn.KmsCodec(KEY_ARN))"
             )
         with self._action(name) as position:
-            previous = self.log.replayed(position, name)
+            previous = self.log.replayed(position, name, sensitive=sensitive)
             if previous is not None and self.log.finished(previous):
                 return self.log.replay(previous)
             self.log.go_live(position)
@@ -428,7 +439,7 @@ class Executor:
 
         async def run(branch: Awaitable[Any], scope: Scope) -> Any:
             current_scope.set(scope)
-            return await branch
+            return await without_exit(branch)
 
         with self.log.concurrent():
             done = await self._branches(
@@ -516,3 +527,15 @@ class Executor:
         if physical_id is not None and physical_id != progress.recorded_physical_id:
             await x.store.record_physical_id(x.op_id, x.fence, physical_id)
             progress.recorded_physical_id = physical_id
+
+
+async def without_exit(work: Awaitable[Any]) -> Any:
+    """``work`` awaited, with a SystemExit it raises turned into :class:`HandlerExited`: raised
+    in a task, SystemExit stops the event loop, and the invocation would end unanswered."""
+    try:
+        return await work
+    except SystemExit as exc:
+        raise HandlerExited(
+            f"the handler raised SystemExit({exc.code!r}) (sys.exit() ends the Lambda process "
+            "with nothing answered; raise an exception to fail the operation)"
+        ) from exc

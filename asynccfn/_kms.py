@@ -1,15 +1,18 @@
 """KmsCodec: envelope encryption of journal payloads with an AWS KMS key and AES-GCM.
 
-Each operation gets one data key from KMS (``GenerateDataKey``, bound to the operation by its
-EncryptionContext) and encrypts its values with it locally: one KMS call per invocation at
-most, not one per step. The wrapped data key travels with every value::
+An invocation that encrypts gets one data key from KMS (``GenerateDataKey``, bound to the
+operation by its EncryptionContext) and encrypts its values with it locally: one KMS call per
+invocation, not one per step. The wrapped data key travels with every value::
 
     version (1 byte) | wrapped key length (2 bytes) | wrapped key | nonce (12) | AES-GCM output
 
-An invocation that decrypts a value unwraps its key once (``Decrypt``), caches it by its
-wrapped form, and encrypts its own values with that same key; it generates a key only when it
-has met none yet. The operation id is AES-GCM's associated data, so a value moved to another
-operation, or altered, fails to decrypt.
+An invocation that decrypts a value unwraps its key once (``Decrypt``) and caches it by its
+wrapped form, to decrypt with only. It never encrypts under such a key: a value in the
+journal may have been sealed by whoever may write the table and call ``GenerateDataKey``
+(not ``Decrypt``) under a key they asked for, and so know; the secrets sealed under it would
+be theirs to read. So each invocation that encrypts pays one ``GenerateDataKey``. The
+operation id is AES-GCM's associated data, so a value moved to another operation, or
+altered, fails to decrypt.
 
 Neither ``cryptography`` nor the KMS client is imported until a codec is made and used: a
 function without one starts as lean as before.
@@ -40,7 +43,9 @@ class KmsCodec:
     ``kms:Decrypt`` on the key (``asynccfn table template --kms-key ARN`` grants them).
 
     ``region`` is the key's region when it is not the function's. ``generated`` and
-    ``unwrapped`` count the GenerateDataKey and Decrypt calls this codec made.
+    ``unwrapped`` count the GenerateDataKey and Decrypt calls this codec made: one
+    GenerateDataKey per invocation that encrypts, one Decrypt per data key an invocation
+    meets in the journal.
 
     Raises:
         ConfigurationError: ``key_id`` is empty, or the ``cryptography`` package is missing
@@ -82,6 +87,9 @@ class KmsCodec:
 
 
 class _KmsSession:
+    """KmsCodec at work for one invocation of one operation: the data keys it unwrapped (to
+    decrypt with) and the one it generated (to encrypt with)."""
+
     __slots__ = ("_clients", "_codec", "_context", "_current", "_keys", "_lock")
 
     def __init__(self, codec: KmsCodec, clients: Clients, context: str) -> None:
@@ -89,11 +97,12 @@ class _KmsSession:
         self._clients = clients
         self._context = context
         self._keys: dict[bytes, bytes] = {}  # wrapped data key -> data key
-        self._current: tuple[bytes, bytes] | None = None  # (wrapped, key) for encoding
+        self._current: tuple[bytes, bytes] | None = None  # (wrapped, key) it generated
         self._lock: asyncio.Lock | None = None
 
     async def encode(self, data: bytes) -> bytes:
-        """``data`` encrypted under the operation's data key.
+        """``data`` encrypted under the data key this session generated (the first call asks
+        KMS for it).
 
         Raises:
             CodecError: KMS refused or failed to give a data key.
@@ -132,16 +141,16 @@ class _KmsSession:
             ) from None
 
     async def _encoding_key(self) -> tuple[bytes, bytes]:
+        """The data key this session encrypts with, as (wrapped, key): one it obtained from
+        ``GenerateDataKey`` itself, never one unwrapped from the journal (see the module's
+        docstring)."""
         if self._current is not None:
             return self._current
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # concurrent branches of ctx.parallel: one key between them
             if self._current is None:
-                if self._keys:  # a key met while decoding: this operation's already
-                    self._current = next(iter(self._keys.items()))
-                else:
-                    self._current = await self._generate()
+                self._current = await self._generate()
         return self._current
 
     async def _generate(self) -> tuple[bytes, bytes]:

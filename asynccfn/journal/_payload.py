@@ -9,6 +9,12 @@ the executor only ever sees plain JSON. An encrypted value is stored as :data:`P
 the codec's bytes in base64: no JSON text starts so, so a reader without the key (the CLI,
 :mod:`asynccfn.journal.query`) recognises it and shows it masked, never as data.
 
+A value this layer always encrypts (a sensitive step's result, the EventState when it is
+sealed, an unposted NoEcho response) must be read encrypted: one found in the clear was
+written by someone who may write the table but not use the key, and is refused
+(:class:`~asynccfn.CodecError`, a journal failure: the operation does not go on with it),
+not handed to the handler as its own.
+
 A codec is any object with the small :class:`PayloadCodec` interface (``asynccfn.KmsCodec``
 is one): it opens a :class:`CodecSession` per invocation and operation, which may cache what
 it needs (a data key) for that invocation. Values are bound to their operation (the session's
@@ -24,6 +30,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._errors import CodecError
+from .._response import masked_body
 
 if TYPE_CHECKING:
     from .models import OperationItem, StepItem
@@ -101,19 +108,34 @@ class Payloads:
         sealed = await self._session.encode(text.encode())
         return PREFIX + base64.b64encode(sealed).decode()
 
-    async def open(self, text: str | None) -> str | None:
-        """A stored value in the clear (values that are not encrypted as they are).
+    async def open(
+        self, text: str | None, *, sealed: bool = False, what: str = "a journal value"
+    ) -> str | None:
+        """A stored value in the clear: decrypted, or as it is when it is not encrypted.
+
+        ``sealed`` says this function always encrypts the value (``what``): one stored in the
+        clear was written by someone else, who may write the table but not use the key, to
+        make the operation go on with a value of their choosing (a downgrade). It is refused.
 
         Raises:
-            CodecError: as :meth:`CodecSession.decode`, or the value is not base64.
+            CodecError: as :meth:`CodecSession.decode`; the value is not base64; or it is
+                ``sealed`` and stored in the clear.
         """
-        if text is None or not text.startswith(PREFIX):
+        if text is None:
+            return None
+        if not text.startswith(PREFIX):
+            if sealed:
+                raise CodecError(
+                    f"{what} is stored in the clear, where this function always encrypts it: "
+                    "it was not written by this function, and the operation does not go on "
+                    "with it"
+                )
             return text
         try:
-            sealed = base64.b64decode(text[len(PREFIX) :], validate=True)
+            raw = base64.b64decode(text[len(PREFIX) :], validate=True)
         except (binascii.Error, ValueError):
             raise CodecError("an encrypted journal value is not valid base64") from None
-        return (await self._session.decode(sealed)).decode()
+        return (await self._session.decode(raw)).decode()
 
     async def seal_step(self, step: StepItem) -> StepItem:
         """A copy of ``step`` as it is stored: its result encrypted when it is sensitive, its
@@ -127,17 +149,25 @@ class Payloads:
         return dataclasses.replace(step, **changes) if changes else step
 
     async def open_step(self, step: StepItem) -> StepItem:
-        """``step`` as read from the journal, in the clear.
+        """``step`` as read from the journal, in the clear (in place). What :meth:`seal_step`
+        encrypts must be encrypted: a sensitive step's result, and its state when the state
+        is sealed.
 
         Raises:
             CodecError: as :meth:`open`.
         """
         if step.sensitive:
             self.holds_secrets = True
-        if not (is_encrypted(step.result) or is_encrypted(step.state)):
-            return step
-        step.result = await self.open(step.result)
-        step.state = await self.open(step.state)
+        step.result = await self.open(
+            step.result,
+            sealed=bool(step.sensitive),
+            what=f"the result of sensitive step {step.name!r}",
+        )
+        step.state = await self.open(
+            step.state,
+            sealed=self.seal_state,
+            what=f"the EventState recorded with step {step.name!r}",
+        )
         return step
 
     async def open_steps(self, steps: dict[str, StepItem]) -> dict[str, StepItem]:
@@ -213,10 +243,25 @@ async def sealed_response(body: str, *, no_echo: bool) -> str:
 
 
 async def open_operation(op: OperationItem, payloads: Payloads) -> None:
-    """The operation item's encrypted values (hand-over state, response) in the clear.
+    """The operation item's encrypted values (hand-over state, response) in the clear (in
+    place). The hand-over state must be encrypted when the state is sealed, and so must a
+    NoEcho response until it is posted (then the outbox keeps it with its Data masked).
 
     Raises:
         CodecError: as :meth:`Payloads.open`.
     """
-    op.handover_state = await payloads.open(op.handover_state)
-    op.response = await payloads.open(op.response)
+    op.handover_state = await payloads.open(
+        op.handover_state, sealed=payloads.seal_state, what="the hand-over's EventState"
+    )
+    op.response = await payloads.open(
+        op.response, sealed=_unmasked_no_echo(op.response), what="a NoEcho response"
+    )
+
+
+def _unmasked_no_echo(body: str | None) -> bool:
+    """Whether ``body`` is a NoEcho response in the clear with its Data not masked, which the
+    outbox never stores (it seals it until posted, then keeps it masked). Raises nothing."""
+    if body is None or is_encrypted(body):
+        return False
+    kept = masked_body(body)
+    return kept is not None and kept != body

@@ -165,8 +165,12 @@ def test_a_sensitive_secret_survives_handover_and_replay_and_is_shown_nowhere(
         answer = json.loads(body)
         assert answer["Status"] == "SUCCESS", answer
         assert answer["Data"] == {"Password": secret} and answer["NoEcho"] is True
-    # one data key per operation: the successor and the retry unwrapped it, never made one
-    assert codec.generated == 2
+    # every invocation that seals makes its own data key, never adopting one it met in the
+    # journal: three of the first operation (the successor and the retry seal its NoEcho
+    # response), one of the second
+    assert codec.generated == 4
+    # the successor and the retry each unwrap the first invocation's key (the successor's
+    # sealed only the response, kept masked once posted)
     assert codec.unwrapped == 2
 
     # the journal: no field of any item holds the secret; the step says it is sensitive
@@ -413,13 +417,17 @@ def test_envelope_round_trips_and_refuses_tampering_or_another_operation(kms_key
         assert codec.generated == 1  # one data key for the invocation's values
         assert await first.open(sealed[0]) == plain
         assert await first.open("{}") == "{}"  # what is not encrypted is read as it is
+        # ... unless it is always encrypted: then it was planted
+        with pytest.raises(asynccfn.CodecError, match="stored in the clear"):
+            await first.open("{}", sealed=True)
 
-        # a later invocation of the same operation: one Decrypt, then its own values
+        # a later invocation of the same operation: one Decrypt, then its own data key
         later = _payloads(codec, clients, "op-a")
         assert await later.open(sealed[1]) == plain
         again = await later.seal(plain)
-        assert (codec.generated, codec.unwrapped) == (1, 1)
-        assert await first.open(again) == plain  # encrypted under the same data key
+        assert (codec.generated, codec.unwrapped) == (2, 1)
+        assert await first.open(again) == plain  # the operation's context: it decrypts
+        assert codec.unwrapped == 2
 
         # one byte of the ciphertext changed
         raw = bytearray(base64.b64decode(sealed[0][len(PREFIX) :]))
@@ -447,6 +455,51 @@ def test_envelope_round_trips_and_refuses_tampering_or_another_operation(kms_key
         run(scenario())
     finally:
         run(clients.close())
+
+
+def test_a_session_never_seals_under_a_data_key_it_only_unwrapped(
+    moto_endpoint: str, kms_key: str
+) -> None:
+    """A data key met in the journal may be one its planter asked GenerateDataKey for (a
+    right without kms:Decrypt) and so knows: the session decrypts with it, but seals its own
+    values under a key it generated."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    kms = botocore.session.get_session().create_client(
+        "kms", endpoint_url=moto_endpoint, region_name=REGION
+    )
+    try:
+        made = kms.generate_data_key(
+            KeyId=kms_key, KeySpec="AES_256", EncryptionContext={"asynccfn:operation": "op-a"}
+        )
+    finally:
+        kms.close()
+    known, wrapped = bytes(made["Plaintext"]), bytes(made["CiphertextBlob"])
+    nonce = b"\x00" * 12
+    planted = b"".join(
+        (
+            b"\x01",
+            len(wrapped).to_bytes(2, "big"),
+            wrapped,
+            nonce,
+            AESGCM(known).encrypt(nonce, b"{}", b"op-a"),
+        )
+    )
+    codec = asynccfn.KmsCodec(kms_key)
+    clients = ClientPool()
+
+    async def scenario() -> bytes:
+        session = codec.session(clients, context="op-a")
+        assert await session.decode(planted) == b"{}"
+        return await session.encode(b"secret")
+
+    try:
+        sealed = run(scenario())
+    finally:
+        run(clients.close())
+    assert (codec.generated, codec.unwrapped) == (1, 1)
+    size = int.from_bytes(sealed[1:3], "big")
+    assert sealed[3 : 3 + size] != wrapped
 
 
 def test_a_codec_refuses_a_key_kms_does_not_have(moto_endpoint: str, kms_key: str) -> None:

@@ -46,7 +46,7 @@ def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
     """Mask ``secrets`` in ``record``'s message, extra fields and exception, whichever
     formatter prints it (asynccfn's JSON lines, or Lambda's own JSON format: both print every
     extra field)."""
-    message = record.getMessage()
+    message = _message(record)
     if secrets.leaks(message):
         record.msg, record.args = secrets.text(message), None
     for key, value in list(vars(record).items()):
@@ -59,6 +59,19 @@ def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
         masked = secrets.error(exc)
         record.exc_info = (type(masked), masked, masked.__traceback__)
         record.exc_text = None
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record``'s message. When its arguments do not fit it (``log.info("%s %s", x)``), its
+    bare text saying so, the arguments left out: a filter runs outside logging's own error
+    handling, so the mistake would raise in the handler, and logging's report of it would
+    print the arguments unmasked."""
+    try:
+        return record.getMessage()
+    except Exception:
+        record.msg = f"{record.msg} [the log call's arguments did not fit its message: left out]"
+        record.args = None
+        return record.msg
 
 
 def _printed(value: object) -> str:

@@ -50,3 +50,16 @@ def test_an_error_without_a_secret_keeps_its_traceback_and_nothing_is_masked_out
     _ContextFilter().filter(outside)  # no invocation running: nothing to mask with
     assert outside.getMessage() == f"posting to {URL}"
     assert sys.exc_info() == (None, None, None)
+
+
+def test_arguments_that_do_not_fit_the_message_are_left_out_not_raised_nor_printed() -> None:
+    """A logging call's mistake (``log.info("%s %s", x)``) never raises in the handler, and
+    logging's own report of it (which prints the arguments) never happens."""
+    record = _record("rejected %s with %s", URL)
+    with masking(Redactor([URL])):
+        assert _ContextFilter().filter(record)
+    line = JsonLinesFormatter().format(record)
+    assert URL not in line
+    assert record.getMessage() == (
+        "rejected %s with %s [the log call's arguments did not fit its message: left out]"
+    )

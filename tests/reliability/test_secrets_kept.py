@@ -53,6 +53,27 @@ def _cli_outputs(
     return outputs
 
 
+def _leaked(
+    secret: str,
+    *,
+    capsys: pytest.CaptureFixture[str],
+    endpoint: str,
+    table: str,
+    op_id: str,
+    reason: str,
+    logs: list[str],
+) -> list[str]:
+    """Where ``secret`` shows of the texts it must never reach: the journal's items, the
+    Reason, the logs and the CLI's output."""
+    views = {
+        "the journal's items": json.dumps(journal_items(endpoint, table)),
+        "the Reason": reason,
+        "the logs": "\n".join(logs),
+        "the CLI": "\n".join(_cli_outputs(capsys, endpoint, table, op_id)),
+    }
+    return [where for where, text in views.items() if secret in text]
+
+
 def _step_item(items: list[dict[str, Any]], op_id: str, name: str) -> dict[str, Any]:
     [item] = [
         i for i in items if i["pk"]["S"] == f"op#{op_id}" and i.get("name", {}).get("S") == name
@@ -134,13 +155,15 @@ def test_invariant_13_a_sensitive_call_response_member_repeated_by_an_error_is_m
     items = journal_items(dynamodb_endpoint, journal)
     call = _step_item(items, op_id, "secretsmanager:GetSecretValue")
     assert secret not in json.dumps(call)  # the call's own record is clean ...
-    leaks = {
-        "the journal's items": json.dumps(items),
-        "the Reason": body["Reason"],
-        "the logs": "\n".join(asynccfn_logs),
-        "the CLI": "\n".join(_cli_outputs(capsys, dynamodb_endpoint, journal, op_id)),
-    }
-    found = [where for where, text in leaks.items() if secret in text]
+    found = _leaked(
+        secret,
+        capsys=capsys,
+        endpoint=dynamodb_endpoint,
+        table=journal,
+        op_id=op_id,
+        reason=body["Reason"],
+        logs=asynccfn_logs,
+    )
     assert not found, f"a sensitive response member leaked into {found}"
 
 
@@ -187,13 +210,15 @@ def test_invariant_13_a_sensitive_state_value_repeated_by_a_step_error_is_masked
     items = journal_items(dynamodb_endpoint, journal)
     step = _step_item(items, op_id, "create-user")
     assert step["state"]["S"].startswith(PREFIX)  # the state itself is sealed ...
-    leaks = {
-        "the step's error in the journal": json.dumps(step),
-        "the Reason": body["Reason"],
-        "the logs": "\n".join(asynccfn_logs),
-        "the CLI": "\n".join(_cli_outputs(capsys, dynamodb_endpoint, journal, op_id)),
-    }
-    found = [where for where, text in leaks.items() if secret in text]
+    found = _leaked(
+        secret,
+        capsys=capsys,
+        endpoint=dynamodb_endpoint,
+        table=journal,
+        op_id=op_id,
+        reason=body["Reason"],
+        logs=asynccfn_logs,
+    )
     assert not found, f"a sensitive_state value leaked into {found}"
 
 
@@ -234,13 +259,15 @@ def test_invariant_13_a_sensitive_state_value_restored_after_a_hand_over_is_mask
         assert handler(lambdas.payloads[-1], FakeLambdaContext())["outcome"] == "FAILED"
     body = json.loads(read() or b"")
     assert body["Reason"].startswith("ValueError: the database rejected password"), body
-    leaks = {
-        "the journal's items": json.dumps(journal_items(dynamodb_endpoint, journal)),
-        "the Reason": body["Reason"],
-        "the logs": "\n".join(asynccfn_logs),
-        "the CLI": "\n".join(_cli_outputs(capsys, dynamodb_endpoint, journal, op_id)),
-    }
-    found = [where for where, text in leaks.items() if secret in text]
+    found = _leaked(
+        secret,
+        capsys=capsys,
+        endpoint=dynamodb_endpoint,
+        table=journal,
+        op_id=op_id,
+        reason=body["Reason"],
+        logs=asynccfn_logs,
+    )
     assert not found, f"a restored sensitive_state value leaked into {found}"
 
 
@@ -273,13 +300,15 @@ def test_invariant_13_a_sensitive_state_value_set_and_repeated_before_any_write_
         assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
     body = json.loads(read() or b"")
     assert body["Reason"].startswith("ValueError: the database rejected password"), body
-    leaks = {
-        "the journal's items": json.dumps(journal_items(dynamodb_endpoint, journal)),
-        "the Reason": body["Reason"],
-        "the logs": "\n".join(asynccfn_logs),
-        "the CLI": "\n".join(_cli_outputs(capsys, dynamodb_endpoint, journal, op_id)),
-    }
-    found = [where for where, text in leaks.items() if secret in text]
+    found = _leaked(
+        secret,
+        capsys=capsys,
+        endpoint=dynamodb_endpoint,
+        table=journal,
+        op_id=op_id,
+        reason=body["Reason"],
+        logs=asynccfn_logs,
+    )
     assert not found, f"a sensitive_state value leaked into {found}"
 
 
@@ -324,6 +353,7 @@ def test_invariant_13_a_numeric_sensitive_result_repeated_by_an_error_is_masked(
     kms_key: str,  # noqa: F811
     presigned_response_url: Any,
     asynccfn_logs: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``Redactor.keep`` collects the numbers of a sensitive result as well as its strings: a
     PIN or an account number returned as a JSON number (here inside an object) repeated by
@@ -347,11 +377,16 @@ def test_invariant_13_a_numeric_sensitive_result_repeated_by_an_error_is_masked(
         assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
     body = json.loads(read() or b"")
     assert body["Reason"].startswith("PermissionError: the device refused"), body
-    step = _step_item(journal_items(dynamodb_endpoint, journal), event_op_id(event), "unlock")
-    leaks = {
-        "the step's error in the journal": json.dumps(step),
-        "the Reason": body["Reason"],
-        "the logs": "\n".join(asynccfn_logs),
-    }
-    found = [where for where, text in leaks.items() if str(pin) in text]
+    op_id = event_op_id(event)
+    step = _step_item(journal_items(dynamodb_endpoint, journal), op_id, "unlock")
+    assert "the device refused unlock code ****" in json.dumps(step)  # journaled, masked
+    found = _leaked(
+        str(pin),
+        capsys=capsys,
+        endpoint=dynamodb_endpoint,
+        table=journal,
+        op_id=op_id,
+        reason=body["Reason"],
+        logs=asynccfn_logs,
+    )
     assert not found, f"a sensitive numeric result leaked into {found}"

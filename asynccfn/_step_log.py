@@ -93,6 +93,19 @@ class StepLog:
                 "encrypts it, so the record was written by something else; refusing it"
             )
 
+    def _wrote(self, recorded: StepItem, step: StepItem) -> bool:
+        """Whether the record a write was refused for is ``step`` itself: this invocation's
+        (fences are unique per claim) at the status and attempt it wrote. The write took
+        effect and its reply was lost; the retry met the condition the write itself changed.
+        (This invocation writes a slot again only from the record it last saw, so no earlier
+        record of its own can refuse it.)"""
+        return (
+            self.ours(recorded)
+            and recorded.status == step.status
+            and recorded.attempt == step.attempt
+            and recorded.op_attempt == step.op_attempt
+        )
+
     def ours(self, step: StepItem) -> bool:
         """Whether this invocation wrote ``step`` (fences are unique per claim)."""
         return step.fence == self.x.fence
@@ -258,6 +271,8 @@ class StepLog:
             **fields,
         )
         recorded = await self.x.store.write_step(step, previous=previous)
+        if recorded is not step and self._wrote(recorded, step):
+            recorded = step  # its own write, whose reply was lost (see _wrote)
         if recorded is not step:  # another invocation's record: the same check as replay's
             self.check_name(position, recorded, name, sensitive=bool(fields.get("sensitive")))
         probe = self.x.probe

@@ -247,7 +247,24 @@ class Executor:
                 await self.wait_until_epoch(previous.wake_at or 0)
             self._check_can_start(needs)
             await self._hold_lease()
-            recorded = await self.log.write_once(
+            recorded = await self._record_start(position, name, kind, previous, attempt)
+            if self.log.ours(recorded) or self.log.finished(recorded):
+                return recorded, attempt
+            previous = recorded  # another invocation moved the slot first: look again
+
+    async def _record_start(
+        self, position: str, name: str, kind: StepKind, previous: StepItem | None, attempt: int
+    ) -> StepItem:
+        """Journal the start of ``attempt``; what the slot then holds.
+
+        A cancellation (the soft deadline) while the start is being recorded waits for the
+        write, and withdraws a start it recorded before it is raised: the body has not begun,
+        so the attempt is recorded as one that did not run (RETRYING, due at once) and the next
+        invocation runs the next attempt, instead of finding it interrupted (StepInterrupted).
+        Should withdrawing fail, the start stays, counted as interrupted: never run twice.
+        """
+        write = asyncio.ensure_future(
+            self.log.write_once(
                 position,
                 name,
                 kind,
@@ -256,9 +273,21 @@ class Executor:
                 attempt=attempt,
                 started_at=None,
             )
-            if self.log.ours(recorded) or self.log.finished(recorded):
-                return recorded, attempt
-            previous = recorded  # another invocation moved the slot first: look again
+        )
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                recorded = await write
+                if self.log.ours(recorded) and recorded.status == StepStatus.STARTED.value:
+                    not_begun = StepInterrupted(
+                        f"at-most-once step {name!r}: the invocation ended before attempt "
+                        f"{attempt} began (its start was being recorded); it did not run"
+                    )
+                    await self.log.record_error(
+                        position, name, kind, recorded, not_begun, attempt, retry_at=time.time()
+                    )
+            raise
 
     async def _interrupted(
         self,

@@ -3,8 +3,8 @@
 Items are built and read as the pynamodb models of :mod:`asynccfn.journal.models` would (step
 items, written once per action and read once per replayed action, through the flat codec of
 :mod:`asynccfn.journal._codec` and the models' static attribute tables); pynamodb is never
-imported here. botocore errors become asynccfn's in :func:`_translated`, the one place that
-knows them.
+imported here. botocore errors become asynccfn's in :mod:`asynccfn.journal._dynamo_errors`,
+the one place that knows them.
 
 Every write to the operation item is conditional on the writer's fence; a step slot is created
 once and then advanced only from the status and attempt the writer last saw.
@@ -15,15 +15,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._aws import error_code, error_message
 from .._errors import FenceLost, JournalError, PayloadTooLarge
 from .._tasks import discard
 from . import _wire
 from ._codec import ItemCodec
+from ._dynamo_errors import ConditionFailed, translated
 from ._events import (
     bounded,
     claimed_event,
@@ -407,7 +406,7 @@ class JournalStore:
         """
         client = await self._client()
         self.requests += 1
-        with _translated():
+        with translated():
             answer = await client.get_item(
                 TableName=self.table,
                 Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": OP_SK}},
@@ -438,7 +437,7 @@ class JournalStore:
 
         async def page_from(start: Any) -> Any:
             self.requests += 1
-            with _translated(), _wire.raw_query():
+            with translated(), _wire.raw_query():
                 return await client.query(**kwargs, **start)
 
         page = await page_from({})
@@ -471,7 +470,10 @@ class JournalStore:
     async def write_step(self, step: StepItem, *, previous: StepItem | None) -> StepItem:
         """Create the slot, or advance it from ``previous``; return what the journal holds.
 
-        A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it.
+        A writer that loses the race gets the winner's item back (ALL_OLD) and adopts it; a
+        refusal without the item (a table that does not return it) reads the slot instead.
+        The winner may be this writer itself: its write took effect, the reply was lost, and
+        botocore's retry met the condition its own write changed.
 
         Raises:
             PayloadTooLarge: the item would exceed what a journal item may hold.
@@ -500,13 +502,27 @@ class JournalStore:
         client = await self._client()
         self.requests += 1
         try:
-            with _translated():
+            with translated():
                 await client.put_item(**kwargs)
-        except _ConditionFailed as lost:
-            if lost.item is None:
+        except ConditionFailed as lost:
+            held = lost.item if lost.item is not None else await self._read_slot(step)
+            if held is None:
                 raise JournalError(f"step slot {step.sk} vanished during a write") from None
-            return self._steps.decode(lost.item)
+            return self._steps.decode(held)
         return step
+
+    async def _read_slot(self, step: StepItem) -> dict[str, Any] | None:
+        """The item in ``step``'s slot as DynamoDB holds it now (a consistent read), or None."""
+        client = await self._client()
+        self.requests += 1
+        with translated():
+            answer = await client.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": step.pk}, "sk": {"S": step.sk}},
+                ConsistentRead=True,
+            )
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
 
     def _events(self, events: list[EventItem]) -> dict[str, Any]:
         """Events in wire form, each without its text when its kind says it."""
@@ -555,14 +571,14 @@ class JournalStore:
         client = await self._raw_client()
         self.requests += 1
         try:
-            with _translated():
+            with translated():
                 return await client.update_item(
                     TableName=self.table,
                     Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": OP_SK}},
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                     **request,
                 )
-        except _ConditionFailed as lost:
+        except ConditionFailed as lost:
             item = self._operations.decode(lost.item) if lost.item else None
             raise _Refused(item) from None
 
@@ -570,30 +586,7 @@ class JournalStore:
 _CLAIM_TRIES = 5  # a claim looks again when the item changed between its read and its write
 
 
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any] | None) -> None:
-        super().__init__("conditional check failed")
-        self.item = item
-
-
 class _Refused(Exception):
     def __init__(self, item: OperationItem | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """botocore's errors as asynccfn's: the one place that knows them."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = error_code(exc) or ""
-        if code == "ConditionalCheckFailedException":
-            item: Any = exc.response.get("Item")
-            raise _ConditionFailed(item) from None
-        raise JournalError(f"DynamoDB {code}: {error_message(exc)}") from exc
-    except BotoCoreError as exc:
-        raise JournalError(f"DynamoDB unreachable: {exc}") from exc

@@ -1,0 +1,354 @@
+"""Conditional writes whose reply is lost after they took effect (DESIGN.md invariants 3, 7
+and 11): the writer recognises its own record when botocore's retry meets it.
+
+A planned-fault proxy (a subclass of the suite's fault proxy) answers one chosen DynamoDB
+request with a 500 after forwarding it, so botocore's retry meets the write's own effect;
+every fault is planned for one request picked by its operation and its body, never by chance.
+One reply is held until a timer well past the soft deadline lets it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import asynccfn
+from asynccfn._entry import LambdaHandler
+from tests.journal.scenarios import FakeInvokeAPI
+from tests.reliability._ddb_proxy import DynamoDBFaultProxy, _error
+from tests.reliability.conftest import URLs
+from tests.support import FakeLambdaContext, event_for, run
+
+# -- the planned-fault proxy --------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    operation: str
+    kind: str  # "lost-reply", "no-item", "internal"
+    match: Callable[[dict[str, Any]], bool]
+    times: int = 1
+    hits: int = 0
+    # "lost-reply" only: the 500 is held back until this is set (the caller gave up first)
+    until: threading.Event | None = None
+
+
+class PlannedProxy(DynamoDBFaultProxy):
+    """Forwards everything, except the requests a plan picks (by operation and body)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, seed=0, rate=0.0)
+        self.plans: list[Plan] = []
+        self.log: list[tuple[str, str | None]] = []
+        # called with every request's operation and body, before it is forwarded
+        self.seen: Callable[[str, dict[str, Any]], None] | None = None
+
+    def plan(
+        self,
+        operation: str,
+        kind: str,
+        match: Callable[[dict[str, Any]], bool] = lambda _: True,
+        times: int = 1,
+        until: threading.Event | None = None,
+    ) -> Plan:
+        planned = Plan(operation, kind, match, times, until=until)
+        with self._lock:
+            self.plans.append(planned)
+        return planned
+
+    def _pick(self, operation: str, body: dict[str, Any]) -> Plan | None:
+        with self._lock:
+            for planned in self.plans:
+                if planned.operation == operation and planned.hits < planned.times:
+                    if planned.match(body):
+                        planned.hits += 1
+                        self.faults[planned.kind] += 1
+                        return planned
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        operation = request.headers.get("X-Amz-Target", "?").rpartition(".")[2]
+        body = json.loads(raw or b"{}")
+        planned = self._pick(operation, body)
+        kind = planned.kind if planned is not None else None
+        self.log.append((operation, kind))
+        if self.seen is not None:
+            self.seen(operation, body)
+        if kind == "internal":
+            return _error("internal")
+        status, headers, payload = await self._forward(request, raw)
+        if kind == "lost-reply":
+            if planned is not None and planned.until is not None:
+                # the written effect stands meanwhile; the caller is gone by then
+                await asyncio.get_running_loop().run_in_executor(None, planned.until.wait)
+            return _error("lost-reply")
+        if kind == "no-item" and b"ConditionalCheckFailed" in payload:
+            answer = json.loads(payload)
+            answer.pop("Item", None)
+            payload = json.dumps(answer).encode()
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-amz-crc32"}
+        return web.Response(status=status, body=payload, headers=headers)
+
+
+@pytest.fixture
+def proxy(dynamodb_endpoint: str) -> Iterator[PlannedProxy]:
+    with PlannedProxy(dynamodb_endpoint) as server:
+        yield server
+
+
+@pytest.fixture
+def via_proxy(local_env: str, proxy: PlannedProxy, monkeypatch: pytest.MonkeyPatch) -> PlannedProxy:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint_url)
+    return proxy
+
+
+def step_named(name: str) -> Callable[[dict[str, Any]], bool]:
+    """A PutItem of the step record named ``name``."""
+    return lambda body: body.get("Item", {}).get("name", {}).get("S") == name
+
+
+def containers(resource: asynccfn.Resource, table: str, n: int, **options: Any) -> list[Any]:
+    made = [asynccfn.lambda_entry(resource, journal=table, **options) for _ in range(n)]
+    assert all(isinstance(h, LambdaHandler) for h in made)
+    return made
+
+
+def close_all(handlers: list[Any]) -> None:
+    for handler in handlers:
+        run(handler.runtime.close())
+
+
+# -- step writes ----------------------------------------------------------------------------------
+
+
+def test_invariant_11_a_step_whose_reply_was_lost_records_its_eventstate(
+    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step a's body sets ctx.state["phase"]; its record (with that EventState) takes effect,
+    its reply is lost, and botocore's retry meets the record (ALL_OLD, this invocation's own).
+    The executor takes it for its own write and notes its state as recorded, so when step
+    b's body puts the state back to {}, b journals that change, and replay after the
+    hand-over takes the same branch (it once restored {"phase": "building"} after b: a
+    NonDeterminismError, FAILED for a lost reply)."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[str] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def build() -> str:
+            bodies.append("a")
+            ctx.state["phase"] = "building"  # what the body left behind, journaled with it
+            return "a"
+
+        async def finish() -> str:
+            bodies.append("b")
+            del ctx.state["phase"]  # back to the EventState before step a
+            return "b"
+
+        async def other(name: str) -> str:
+            bodies.append(name)
+            return name
+
+        await ctx.step("a", build)
+        await ctx.step("b", finish)
+        if ctx.state.get("phase") == "building":  # never true when run live
+            await ctx.step("undo", other, "undo")
+        await ctx.sleep(8.0, "settle")  # past the first invocation's soft deadline
+        await ctx.step("c", other, "c")
+        return asynccfn.Success(physical_id="p", data={"Phase": str(ctx.state.get("phase"))})
+
+    proxy.plan("PutItem", "lost-reply", step_named("a"))
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        holder, successor = containers(resource, journal_table, 2, reserve=1.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(5.0))
+            [payload] = lambdas.payloads
+            done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
+            return [handed.outcome, done.outcome]
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            close_all([holder, successor])
+    assert proxy.faults["lost-reply"] == 1
+    response = url.single_response()
+    assert outcomes == ["handed-over", "SUCCESS"], (outcomes, response.get("Reason"))
+    assert response["Data"] == {"Phase": "None"}
+    assert bodies == ["a", "b", "c"]
+
+
+def step_status(name: str, status: str) -> Callable[[dict[str, Any]], bool]:
+    """A PutItem of step ``name``'s record with ``status``."""
+    return lambda body: step_named(name)(body) and body["Item"]["status"]["S"] == status
+
+
+def test_invariant_3_an_at_most_once_start_refused_without_the_item_reads_its_own_slot(
+    via_proxy: PlannedProxy, journal_table: str, urls: URLs
+) -> None:
+    """An at-most-once step's STARTED record takes effect, its reply is lost, and botocore's
+    retry is refused without the Item (the no-item fault). The store reads the slot, finds
+    its own start and the body runs once (it once called the slot "vanished" and raised;
+    Lambda's retry then answered FAILED, StepInterrupted, for a body that never ran)."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[str] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def body() -> str:
+            bodies.append("only")
+            return "done"
+
+        result = await ctx.step("only", body, at_most_once=True)
+        return asynccfn.Success(physical_id="p", data={"Result": result})
+
+    proxy.plan("PutItem", "lost-reply", step_status("only", "STARTED"))
+    proxy.plan("PutItem", "no-item", step_status("only", "STARTED"))  # botocore's retry
+    [handler] = containers(resource, journal_table, 1)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    outcomes: list[str] = []
+
+    async def scenario() -> None:
+        try:
+            result = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
+            outcomes.append(result.outcome)
+        except Exception as exc:  # Lambda retries an invocation that raised
+            outcomes.append(type(exc).__name__)
+            retry = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
+            outcomes.append(retry.outcome)
+
+    try:
+        run(scenario())
+    finally:
+        close_all([handler])
+    assert proxy.faults == {"lost-reply": 1, "no-item": 1}, proxy.faults
+    response = url.single_response()
+    assert response["Status"] == "SUCCESS", (outcomes, response.get("Reason"))
+    assert len(bodies) == 1, bodies
+
+
+def handover_recorded(operation: str, body: dict[str, Any]) -> bool:
+    """The holder's record_handover (an UpdateItem that sets the token)."""
+    return operation == "UpdateItem" and ":handover_token" in body.get(
+        "ExpressionAttributeValues", {}
+    )
+
+
+def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_runs_once_later(
+    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An at-most-once step starts well before the soft deadline; its STARTED record takes
+    effect, but the reply is held past the soft deadline (then lost: a 500, and botocore's
+    retry meets the record itself). The body never ran: the holder waits for the write and
+    withdraws the start (the attempt recorded as not run) before it hands over, and the
+    successor runs the body, once, instead of failing it as interrupted."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[int] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def charge() -> str:
+            bodies.append(ctx.invocation)
+            return "charged"
+
+        result = await ctx.step("charge", charge, at_most_once=True)
+        return asynccfn.Success(physical_id="p", data={"Result": result})
+
+    # The reply is let go 1.5 s after the soft deadline (3 s into a 6 s invocation with a
+    # 3 s reserve), which leaves the retry, the withdrawal and the hand-over 1.4 s.
+    released = threading.Event()
+    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        holder, successor = containers(resource, journal_table, 2, reserve=3.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            timer = threading.Timer(4.5, released.set)
+            timer.start()
+            try:
+                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(6.0))
+            finally:
+                timer.cancel()
+            [payload] = lambdas.payloads
+            done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
+            return [handed.outcome, done.outcome]
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            released.set()
+            close_all([holder, successor])
+    assert proxy.faults["lost-reply"] == 1
+    response = url.single_response()
+    assert outcomes == ["handed-over", "SUCCESS"], (outcomes, response.get("Reason"))
+    assert bodies == [2]
+
+
+def test_invariant_7_steps_whose_replies_were_lost_count_as_progress(
+    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each invocation of a chain runs one long step to its end and hands over before the
+    next (its ``needs`` exceeds what is left). Each step's record takes effect and its reply
+    is lost (botocore's retry meets it: ALL_OLD, the invocation's own record). Each counts
+    as progress, so the chain goes on to SUCCESS (it once answered FAILED "no progress in 5
+    invocations in a row" although every invocation completed a step)."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[str] = []
+    steps = [f"s{i}" for i in range(1, 7)]
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def body(name: str) -> str:
+            bodies.append(name)
+            await asyncio.sleep(1.2)
+            return name
+
+        for name in steps:
+            await ctx.step(name, body, name, needs=2.5)
+        return asynccfn.Success(physical_id="p", data={"Steps": str(len(steps))})
+
+    for name in steps:
+        proxy.plan("PutItem", "lost-reply", step_named(name))
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        [handler] = containers(resource, journal_table, 1, reserve=1.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            outcomes: list[str] = []
+            payload: dict[str, Any] = dict(event)
+            for _ in range(len(steps) + 1):
+                result = await handler.runtime.invoke(payload, FakeLambdaContext(4.0))
+                outcomes.append(result.outcome)
+                if result.outcome != "handed-over":
+                    break
+                payload = dict(lambdas.payloads[-1])
+            return outcomes
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            close_all([handler])
+    response = url.single_response()
+    assert bodies == steps, (bodies, outcomes)
+    assert outcomes[-1] == "SUCCESS", (outcomes, response.get("Reason"))
+    assert response["Status"] == "SUCCESS"

@@ -177,6 +177,13 @@ class CodecError(JournalError):
     Lambda's retry runs the operation again; one that keeps failing is answered FAILED."""
 
 
+class JournalTampered(CodecError):
+    """A journal value this function did not write: plaintext where it always encrypts, a
+    sensitive step's record without its flag, or an encrypted value that fails its
+    authentication (altered, or moved from another operation). No retry can change it, so
+    the operation is answered FAILED at once and never goes on with the value."""
+
+
 class ContinuationError(AsyncCfnError):
     """Invoking the function again for the hand-over failed after retries."""
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._aws import error_code, error_message
-from ._errors import CodecError, ConfigurationError
+from ._errors import CodecError, ConfigurationError, JournalTampered
 
 if TYPE_CHECKING:
     from .journal._payload import Clients
@@ -120,11 +120,11 @@ class _KmsSession:
                 KMS would not unwrap its key.
         """
         if len(data) < 3 or data[:1] != _VERSION:
-            raise CodecError("an encrypted journal value is not in KmsCodec's format")
+            raise JournalTampered("an encrypted journal value is not in KmsCodec's format")
         size = int.from_bytes(data[1:3], "big")
         wrapped, rest = data[3 : 3 + size], data[3 + size :]
         if len(wrapped) != size or len(rest) <= _NONCE:
-            raise CodecError("an encrypted journal value is truncated")
+            raise JournalTampered("an encrypted journal value is truncated")
         key = await self._unwrap(wrapped)
         from cryptography.exceptions import InvalidTag
 
@@ -135,7 +135,7 @@ class _KmsSession:
                 )
             )
         except InvalidTag:
-            raise CodecError(
+            raise JournalTampered(
                 f"an encrypted journal value of operation {self._context} does not decrypt: "
                 "it was altered, or it belongs to another operation"
             ) from None
@@ -197,7 +197,7 @@ def _translated(action: str, key_id: str, *, context: str | None = None) -> Iter
     except ClientError as exc:
         code = error_code(exc) or ""
         if code == "InvalidCiphertextException" and context is not None:
-            raise CodecError(
+            raise JournalTampered(
                 f"KMS would not unwrap the data key of an encrypted value of operation "
                 f"{context}: it was altered, or it belongs to another operation"
             ) from None

@@ -41,6 +41,7 @@ from ._errors import (
     FenceLost,
     HandOver,
     JournalError,
+    JournalTampered,
     OperationBusy,
     RequestError,
 )
@@ -397,8 +398,13 @@ class Runtime:
             routed = route(self.config.resource, request)  # typed properties converted here
         payloads = self._payloads(op_id)
         if payloads is not None:  # the executor sees the journal in the clear
-            await payloads.open_steps(journal)
-            await _payload.open_operation(op, payloads)
+            try:
+                await payloads.open_steps(journal)
+                await _payload.open_operation(op, payloads)
+            except JournalTampered as exc:  # no retry can change it
+                return await self.outbox.fail(
+                    request, op, str(exc), deadlines, physical_id=op.physical_id
+                )
             _payload.current.set(payloads)  # for the outbox and the hand-over
             store = _payload.SealedSteps(self.journal, payloads)
         lease: Lease | None = None
@@ -460,7 +466,7 @@ class Runtime:
         if isinstance(outcome, FenceLost):
             log.info("stopping quietly: %s", outcome)
             return InvocationResult(outcome="fence-lost")
-        if isinstance(outcome, JournalError):
+        if isinstance(outcome, JournalError) and not isinstance(outcome, JournalTampered):
             # The journal, not the handler, failed (invariant 1): no FAILED answer; Lambda's
             # retry continues the operation from what was recorded.
             log.error("the journal failed, Lambda's retry will continue: %s", outcome)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._aws import error_code
-from ._errors import CodecError, NonDeterminismError, PayloadTooLarge, StepInterrupted
+from ._errors import JournalTampered, NonDeterminismError, PayloadTooLarge, StepInterrupted
 from ._execution import Execution, Progress, finished, is_final
 from ._journaled import error_text, rebuild_error, to_json, type_name
 from ._redact import keep_secret, masked
@@ -78,7 +78,7 @@ class StepLog:
 
         Raises:
             NonDeterminismError: it names another step.
-            CodecError: it holds a result the handler declares sensitive, unflagged.
+            JournalTampered: it holds a result the handler declares sensitive, unflagged.
         """
         if recorded.name != name:
             raise NonDeterminismError(
@@ -87,7 +87,7 @@ class StepLog:
                 "in the same order on every run"
             )
         if sensitive and not recorded.sensitive and recorded.result is not None:
-            raise CodecError(
+            raise JournalTampered(
                 f"the journal holds step {name!r} (position {position}) with a result that is "
                 "not flagged sensitive, though the step is: this function always flags and "
                 "encrypts it, so the record was written by something else; refusing it"

@@ -12,8 +12,8 @@ the codec's bytes in base64: no JSON text starts so, so a reader without the key
 A value this layer always encrypts (a sensitive step's result, the EventState when it is
 sealed, an unposted NoEcho response) must be read encrypted: one found in the clear was
 written by someone who may write the table but not use the key, and is refused
-(:class:`~asynccfn.CodecError`, a journal failure: the operation does not go on with it),
-not handed to the handler as its own.
+(:class:`~asynccfn.JournalTampered`: the operation is answered FAILED and does not go on
+with it), not handed to the handler as its own.
 
 A codec is any object with the small :class:`PayloadCodec` interface (``asynccfn.KmsCodec``
 is one): it opens a :class:`CodecSession` per invocation and operation, which may cache what
@@ -29,7 +29,7 @@ import contextvars
 import dataclasses
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from .._errors import CodecError
+from .._errors import JournalTampered
 from .._response import masked_body
 
 if TYPE_CHECKING:
@@ -118,14 +118,15 @@ class Payloads:
         make the operation go on with a value of their choosing (a downgrade). It is refused.
 
         Raises:
-            CodecError: as :meth:`CodecSession.decode`; the value is not base64; or it is
+            CodecError: as :meth:`CodecSession.decode`.
+            JournalTampered: the value is not base64, or it is
                 ``sealed`` and stored in the clear.
         """
         if text is None:
             return None
         if not text.startswith(PREFIX):
             if sealed:
-                raise CodecError(
+                raise JournalTampered(
                     f"{what} is stored in the clear, where this function always encrypts it: "
                     "it was not written by this function, and the operation does not go on "
                     "with it"
@@ -134,7 +135,7 @@ class Payloads:
         try:
             raw = base64.b64decode(text[len(PREFIX) :], validate=True)
         except (binascii.Error, ValueError):
-            raise CodecError("an encrypted journal value is not valid base64") from None
+            raise JournalTampered("an encrypted journal value is not valid base64") from None
         return (await self._session.decode(raw)).decode()
 
     async def seal_step(self, step: StepItem) -> StepItem:

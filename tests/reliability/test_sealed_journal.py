@@ -36,7 +36,6 @@ from tests.support import (
     event_for,
     event_op_id,
     journal_items,
-    sleep,
 )
 
 REGION = LOCAL_AWS_ENV["AWS_REGION"]
@@ -83,23 +82,6 @@ def _tamper(endpoint: str, table: str, item: dict[str, Any], update: str, **valu
         client.close()
 
 
-def _gave_up(event: dict[str, Any], request_id: str) -> dict[str, Any]:
-    """Lambda's on-failure record of ``event``'s invocation ``request_id``, once its retries
-    of the refused invocation ran out."""
-    return {
-        "version": "1.0",
-        "requestContext": {
-            "requestId": request_id,
-            "functionArn": FakeLambdaContext.invoked_function_arn,
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-        "responsePayload": {"errorType": "CodecError", "errorMessage": "refused"},
-    }
-
-
 def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused(
     journal: str,
     dynamodb_endpoint: str,
@@ -108,7 +90,7 @@ def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused
 ) -> None:
     """A sensitive step's result overwritten with plaintext: the replay (a retried
     deployment) refuses the journal instead of handing the handler the planted value, and
-    once Lambda gives up on the refused invocation the attempt is answered FAILED."""
+    answers FAILED at once (JournalTampered: no retry could change it)."""
     secret = f"generated-{secrets.token_hex(12)}"
     seen: list[str] = []
     resource = asynccfn.Resource(update="replace", delete="nothing")
@@ -122,9 +104,7 @@ def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused
     url, _read = presigned_response_url()
     event = event_for("create", url)
     op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource, journal=journal, codec=asynccfn.KmsCodec(kms_key), lease=3.0, lease_skew=0.0
-    )
+    handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
     retry_url, read_retry = presigned_response_url()
     retry = {**event, "ResponseURL": retry_url}
     with closing_handler(handler):
@@ -133,16 +113,13 @@ def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused
         assert step["sensitive"] == {"N": "1"} and step["result"]["S"].startswith(PREFIX)
         _tamper(dynamodb_endpoint, journal, step, "SET #result = :v", v=json.dumps(PLANTED))
 
-        refused = FakeLambdaContext()
-        with pytest.raises(asynccfn.CodecError, match="sensitive step 'fetch-password'"):
-            handler(retry, refused)
-        assert read_retry() is None
-        sleep(3.5)  # the refused invocation's lease runs out, as Lambda's retries wait
-        outcome = handler(_gave_up(retry, refused.aws_request_id), FakeLambdaContext())
-        assert outcome["outcome"] == "FAILED"
+        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == [secret]
     answer = json.loads(read_retry() or b"")
-    assert answer["Status"] == "FAILED" and "Lambda gave up" in answer["Reason"]
+    assert answer["Status"] == "FAILED", answer
+    assert (
+        "the result of sensitive step 'fetch-password' is stored in the clear" in (answer["Reason"])
+    )
     assert PLANTED not in json.dumps(answer)
 
 
@@ -166,17 +143,18 @@ def test_invariant_13_a_plaintext_result_planted_with_the_sensitive_flag_removed
     event = event_for("create", url)
     op_id = event_op_id(event)
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
-    retry_url, _read_retry = presigned_response_url()
+    retry_url, read_retry = presigned_response_url()
     with closing_handler(handler):
         assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
         step = _item(journal_items(dynamodb_endpoint, journal), op_id, "fetch-password")
         plain = json.dumps(PLANTED)
         _tamper(dynamodb_endpoint, journal, step, "SET #result = :v REMOVE #sensitive", v=plain)
-        try:
-            handler({**event, "ResponseURL": retry_url}, FakeLambdaContext())
-        except asynccfn.JournalError:
-            pass
+        retry = {**event, "ResponseURL": retry_url}
+        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
     assert PLANTED not in seen
+    answer = json.loads(read_retry() or b"")
+    assert "JournalTampered" in answer["Reason"] and "not flagged sensitive" in answer["Reason"]
+    assert PLANTED not in json.dumps(answer)
 
 
 def test_invariant_13_a_plaintext_state_planted_where_the_state_is_sealed_is_refused(
@@ -211,10 +189,12 @@ def test_invariant_13_a_plaintext_state_planted_where_the_state_is_sealed_is_ref
         assert step["state"]["S"].startswith(PREFIX)
         planted = json.dumps({"password": PLANTED})
         _tamper(dynamodb_endpoint, journal, step, "SET #state = :v", v=planted)
-        with pytest.raises(asynccfn.CodecError, match="EventState recorded with step"):
-            handler({**event, "ResponseURL": retry_url}, FakeLambdaContext())
+        retry = {**event, "ResponseURL": retry_url}
+        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == [secret]
-    assert read_retry() is None
+    answer = json.loads(read_retry() or b"")
+    assert "the EventState recorded with step 'create-user'" in answer["Reason"], answer
+    assert PLANTED not in json.dumps(answer)
 
 
 def test_invariant_13_a_plaintext_hand_over_state_planted_where_the_state_is_sealed_is_refused(
@@ -253,10 +233,11 @@ def test_invariant_13_a_plaintext_hand_over_state_planted_where_the_state_is_sea
         assert op["handover_state"]["S"].startswith(PREFIX)
         planted = json.dumps({"password": PLANTED})
         _tamper(dynamodb_endpoint, journal, op, "SET #handover_state = :v", v=planted)
-        with pytest.raises(asynccfn.CodecError, match="hand-over's EventState"):
-            handler(lambdas.payloads[-1], FakeLambdaContext())
+        assert handler(lambdas.payloads[-1], FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == []
-    assert read() is None
+    answer = json.loads(read() or b"")
+    assert "the hand-over's EventState is stored in the clear" in answer["Reason"], answer
+    assert PLANTED not in json.dumps(answer)
 
 
 def test_invariant_13_a_plaintext_noecho_response_planted_in_the_outbox_is_not_posted(
@@ -286,8 +267,10 @@ def test_invariant_13_a_plaintext_noecho_response_planted_in_the_outbox_is_not_p
         assert kept["NoEcho"] is True and kept["Data"] == {"Password": "****"}
         planted = json.dumps({**kept, "Data": {"Password": PLANTED}}, separators=(",", ":"))
         _tamper(dynamodb_endpoint, journal, op, "SET #response = :v REMOVE #posted_at", v=planted)
-        with pytest.raises(asynccfn.CodecError, match="a NoEcho response"):
-            handler(event, FakeLambdaContext())  # a duplicate delivery re-posts an unposted answer
+        # A duplicate delivery re-posts an unposted answer: never this one, nor FAILED to a
+        # URL that received SUCCESS; it raises (the tampering stays for an operator to see).
+        with pytest.raises(asynccfn.JournalTampered, match="a NoEcho response"):
+            handler(event, FakeLambdaContext())
     assert read() == posted
 
 

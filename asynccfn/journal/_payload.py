@@ -61,8 +61,9 @@ class CodecSession(Protocol):
         """What :meth:`encode` was given.
 
         Raises:
-            CodecError: ``data`` was tampered with, belongs to another context, or its key
-                could not be obtained.
+            JournalTampered: ``data`` was tampered with or belongs to another context (no
+                retry can change that: the operation is answered FAILED at once).
+            CodecError: its key could not be obtained (raised, for Lambda's retry).
         """
         ...
 

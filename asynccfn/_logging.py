@@ -62,14 +62,19 @@ def _mask(record: logging.LogRecord, secrets: Redactor) -> None:
 
 
 def _message(record: logging.LogRecord) -> str:
-    """``record``'s message. When its arguments do not fit it (``log.info("%s %s", x)``), its
-    bare text saying so, the arguments left out: a filter runs outside logging's own error
-    handling, so the mistake would raise in the handler, and logging's report of it would
-    print the arguments unmasked."""
+    """``record``'s message. When it cannot be made (arguments that do not fit it, as in
+    ``log.info("%s %s", x)``, or a message whose ``str()`` raises), its bare text saying so,
+    the arguments left out: a filter runs outside logging's own error handling, so the
+    mistake would raise in the handler, and logging's report of it would print the arguments
+    unmasked."""
     try:
         return record.getMessage()
     except Exception:
-        record.msg = f"{record.msg} [the log call's arguments did not fit its message: left out]"
+        try:
+            text = str(record.msg)
+        except Exception:
+            text = f"<a {type(record.msg).__name__} whose text could not be read>"
+        record.msg = f"{text} [the log call's message could not be made: arguments left out]"
         record.args = None
         return record.msg
 

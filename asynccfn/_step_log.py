@@ -90,7 +90,8 @@ class StepLog:
             raise JournalTampered(
                 f"the journal holds step {name!r} (position {position}) with a result that is "
                 "not flagged sensitive, though the step is: this function always flags and "
-                "encrypts it, so the record was written by something else; refusing it"
+                "encrypts it, so the record was written by something else (or before the step "
+                "was declared sensitive, by an operation in flight then); refusing it"
             )
 
     def _wrote(self, recorded: StepItem, step: StepItem) -> bool:

@@ -258,10 +258,12 @@ class Executor:
         """Journal the start of ``attempt``; what the slot then holds.
 
         A cancellation (the soft deadline) while the start is being recorded waits for the
-        write, and withdraws a start it recorded before it is raised: the body has not begun,
-        so the attempt is recorded as one that did not run (RETRYING, due at once) and the next
-        invocation runs the next attempt, instead of finding it interrupted (StepInterrupted).
-        Should withdrawing fail, the start stays, counted as interrupted: never run twice.
+        write, for half the reserve at most (the rest is the hand-over's), and withdraws a
+        start it recorded before it is raised: the body has not begun, so the slot goes back
+        to RETRYING at the attempt before (due at once), and the next invocation runs this
+        attempt, not counting it as interrupted (StepInterrupted) nor as used. Should the
+        write outlast that time or withdrawing fail, the start stays, counted as interrupted:
+        never run twice.
         """
         write = asyncio.ensure_future(
             self.log.write_once(
@@ -277,16 +279,26 @@ class Executor:
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                recorded = await write
-                if self.log.ours(recorded) and recorded.status == StepStatus.STARTED.value:
-                    not_begun = StepInterrupted(
-                        f"at-most-once step {name!r}: the invocation ended before attempt "
-                        f"{attempt} began (its start was being recorded); it did not run"
-                    )
-                    await self.log.record_error(
-                        position, name, kind, recorded, not_begun, attempt, retry_at=time.time()
-                    )
+            deadlines = self.x.deadlines
+            until = deadlines.soft + max(0.0, deadlines.hard - deadlines.soft) / 2
+            with contextlib.suppress(Exception):  # a timeout too: the start then stays
+                async with asyncio.timeout_at(until):
+                    recorded = await write
+                    if self.log.ours(recorded) and recorded.status == StepStatus.STARTED.value:
+                        not_begun = StepInterrupted(
+                            f"at-most-once step {name!r}: the invocation ended before attempt "
+                            f"{attempt} began (its start was being recorded); it did not run"
+                        )
+                        await self.log.record_error(
+                            position,
+                            name,
+                            kind,
+                            recorded,
+                            not_begun,
+                            attempt - 1,
+                            retry_at=time.time(),
+                        )
+            write.cancel()  # still pending only when the time ran out
             raise
 
     async def _interrupted(

@@ -61,5 +61,24 @@ def test_arguments_that_do_not_fit_the_message_are_left_out_not_raised_nor_print
     line = JsonLinesFormatter().format(record)
     assert URL not in line
     assert record.getMessage() == (
-        "rejected %s with %s [the log call's arguments did not fit its message: left out]"
+        "rejected %s with %s [the log call's message could not be made: arguments left out]"
+    )
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
+def test_a_message_whose_text_cannot_be_read_is_named_not_raised() -> None:
+    """``log.info(obj)`` where ``str(obj)`` raises: the record names the message's type."""
+    record = _record("%s", "unused")
+    record.msg = _Unprintable()
+    with masking(Redactor([URL])):
+        assert _ContextFilter().filter(record)
+    assert record.getMessage() == (
+        "<a _Unprintable whose text could not be read> [the log call's message could not be "
+        "made: arguments left out]"
     )

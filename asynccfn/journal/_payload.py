@@ -129,8 +129,9 @@ class Payloads:
             if sealed:
                 raise JournalTampered(
                     f"{what} is stored in the clear, where this function always encrypts it: "
-                    "it was not written by this function, and the operation does not go on "
-                    "with it"
+                    "it was not written by this function (or was written before the function "
+                    "encrypted it: an operation in flight when sensitive_state was set), and "
+                    "the operation does not go on with it"
                 )
             return text
         try:

@@ -269,21 +269,23 @@ def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_ru
         result = await ctx.step("charge", charge, at_most_once=True)
         return asynccfn.Success(physical_id="p", data={"Result": result})
 
-    # The reply is let go 1.5 s after the soft deadline (3 s into a 6 s invocation with a
-    # 3 s reserve), which leaves the retry, the withdrawal and the hand-over 1.4 s.
+    # The reply is let go 0.3 s after the soft deadline (4 s into an 8 s invocation with a
+    # 4 s reserve); the holder waits for it until half the reserve (1.95 s) has passed,
+    # which leaves botocore's retry (its first backoff is under 1 s) and the withdrawal
+    # 1.65 s, and the hand-over the other half.
     released = threading.Event()
     proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
     with FakeInvokeAPI() as lambdas:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=3.0)
+        holder, successor = containers(resource, journal_table, 2, reserve=4.0)
         url = urls.issue()
         event = event_for("create", url.url)
 
         async def scenario() -> list[str]:
-            timer = threading.Timer(4.5, released.set)
+            timer = threading.Timer(4.3, released.set)
             timer.start()
             try:
-                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(6.0))
+                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(8.0))
             finally:
                 timer.cancel()
             [payload] = lambdas.payloads
@@ -352,3 +354,127 @@ def test_invariant_7_steps_whose_replies_were_lost_count_as_progress(
     assert bodies == steps, (bodies, outcomes)
     assert outcomes[-1] == "SUCCESS", (outcomes, response.get("Reason"))
     assert response["Status"] == "SUCCESS"
+
+
+def test_invariant_3_a_withdrawn_at_most_once_start_does_not_use_up_a_retry_attempt(
+    via_proxy: PlannedProxy,
+    journal_table: str,
+    urls: URLs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``at_most_once=True, retry=RetryPolicy(max_attempts=2)``: the first attempt's start is
+    recorded as the soft deadline comes and withdrawn ("it did not run"). The body still
+    gets its two real attempts: the withdrawn one, which never ran, is not counted (it once
+    was, and the body's first transient failure was final)."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[int] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def charge() -> str:
+            bodies.append(ctx.invocation)
+            if len(bodies) == 1:
+                raise ConnectionError("the payment service was briefly unreachable")
+            return "charged"
+
+        result = await ctx.step(
+            "charge",
+            charge,
+            at_most_once=True,
+            retry=asynccfn.RetryPolicy(max_attempts=2, initial_delay=0.0, jitter=0.0),
+        )
+        return asynccfn.Success(physical_id="p", data={"Result": result})
+
+    released = threading.Event()
+    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
+    with FakeInvokeAPI() as lambdas_api:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas_api.endpoint_url)
+        holder, successor = containers(resource, journal_table, 2, reserve=4.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            timer = threading.Timer(4.3, released.set)
+            timer.start()
+            try:
+                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(8.0))
+            finally:
+                timer.cancel()
+            [payload] = lambdas_api.payloads
+            done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
+            return [handed.outcome, done.outcome]
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            released.set()
+            close_all([holder, successor])
+    response = url.single_response()
+    assert outcomes[0] == "handed-over", (outcomes, response.get("Reason"))
+    assert outcomes[1] == "SUCCESS", (outcomes, bodies, response.get("Reason"))
+    assert bodies == [2, 2]
+
+
+def test_invariant_10_a_slow_at_most_once_start_at_the_soft_deadline_leaves_time_to_hand_over(
+    via_proxy: PlannedProxy,
+    journal_table: str,
+    urls: URLs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The STARTED write of an at-most-once step is slow (its reply comes 1.5 s after the
+    invocation's hard deadline; a 6 s invocation with a 3 s reserve). The holder waits for
+    it half the reserve at most, then gives it up and hands over in time (invariants 5 and
+    10). The start it could not confirm stays: the successor counts it as interrupted, and
+    the body never runs (at most once, never twice)."""
+    proxy = via_proxy
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+    bodies: list[int] = []
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def charge() -> str:
+            bodies.append(ctx.invocation)
+            return "charged"
+
+        result = await ctx.step("charge", charge, at_most_once=True)
+        return asynccfn.Success(physical_id="p", data={"Result": result})
+
+    released = threading.Event()
+    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
+    with FakeInvokeAPI() as lambdas_api:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas_api.endpoint_url)
+        holder, successor = containers(resource, journal_table, 2, reserve=3.0)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            timer = threading.Timer(7.5, released.set)
+            timer.start()
+            try:
+                try:
+                    handed = (
+                        await holder.runtime.invoke(dict(event), FakeLambdaContext(6.0))
+                    ).outcome
+                except Exception as exc:
+                    handed = f"{type(exc).__name__}: {exc}"
+            finally:
+                timer.cancel()
+                released.set()
+            outcomes = [handed]
+            if lambdas_api.payloads:
+                done = await successor.runtime.invoke(
+                    dict(lambdas_api.payloads[-1]), FakeLambdaContext(30)
+                )
+                outcomes.append(done.outcome)
+            return outcomes
+
+        try:
+            outcomes = run(scenario())
+        finally:
+            released.set()
+            close_all([holder, successor])
+    assert outcomes == ["handed-over", "FAILED"], outcomes
+    [answer] = [json.loads(body) for body in url.stored()]
+    assert "at-most-once step 'charge' was interrupted" in answer["Reason"], answer
+    assert bodies == []

@@ -73,9 +73,11 @@ class Redactor:
     def keep(self, value: object) -> None:
         """Mask ``value``'s strings and numbers (of four characters or more, at any depth) in
         text too."""
-        forms = set(self._forms)
-        _collect_strings(value, forms)
-        self._forms = _longest_first(forms)
+        found: set[str] = set()
+        _collect_strings(value, found)
+        found.difference_update(self._forms)
+        if found:  # sorted again only when something is new (state is kept on every write)
+            self._forms = _longest_first({*self._forms, *found})
 
     def text(self, text: str) -> str:
         """``text`` with every form of every secret value replaced by the mask."""

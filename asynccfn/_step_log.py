@@ -154,8 +154,9 @@ class StepLog:
         """Mask the values of the EventState's secret keys in whatever the invocation logs,
         journals or answers from now on (the journal seals them, text must not repeat them).
         Called whenever the state is restored or journaled."""
-        state = self.progress.state
-        keep_secret([state[key] for key in self.x.secret_state if key in state])
+        if self.x.secret_state:
+            state = self.progress.state
+            keep_secret([state[key] for key in self.x.secret_state if key in state])
 
     def go_live(self, position: str) -> None:
         """Replay is over at ``position``. If the last hand-over interrupted the handler here,

@@ -23,6 +23,7 @@ import asynccfn
 from asynccfn._entry import LambdaHandler
 from tests.journal.scenarios import FakeInvokeAPI
 from tests.reliability._ddb_proxy import DynamoDBFaultProxy, _error
+from tests.reliability._endpoint import IssuedURL
 from tests.reliability.conftest import URLs
 from tests.support import FakeLambdaContext, event_for, run
 
@@ -248,6 +249,54 @@ def handover_recorded(operation: str, body: dict[str, Any]) -> bool:
     )
 
 
+def held_start(
+    proxy: PlannedProxy,
+    resource: asynccfn.Resource,
+    journal_table: str,
+    urls: URLs,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    seconds: float,
+    reserve: float,
+    release: float,
+) -> tuple[list[str], IssuedURL]:
+    """A holder (a ``seconds`` invocation keeping ``reserve``) runs ``resource``'s Create while
+    the reply to step "charge"'s STARTED write is held until ``release`` seconds into it,
+    then lost (a 500: botocore's retry meets the write's own record); then a successor runs
+    the hand-over, if there was one. The holder's outcome (or what it raised) and the
+    successor's, and the URL they answer."""
+    released = threading.Event()
+    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
+    with FakeInvokeAPI() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
+        holder, successor = containers(resource, journal_table, 2, reserve=reserve)
+        url = urls.issue()
+        event = event_for("create", url.url)
+
+        async def scenario() -> list[str]:
+            timer = threading.Timer(release, released.set)
+            timer.start()
+            try:
+                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(seconds))
+                outcomes = [handed.outcome]
+            except Exception as exc:
+                outcomes = [f"{type(exc).__name__}: {exc}"]
+            finally:
+                timer.cancel()
+                released.set()
+            assert len(lambdas.payloads) <= 1, "one hand-over at most"
+            for payload in lambdas.payloads:
+                done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
+                outcomes.append(done.outcome)
+            return outcomes
+
+        try:
+            return run(scenario()), url
+        finally:
+            released.set()
+            close_all([holder, successor])
+
+
 def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_runs_once_later(
     via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,30 +322,16 @@ def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_ru
     # 4 s reserve); the holder waits for it until half the reserve (1.95 s) has passed,
     # which leaves botocore's retry (its first backoff is under 1 s) and the withdrawal
     # 1.65 s, and the hand-over the other half.
-    released = threading.Event()
-    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
-    with FakeInvokeAPI() as lambdas:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=4.0)
-        url = urls.issue()
-        event = event_for("create", url.url)
-
-        async def scenario() -> list[str]:
-            timer = threading.Timer(4.3, released.set)
-            timer.start()
-            try:
-                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(8.0))
-            finally:
-                timer.cancel()
-            [payload] = lambdas.payloads
-            done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
-            return [handed.outcome, done.outcome]
-
-        try:
-            outcomes = run(scenario())
-        finally:
-            released.set()
-            close_all([holder, successor])
+    outcomes, url = held_start(
+        proxy,
+        resource,
+        journal_table,
+        urls,
+        monkeypatch,
+        seconds=8.0,
+        reserve=4.0,
+        release=4.3,
+    )
     assert proxy.faults["lost-reply"] == 1
     response = url.single_response()
     assert outcomes == ["handed-over", "SUCCESS"], (outcomes, response.get("Reason"))
@@ -386,30 +421,16 @@ def test_invariant_3_a_withdrawn_at_most_once_start_does_not_use_up_a_retry_atte
         )
         return asynccfn.Success(physical_id="p", data={"Result": result})
 
-    released = threading.Event()
-    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
-    with FakeInvokeAPI() as lambdas_api:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas_api.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=4.0)
-        url = urls.issue()
-        event = event_for("create", url.url)
-
-        async def scenario() -> list[str]:
-            timer = threading.Timer(4.3, released.set)
-            timer.start()
-            try:
-                handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(8.0))
-            finally:
-                timer.cancel()
-            [payload] = lambdas_api.payloads
-            done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
-            return [handed.outcome, done.outcome]
-
-        try:
-            outcomes = run(scenario())
-        finally:
-            released.set()
-            close_all([holder, successor])
+    outcomes, url = held_start(
+        proxy,
+        resource,
+        journal_table,
+        urls,
+        monkeypatch,
+        seconds=8.0,
+        reserve=4.0,
+        release=4.3,
+    )
     response = url.single_response()
     assert outcomes[0] == "handed-over", (outcomes, response.get("Reason"))
     assert outcomes[1] == "SUCCESS", (outcomes, bodies, response.get("Reason"))
@@ -440,40 +461,16 @@ def test_invariant_10_a_slow_at_most_once_start_at_the_soft_deadline_leaves_time
         result = await ctx.step("charge", charge, at_most_once=True)
         return asynccfn.Success(physical_id="p", data={"Result": result})
 
-    released = threading.Event()
-    proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
-    with FakeInvokeAPI() as lambdas_api:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas_api.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=3.0)
-        url = urls.issue()
-        event = event_for("create", url.url)
-
-        async def scenario() -> list[str]:
-            timer = threading.Timer(7.5, released.set)
-            timer.start()
-            try:
-                try:
-                    handed = (
-                        await holder.runtime.invoke(dict(event), FakeLambdaContext(6.0))
-                    ).outcome
-                except Exception as exc:
-                    handed = f"{type(exc).__name__}: {exc}"
-            finally:
-                timer.cancel()
-                released.set()
-            outcomes = [handed]
-            if lambdas_api.payloads:
-                done = await successor.runtime.invoke(
-                    dict(lambdas_api.payloads[-1]), FakeLambdaContext(30)
-                )
-                outcomes.append(done.outcome)
-            return outcomes
-
-        try:
-            outcomes = run(scenario())
-        finally:
-            released.set()
-            close_all([holder, successor])
+    outcomes, url = held_start(
+        proxy,
+        resource,
+        journal_table,
+        urls,
+        monkeypatch,
+        seconds=6.0,
+        reserve=3.0,
+        release=7.5,
+    )
     assert outcomes == ["handed-over", "FAILED"], outcomes
     [answer] = [json.loads(body) for body in url.stored()]
     assert "at-most-once step 'charge' was interrupted" in answer["Reason"], answer

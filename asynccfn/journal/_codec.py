@@ -13,7 +13,6 @@ attributes, so the schema stays defined once.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -79,7 +78,7 @@ class ItemCodec(Generic[E]):
         nested_tables = {_table(k): v for k, v in (nested or {}).items()}
         title = self.schema.name
         attributes = {attr.name: attr for attr in self.schema.attributes}
-        fields = {f.name: f for f in dataclasses.fields(entry)}  # type: ignore[arg-type]
+        fields = _fields(entry)
         if attributes.keys() != fields.keys():
             raise TypeError(
                 f"{entry.__name__}'s fields and {title}'s attributes differ: "
@@ -105,7 +104,7 @@ class ItemCodec(Generic[E]):
                 raise TypeError(f"{title}.{name} is not a string, number or list")
             if not attr.null:
                 required.append(name)
-            if (fields[name].default is None) != attr.null:
+            if (fields[name] is None) != attr.null:
                 raise TypeError(
                     f"{entry.__name__}.{name} must be optional exactly when it may be null"
                 )
@@ -162,6 +161,21 @@ class ItemCodec(Generic[E]):
     def number(value: Any) -> dict[str, str]:
         """A number attribute value in wire form (for expression values)."""
         return {"N": _number_text(value)}
+
+
+_REQUIRED = object()
+
+
+def _fields(entry: type[Any]) -> dict[str, object]:
+    """A record's fields as its ``__init__`` takes them (a plain record's keyword-only
+    parameters, or a dataclass's): name -> default (``_REQUIRED``: none)."""
+    init = entry.__init__
+    code = init.__code__
+    names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+    positional = code.co_varnames[1 : code.co_argcount]
+    defaults = dict(zip(reversed(positional), reversed(init.__defaults__ or ()), strict=False))
+    defaults |= init.__kwdefaults__ or {}
+    return {name: defaults.get(name, _REQUIRED) for name in names}
 
 
 def _table(schema: Schema | type[AttributeContainer]) -> Schema:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
-import dataclasses
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._errors import JournalTampered
@@ -149,7 +148,7 @@ class Payloads:
             changes["result"] = await self.seal(step.result)
         if self.seal_state and step.state is not None:
             changes["state"] = await self.seal(step.state)
-        return dataclasses.replace(step, **changes) if changes else step
+        return step.replaced(**changes) if changes else step
 
     async def open_step(self, step: StepItem) -> StepItem:
         """``step`` as read from the journal, in the clear (in place). What :meth:`seal_step`

@@ -13,8 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, Self
 
 STACK_INDEX = "by-stack"
 OP_SK = "op"
@@ -118,25 +117,64 @@ def op_id_of(item: _Keyed) -> str:
 # The same attributes as the pynamodb models (the codecs of asynccfn.journal._codec refuse any
 # difference). The runtime builds and reads items as these, without pynamodb's per-attribute
 # machinery; the journal reader keeps the models.
+#
+# Plain classes rather than dataclasses: every cold start defines them, and a dataclass costs
+# that 0.5-1 ms each (its methods are compiled from generated source), a plain class a few µs.
+# A record's fields are its __init__'s keyword-only parameters (what the codec reads), each
+# with a slot of its name.
 
 
-@dataclass(slots=True, kw_only=True)
-class EventItem:
+class _Record:
+    """A mutable record, compared and shown by its slots."""
+
+    __slots__: tuple[str, ...] = ()
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({shown})"
+
+    def replaced(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (as ``dataclasses.replace``).
+
+        Raises:
+            TypeError: a change names no field.
+        """
+        return type(self)(**({name: getattr(self, name) for name in self.__slots__} | changes))
+
+
+class EventItem(_Record):
     """One of the operation's recent events (``models.EventMap``)."""
 
-    at: float
-    # The event as a reader says it: always set here; stored only when its kind's text
-    # (describe) does not say it all, which keeps the operation item small.
-    what: str | None = None
-    invocation: int | None = None
-    kind: str | None = None  # an EventKind value; None in items written before kinds
-    steps: int | None = None  # REPLAYED
-    status: str | None = None  # RESPONSE: the response's Status
-    reason: str | None = None  # UNDELIVERABLE, NOT_DELIVERED
+    __slots__ = ("at", "invocation", "kind", "reason", "status", "steps", "what")
 
-    def __post_init__(self) -> None:
-        if self.what is None:
-            self.what = describe(self.kind_of, self.steps, self.status, self.reason) or ""
+    def __init__(
+        self,
+        *,
+        at: float,
+        # The event as a reader says it: always set here; stored only when its kind's text
+        # (describe) does not say it all, which keeps the operation item small.
+        what: str | None = None,
+        invocation: int | None = None,
+        kind: str | None = None,  # an EventKind value; None in items written before kinds
+        steps: int | None = None,  # REPLAYED
+        status: str | None = None,  # RESPONSE: the response's Status
+        reason: str | None = None,  # UNDELIVERABLE, NOT_DELIVERED
+    ) -> None:
+        self.at = at
+        self.invocation = invocation
+        self.kind = kind
+        self.steps = steps
+        self.status = status
+        self.reason = reason
+        self.what: str | None = (
+            what if what is not None else describe(self.kind_of, steps, status, reason) or ""
+        )
 
     @property
     def kind_of(self) -> EventKind | None:
@@ -154,70 +192,188 @@ class EventItem:
         return self.what
 
 
-@dataclass(slots=True, kw_only=True)
-class OperationItem:
+class OperationItem(_Record):
     """The operation item (``models.OperationModel``)."""
 
-    pk: str
-    sk: str
-    stack_id: str
-    logical_id: str
-    request_id: str
-    resource_type: str
-    request_type: str
-    status: str
-    attempt: str
-    attempt_no: int
-    fence: int
-    invocations: int
-    issued_at: float
-    created_at: float
-    updated_at: float
-    deadline: float
-    expires_at: int | None = None
-    request_digest: str | None = None  # None in items written before request digests
-    past_attempts: list[str] | None = None
-    # the past attempts superseded before their answer was posted (their URLs may still wait)
-    unanswered_attempts: list[str] | None = None
-    owner: str | None = None
-    lease_until: float | None = None
-    handover_token: str | None = None
-    handover_state: str | None = None
-    handover_at: str | None = None
-    wake_at: float | None = None
-    stalled: int | None = None
-    response: str | None = None
-    response_digest: str | None = None
-    response_status: str | None = None
-    posted_at: float | None = None
-    physical_id: str | None = None
-    reason: str | None = None
-    events: list[EventItem] | None = None
+    __slots__ = (
+        "attempt",
+        "attempt_no",
+        "created_at",
+        "deadline",
+        "events",
+        "expires_at",
+        "fence",
+        "handover_at",
+        "handover_state",
+        "handover_token",
+        "invocations",
+        "issued_at",
+        "lease_until",
+        "logical_id",
+        "owner",
+        "past_attempts",
+        "physical_id",
+        "pk",
+        "posted_at",
+        "reason",
+        "request_digest",
+        "request_id",
+        "request_type",
+        "resource_type",
+        "response",
+        "response_digest",
+        "response_status",
+        "sk",
+        "stack_id",
+        "stalled",
+        "status",
+        "unanswered_attempts",
+        "updated_at",
+        "wake_at",
+    )
+
+    def __init__(
+        self,
+        *,
+        pk: str,
+        sk: str,
+        stack_id: str,
+        logical_id: str,
+        request_id: str,
+        resource_type: str,
+        request_type: str,
+        status: str,
+        attempt: str,
+        attempt_no: int,
+        fence: int,
+        invocations: int,
+        issued_at: float,
+        created_at: float,
+        updated_at: float,
+        deadline: float,
+        expires_at: int | None = None,
+        request_digest: str | None = None,  # None in items written before request digests
+        past_attempts: list[str] | None = None,
+        # the past attempts superseded before their answer was posted (their URLs may wait)
+        unanswered_attempts: list[str] | None = None,
+        owner: str | None = None,
+        lease_until: float | None = None,
+        handover_token: str | None = None,
+        handover_state: str | None = None,
+        handover_at: str | None = None,
+        wake_at: float | None = None,
+        stalled: int | None = None,
+        response: str | None = None,
+        response_digest: str | None = None,
+        response_status: str | None = None,
+        posted_at: float | None = None,
+        physical_id: str | None = None,
+        reason: str | None = None,
+        events: list[EventItem] | None = None,
+    ) -> None:
+        self.pk = pk
+        self.sk = sk
+        self.stack_id = stack_id
+        self.logical_id = logical_id
+        self.request_id = request_id
+        self.resource_type = resource_type
+        self.request_type = request_type
+        self.status = status
+        self.attempt = attempt
+        self.attempt_no = attempt_no
+        self.fence = fence
+        self.invocations = invocations
+        self.issued_at = issued_at
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.deadline = deadline
+        self.expires_at = expires_at
+        self.request_digest = request_digest
+        self.past_attempts = past_attempts
+        self.unanswered_attempts = unanswered_attempts
+        self.owner = owner
+        self.lease_until = lease_until
+        self.handover_token = handover_token
+        self.handover_state = handover_state
+        self.handover_at = handover_at
+        self.wake_at = wake_at
+        self.stalled = stalled
+        self.response = response
+        self.response_digest = response_digest
+        self.response_status = response_status
+        self.posted_at = posted_at
+        self.physical_id = physical_id
+        self.reason = reason
+        self.events = events
 
 
-@dataclass(slots=True, kw_only=True)
-class StepItem:
+class StepItem(_Record):
     """A step item (``models.StepModel``)."""
 
-    pk: str
-    sk: str
-    name: str
-    kind: str
-    status: str
-    attempt: int
-    op_attempt: int
-    started_at: float
-    invocation: int
-    fence: int
-    expires_at: int | None = None
-    result: str | None = None  # JSON
-    error_type: str | None = None
-    error_message: str | None = None
-    error_code: str | None = None
-    ended_at: float | None = None
-    wake_at: float | None = None
-    state: str | None = None
-    sensitive: int | None = None
+    __slots__ = (
+        "attempt",
+        "ended_at",
+        "error_code",
+        "error_message",
+        "error_type",
+        "expires_at",
+        "fence",
+        "invocation",
+        "kind",
+        "name",
+        "op_attempt",
+        "pk",
+        "result",
+        "sensitive",
+        "sk",
+        "started_at",
+        "state",
+        "status",
+        "wake_at",
+    )
+
+    def __init__(
+        self,
+        *,
+        pk: str,
+        sk: str,
+        name: str,
+        kind: str,
+        status: str,
+        attempt: int,
+        op_attempt: int,
+        started_at: float,
+        invocation: int,
+        fence: int,
+        expires_at: int | None = None,
+        result: str | None = None,  # JSON
+        error_type: str | None = None,
+        error_message: str | None = None,
+        error_code: str | None = None,
+        ended_at: float | None = None,
+        wake_at: float | None = None,
+        state: str | None = None,
+        sensitive: int | None = None,
+    ) -> None:
+        self.pk = pk
+        self.sk = sk
+        self.name = name
+        self.kind = kind
+        self.status = status
+        self.attempt = attempt
+        self.op_attempt = op_attempt
+        self.started_at = started_at
+        self.invocation = invocation
+        self.fence = fence
+        self.expires_at = expires_at
+        self.result = result
+        self.error_type = error_type
+        self.error_message = error_message
+        self.error_code = error_code
+        self.ended_at = ended_at
+        self.wake_at = wake_at
+        self.state = state
+        self.sensitive = sensitive
 
 
 # -- the static attribute table -------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from typing import Any
 
 import pytest
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
@@ -95,7 +97,24 @@ def test_the_entry_must_match_the_model() -> None:
 
     with pytest.raises(TypeError, match="differ: \\['colour'\\]"):
         ItemCodec(Extended, StepItem)
-    assert {f.name for f in dataclasses.fields(StepItem)} == set(StepModel.get_attributes())
+    assert set(StepItem.__slots__) == set(StepModel.get_attributes())
+
+
+def test_a_record_must_default_exactly_the_nullable_attributes() -> None:
+    """The codec reads a record's fields from its ``__init__`` (a plain record's or a
+    dataclass's): one whose nullable attribute is required is refused."""
+    fields: list[Any] = [
+        (p.name, object) if p.default is p.empty else (p.name, object, p.default)
+        for p in inspect.signature(StepItem).parameters.values()
+        if p.name != "result"
+    ]
+    required = dataclasses.make_dataclass("Required", [*fields, ("result", str)], kw_only=True)
+    with pytest.raises(TypeError, match=r"Required\.result must be optional exactly when"):
+        ItemCodec(StepModel, required)
+    optional = dataclasses.make_dataclass(
+        "Optional", [*fields, ("result", str, None)], kw_only=True
+    )
+    ItemCodec(StepModel, optional)  # the step model as the runtime's StepItem has it
 
 
 def test_lists_of_other_kinds_are_refused() -> None:

@@ -30,7 +30,7 @@ _Job = tuple[Callable[[], Any], contextvars.Context, asyncio.AbstractEventLoop, 
 _lock = threading.Lock()
 _running = 0  # bodies handed to a worker (queued or running) and not yet ended
 _workers = 0  # threads started
-_idle = threading.Semaphore(0)  # one permit per worker waiting for a body
+_idle = 0  # workers waiting for a body and not yet claimed
 _jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
 
 
@@ -47,13 +47,16 @@ async def run_in_thread(fn: Callable[[], T]) -> T:
 
     At most :data:`MAX_WORKERS` bodies run at once; more wait for a worker.
     """
-    global _running
+    global _running, _idle
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
     with _lock:
         _running += 1
+        claimed = _idle > 0
+        if claimed:
+            _idle -= 1
     _jobs.put((fn, contextvars.copy_context(), loop, done))
-    if not _idle.acquire(blocking=False):
+    if not claimed:
         _start_worker()
     return await done
 
@@ -69,7 +72,7 @@ def _start_worker() -> None:
 
 
 def _work() -> None:
-    global _running
+    global _running, _idle
     while True:
         fn, context, loop, done = _jobs.get()
         try:
@@ -82,7 +85,7 @@ def _work() -> None:
         finally:
             with _lock:
                 _running -= 1
-        _idle.release()
+                _idle += 1
         try:
             loop.call_soon_threadsafe(_settle, done, ok, outcome)
         except RuntimeError:

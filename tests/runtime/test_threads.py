@@ -154,3 +154,54 @@ def test_a_body_that_outlives_its_loop_leaves_the_worker_serving_the_next_loop()
     # a worker that died answering the closed loop would leave this body waiting forever
     assert asyncio.run(asyncio.wait_for(run_in_thread(lambda: "served"), 10)) == "served"
     assert busy_threads() == 0
+
+
+def test_a_quick_body_is_answered_without_a_turn_of_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop thread waits up to QUICK for the body, in its own thread: a body done by then
+    is answered at once, without waking the loop through its self-pipe."""
+    monkeypatch.setattr(_threads, "QUICK", 10.0)
+    turns: list[str] = []
+
+    async def scenario() -> str:
+        asyncio.get_running_loop().call_soon(turns.append, "turned")
+        answer = await run_in_thread(lambda: "quick")
+        assert turns == []  # the caller never suspended
+        return answer
+
+    assert asyncio.run(scenario()) == "quick"
+
+
+def test_a_body_that_outlasts_the_quick_wait_is_awaited_whenever_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no quick wait, every body ends either before its caller starts awaiting it or
+    after: each outcome reaches its caller once, in either order."""
+    monkeypatch.setattr(_threads, "QUICK", 0.0)
+
+    class Refused(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Refused("no")
+
+    release = threading.Event()
+
+    def slow() -> str:
+        release.wait(10)
+        return "slow"
+
+    async def scenario() -> None:
+        for i in range(300):
+            assert await run_in_thread(lambda i=i: i) == i
+        with pytest.raises(Refused):
+            await run_in_thread(refuse)
+        waiting = asyncio.ensure_future(run_in_thread(slow))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # awaited, the loop free meanwhile
+        release.set()
+        assert await asyncio.wait_for(waiting, 10) == "slow"
+
+    asyncio.run(scenario())
+    assert busy_threads() == 0

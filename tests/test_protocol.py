@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import copy
-import dataclasses
 import hashlib
 import json
 import pickle

@@ -124,8 +124,8 @@ def op_id_of(item: _Keyed) -> str:
 # with a slot of its name.
 
 
-class _Record:
-    """A mutable record, compared and shown by its slots."""
+class Record:
+    """A record of named fields (its slots), compared and shown by them; mutable."""
 
     __slots__: tuple[str, ...] = ()
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -148,7 +148,7 @@ class _Record:
         return type(self)(**({name: getattr(self, name) for name in self.__slots__} | changes))
 
 
-class EventItem(_Record):
+class EventItem(Record):
     """One of the operation's recent events (``models.EventMap``)."""
 
     __slots__ = ("at", "invocation", "kind", "reason", "status", "steps", "what")
@@ -192,7 +192,7 @@ class EventItem(_Record):
         return self.what
 
 
-class OperationItem(_Record):
+class OperationItem(Record):
     """The operation item (``models.OperationModel``)."""
 
     __slots__ = (
@@ -307,7 +307,7 @@ class OperationItem(_Record):
         self.events = events
 
 
-class StepItem(_Record):
+class StepItem(Record):
     """A step item (``models.StepModel``)."""
 
     __slots__ = (

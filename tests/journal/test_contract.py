@@ -356,7 +356,7 @@ def test_an_on_failure_record_never_supersedes_a_live_holder(journal: RuntimeJou
     op_id = new_op()
     claim(journal, claim_of(op_id, issued_at=time.time() - 60))
     record = claim_of(op_id, attempt="a2", lambda_request="l2", from_cloudformation=True)
-    refused = claim(journal, record._replace(gave_up=True))
+    refused = claim(journal, record.replaced(gave_up=True))
     assert refused.outcome is ClaimOutcome.BUSY and refused.operation.fence == 1
 
 
@@ -403,7 +403,7 @@ def test_an_attempt_asking_for_something_else_never_takes_over_a_lapsed_holder(
             overdue, issued_at=time.time() - 60, lease=-10.0, deadline=time.time() - OWED_GRACE - 1
         ),
     )
-    taken = claim(journal, other._replace(op_id=overdue))
+    taken = claim(journal, other.replaced(op_id=overdue))
     assert taken.outcome is ClaimOutcome.CLAIMED and taken.operation.request_digest == "x"
 
 

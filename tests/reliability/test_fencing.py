@@ -405,7 +405,7 @@ def test_invariant_9_a_stale_attempt_whose_holder_crashed_answers_its_own_url_to
         """The genuine attempt claimed (its holder then crashed); the newer one claims."""
         crashed = attempt_claim(
             event, digest(event["ResponseURL"]), from_cloudformation=True, issued_at=now
-        )._replace(lease=-10.0)  # its lease ran out with it
+        ).replaced(lease=-10.0)  # its lease ran out with it
         assert (await store.claim(crashed)).outcome is ClaimOutcome.CLAIMED
         return await store.claim(
             attempt_claim(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._deadline import Deadlines
 from ._probe import NO_PROBE, Probe
-from .journal._schema import Record, StepStatus
+from ._record import Record
+from .journal._schema import StepStatus
 
 if TYPE_CHECKING:
     from ._lease import Lease

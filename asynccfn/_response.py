@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from asynccfn._errors import RequestError
 from asynccfn._json_values import _json_size, _json_type, _short_text
+from asynccfn._record import Record
 
 if TYPE_CHECKING:
     from asynccfn._protocol import Request
@@ -73,15 +74,28 @@ class Echo(NamedTuple):
     logical_id: str
 
 
-class Response(NamedTuple):
-    """What a response reports; ``build_body`` turns it into the wire format (a NamedTuple
-    rather than a dataclass: a fraction of the cost to define at a cold start)."""
+class Response(Record):
+    """What a response reports; ``build_body`` turns it into the wire format.
 
-    status: Status
-    physical_id: str
-    reason: str | None = None
-    data: Mapping[str, Any] | None = None
-    no_echo: bool = False
+    A record, not a tuple: its repr masks NoEcho Data, and ``json.dumps`` (a log field, with
+    ``default=str``) reaches that repr rather than writing the fields out one by one."""
+
+    __slots__ = ("data", "no_echo", "physical_id", "reason", "status")
+
+    def __init__(
+        self,
+        *,
+        status: Status,
+        physical_id: str,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        no_echo: bool = False,
+    ) -> None:
+        self.status = status
+        self.physical_id = physical_id
+        self.reason = reason
+        self.data = data
+        self.no_echo = no_echo
 
     def __repr__(self) -> str:
         data: object = self.data

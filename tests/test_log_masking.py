@@ -3,11 +3,13 @@ handler or formatter prints it), and nothing else about a record changes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 from asynccfn._logging import JsonLinesFormatter, _ContextFilter
 from asynccfn._redact import Redactor, masking
+from asynccfn._response import Response, Status
 
 URL = "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=c0ffee"
 
@@ -82,3 +84,22 @@ def test_a_message_whose_text_cannot_be_read_is_named_not_raised() -> None:
         "<a _Unprintable whose text could not be read> [the log call's message could not be "
         "made: arguments left out]"
     )
+
+
+def test_a_no_echo_response_given_as_a_json_log_field_shows_no_data() -> None:
+    """A NoEcho response's Data is for Fn::GetAtt alone; Response's own repr masks it so that
+    a Response can be logged. Given to a log call as an extra field, it reaches the JSON log
+    line through ``json.dumps(..., default=str)``, i.e. as that repr: were Response a tuple
+    (a NamedTuple), json.dumps would write its fields out one by one, Data in the clear."""
+    response = Response(
+        status=Status.SUCCESS,
+        physical_id="db",
+        data={"Password": "hunter2-secret"},
+        no_echo=True,
+    )
+    assert "hunter2-secret" not in repr(response)  # the repr masks it ...
+    record = logging.LogRecord("asynccfn", logging.INFO, __file__, 1, "answered", None, None)
+    record.response = response  # as log.info("answered", extra={"response": response})
+    line = JsonLinesFormatter().format(record)
+    json.loads(line)
+    assert "hunter2-secret" not in line  # ... the JSON log line must too

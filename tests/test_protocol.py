@@ -1056,7 +1056,7 @@ def test_noecho_data_never_shows_in_the_reason() -> None:
     )
     body = decoded(build_body(response, ECHO))
     assert secret not in body["Reason"] and "could not rotate ****" in body["Reason"]
-    shown = decoded(build_body(response._replace(no_echo=False), ECHO))
+    shown = decoded(build_body(response.replaced(no_echo=False), ECHO))
     assert secret in shown["Reason"]  # without NoEcho the handler's reason stands as given
 
 

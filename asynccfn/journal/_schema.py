@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable
-from typing import Any, Literal, NamedTuple, Protocol, Self
+from typing import Literal, NamedTuple, Protocol
+
+from .._record import Record
 
 STACK_INDEX = "by-stack"
 OP_SK = "op"
@@ -118,34 +120,8 @@ def op_id_of(item: _Keyed) -> str:
 # difference). The runtime builds and reads items as these, without pynamodb's per-attribute
 # machinery; the journal reader keeps the models.
 #
-# Plain classes rather than dataclasses: every cold start defines them, and a dataclass costs
-# that 0.5-1 ms each (its methods are compiled from generated source), a plain class a few µs.
-# A record's fields are its __init__'s keyword-only parameters (what the codec reads), each
-# with a slot of its name.
-
-
-class Record:
-    """A record of named fields (its slots), compared and shown by them; mutable."""
-
-    __slots__: tuple[str, ...] = ()
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({shown})"
-
-    def replaced(self, **changes: Any) -> Self:
-        """A copy with ``changes`` (as ``dataclasses.replace``).
-
-        Raises:
-            TypeError: a change names no field.
-        """
-        return type(self)(**({name: getattr(self, name) for name in self.__slots__} | changes))
+# Plain records (asynccfn._record) rather than dataclasses: a fraction of the cost to define
+# at a cold start.
 
 
 class EventItem(Record):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, NamedTuple
 
+from .._record import Record
 from ._events import claimed_event
-from ._schema import OP_SK, OperationItem, OperationStatus, Record, op_pk, operation_id
+from ._schema import OP_SK, OperationItem, OperationStatus, op_pk, operation_id
 
 if TYPE_CHECKING:
     from .._protocol import Request

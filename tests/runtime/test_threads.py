@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -204,4 +206,51 @@ def test_a_body_that_outlasts_the_quick_wait_is_awaited_whenever_it_ends(
         assert await asyncio.wait_for(waiting, 10) == "slow"
 
     asyncio.run(scenario())
+    assert busy_threads() == 0
+
+
+class _Gate:
+    """``_threads._lock`` as it is, except at the one moment under test: when the caller,
+    its quick wait over, is about to record its waiter, it first lets the body end and waits
+    until the worker has marked the job ended and released it."""
+
+    def __init__(self, real: Any, go: threading.Event) -> None:
+        self.real = real
+        self.go = go
+        self.jobs: list[Any] = []
+
+    def __enter__(self) -> None:
+        caller = sys._getframe(1)
+        if caller.f_code is _threads.run_in_thread.__code__ and "done" in caller.f_locals:
+            job = caller.f_locals["job"]
+            self.jobs.append(job)
+            self.go.set()
+            assert job.released.acquire(timeout=10)  # the worker's last act on the job
+        self.real.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.release()
+
+
+def test_a_body_ending_after_the_quick_wait_but_before_the_waiter_is_answered_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one interleaving the ``ended``/``waiter`` handshake exists for: the worker marks
+    the job ended (seeing no waiter, so it wakes nobody) after the caller's quick wait timed
+    out and before it records its waiter. The caller must take the outcome then, not await
+    a future that nobody will settle."""
+    go = threading.Event()
+    gate = _Gate(_threads._lock, go)
+    monkeypatch.setattr(_threads, "QUICK", 0.0)
+    monkeypatch.setattr(_threads, "_lock", gate)
+
+    def body() -> str:
+        assert go.wait(10)
+        return "ended"
+
+    async def scenario() -> str:
+        return await asyncio.wait_for(run_in_thread(body), 10)
+
+    assert asyncio.run(scenario()) == "ended"
+    assert len(gate.jobs) == 1 and gate.jobs[0].waiter is None and gate.jobs[0].ended
     assert busy_threads() == 0

@@ -168,6 +168,24 @@ def test_sigv2_url_expiry() -> None:
     assert request.url_expires_at == 1795356000.0
 
 
+@pytest.mark.parametrize(
+    "amz_date", ["20260231T120000Z", "20261322T120000Z", "20261122T240000Z", "20261122T126000Z"]
+)
+def test_an_amz_date_of_no_such_time_gives_no_times(amz_date: str) -> None:
+    url = CREATE["ResponseURL"].replace("20261122T120000Z", amz_date)
+    request = parse(event("create", ResponseURL=url))
+    assert request.issued_at is None
+    assert request.url_expires_at is None
+
+
+def test_an_amz_date_is_read_as_utc() -> None:
+    url = CREATE["ResponseURL"].replace("20261122T120000Z", "20240229T235959Z")
+    request = parse(event("create", ResponseURL=url))
+    assert request.issued_at == calendar.timegm((2024, 2, 29, 23, 59, 59, 0, 0, 0))
+    assert request.url_expires_at is not None
+    assert request.url_expires_at > request.issued_at
+
+
 def test_malformed_amz_date_gives_no_times() -> None:
     url = CREATE["ResponseURL"].replace("20261122T120000Z", "2026-11-22")
     request = parse(event("create", ResponseURL=url))

@@ -76,6 +76,7 @@ async def run_in_thread(fn: Callable[[], T]) -> T:
     At most :data:`MAX_WORKERS` bodies run at once; more wait for a worker.
     """
     global _running, _idle
+    loop = asyncio.get_running_loop()  # raises before anything is queued, off a loop
     job = _Job(fn)
     with _lock:
         _running += 1
@@ -86,7 +87,6 @@ async def run_in_thread(fn: Callable[[], T]) -> T:
     if not claimed:
         _start_worker()
     if not job.released.acquire(timeout=QUICK):
-        loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with _lock:
             if not job.ended:

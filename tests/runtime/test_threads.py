@@ -254,3 +254,21 @@ def test_a_body_ending_after_the_quick_wait_but_before_the_waiter_is_answered_at
     assert asyncio.run(scenario()) == "ended"
     assert len(gate.jobs) == 1 and gate.jobs[0].waiter is None and gate.jobs[0].ended
     assert busy_threads() == 0
+
+
+def test_a_call_off_a_loop_raises_before_the_body_is_handed_over() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def body() -> None:
+        started.set()
+        release.wait(10)
+
+    coroutine = run_in_thread(body)
+    try:
+        with pytest.raises(RuntimeError, match="no running event loop"):
+            coroutine.send(None)
+        assert busy_threads() == 0  # a body handed over would count until it ended
+        assert not started.is_set()
+    finally:
+        release.set()

@@ -52,8 +52,8 @@ TRUNCATION_MARKER = " [truncated]"
 
 MASK = "****"
 
-# Data nested deeper than this is refused: what reads a body's Data (masking, the journal's
-# codec) walks it recursively, and no Fn::GetAtt needs more.
+# Data nested deeper than this is refused: json's encoder and decoder (the body, the outbox's
+# record, the journal's codec) recurse through it, and no Fn::GetAtt needs more.
 MAX_DATA_DEPTH = 32
 
 _MARKER = re.compile(re.escape(FAILED_CREATE_MARKER_PREFIX) + r"[0-9a-f]{64}")

@@ -53,3 +53,17 @@ def test_journal_items_copy_deep_copy_and_pickle_as_the_dataclasses_did(
         item.replaced(),
     ):
         assert again == item and again is not item and type(again) is cls
+
+
+def test_records_compare_show_and_copy_by_their_fields() -> None:
+    step = StepItem(**(_sample(StepItem) | {"result": "1"}))
+    changed = step.replaced(result="2")
+    assert (changed.result, step.result) == ("2", "1")
+    assert changed != step
+    assert changed.replaced(result="1") == step
+    assert "result='1'" in repr(step)
+    assert repr(step).startswith("StepItem(")
+    with pytest.raises(TypeError):
+        step.replaced(colour="red")
+    with pytest.raises(TypeError):
+        hash(step)

@@ -404,15 +404,7 @@ class JournalStore:
         Raises:
             JournalError: DynamoDB failed.
         """
-        client = await self._client()
-        self.requests += 1
-        with translated():
-            answer = await client.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": op_pk(op_id)}, "sk": {"S": OP_SK}},
-                ConsistentRead=True,
-            )
-        item = answer.get("Item")
+        item = await self._get_item(op_pk(op_id), OP_SK)
         return self._operations.decode(item) if item else None
 
     async def load_steps(self, op_id: str) -> dict[str, StepItem]:
@@ -505,21 +497,20 @@ class JournalStore:
             with translated():
                 await client.put_item(**kwargs)
         except ConditionFailed as lost:
-            held = lost.item if lost.item is not None else await self._read_slot(step)
+            held = lost.item if lost.item is not None else await self._get_item(step.pk, step.sk)
             if held is None:
                 raise JournalError(f"step slot {step.sk} vanished during a write") from None
             return self._steps.decode(held)
         return step
 
-    async def _read_slot(self, step: StepItem) -> dict[str, Any] | None:
-        """The item in ``step``'s slot as DynamoDB holds it now (a consistent read), or None."""
+    async def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """The item at (``pk``, ``sk``) as DynamoDB holds it now (a consistent GetItem), in
+        wire form, or None."""
         client = await self._client()
         self.requests += 1
         with translated():
             answer = await client.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": step.pk}, "sk": {"S": step.sk}},
-                ConsistentRead=True,
+                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
             )
         item: dict[str, Any] | None = answer.get("Item")
         return item

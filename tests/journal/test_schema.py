@@ -42,32 +42,6 @@ def test_each_record_has_the_tables_attributes(table: _schema.Schema, entry: typ
         assert (fields[attr.name].default is None) == attr.null, attr.name
 
 
-def test_records_compare_show_and_copy_by_their_fields() -> None:
-    step = _schema.StepItem(
-        pk="op#a",
-        sk="step#0",
-        name="s",
-        kind="step",
-        status="SUCCEEDED",
-        attempt=1,
-        op_attempt=1,
-        started_at=1.0,
-        invocation=1,
-        fence=1,
-        result="1",
-    )
-    changed = step.replaced(result="2")
-    assert (changed.result, step.result) == ("2", "1")
-    assert changed != step
-    assert changed.replaced(result="1") == step
-    assert "result='1'" in repr(step)
-    assert repr(step).startswith("StepItem(")
-    with pytest.raises(TypeError):
-        step.replaced(colour="red")
-    with pytest.raises(TypeError):
-        hash(step)
-
-
 def test_the_models_share_the_runtimes_enums_and_keys() -> None:
     for name in ("OperationStatus", "StepStatus", "StepKind", "OP_SK", "STEP_PREFIX"):
         assert getattr(models, name) is getattr(_schema, name)

@@ -13,6 +13,8 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +24,10 @@ from aiohttp import web
 import asynccfn
 from asynccfn._entry import LambdaHandler
 from tests.journal.scenarios import FakeInvokeAPI
-from tests.reliability._ddb_proxy import DynamoDBFaultProxy, _error
+from tests.reliability._ddb_proxy import DynamoDBFaultProxy
 from tests.reliability._endpoint import IssuedURL
 from tests.reliability.conftest import URLs
+from tests.runtime.test_sensitive_inprocess import lambdas  # noqa: F401
 from tests.support import FakeLambdaContext, event_for, run
 
 # -- the planned-fault proxy --------------------------------------------------------------------
@@ -41,15 +44,17 @@ class Plan:
     until: threading.Event | None = None
 
 
+# The held plan's event for the request being handled (each request runs in a task of its own).
+_HELD_UNTIL: ContextVar[threading.Event | None] = ContextVar("_HELD_UNTIL", default=None)
+
+
 class PlannedProxy(DynamoDBFaultProxy):
-    """Forwards everything, except the requests a plan picks (by operation and body)."""
+    """Forwards everything, except the requests a plan picks (by operation and body): those
+    get the suite's proxy's fault of the plan's kind, a lost reply held back if planned so."""
 
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream, seed=0, rate=0.0)
         self.plans: list[Plan] = []
-        self.log: list[tuple[str, str | None]] = []
-        # called with every request's operation and body, before it is forwarded
-        self.seen: Callable[[str, dict[str, Any]], None] | None = None
 
     def plan(
         self,
@@ -74,29 +79,23 @@ class PlannedProxy(DynamoDBFaultProxy):
                         return planned
         return None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        operation = request.headers.get("X-Amz-Target", "?").rpartition(".")[2]
-        body = json.loads(raw or b"{}")
-        planned = self._pick(operation, body)
-        kind = planned.kind if planned is not None else None
-        self.log.append((operation, kind))
-        if self.seen is not None:
-            self.seen(operation, body)
-        if kind == "internal":
-            return _error("internal")
-        status, headers, payload = await self._forward(request, raw)
-        if kind == "lost-reply":
-            if planned is not None and planned.until is not None:
-                # the written effect stands meanwhile; the caller is gone by then
-                await asyncio.get_running_loop().run_in_executor(None, planned.until.wait)
-            return _error("lost-reply")
-        if kind == "no-item" and b"ConditionalCheckFailed" in payload:
-            answer = json.loads(payload)
-            answer.pop("Item", None)
-            payload = json.dumps(answer).encode()
-            headers = {k: v for k, v in headers.items() if k.lower() != "x-amz-crc32"}
-        return web.Response(status=status, body=payload, headers=headers)
+    def _choose(self, operation: str, body: bytes) -> tuple[str | None, float]:
+        planned = self._pick(operation, json.loads(body or b"{}"))
+        if planned is None:
+            _HELD_UNTIL.set(None)
+            return None, 0.0
+        _HELD_UNTIL.set(planned.until if planned.kind == "lost-reply" else None)
+        return planned.kind, 0.0
+
+    async def _forward(
+        self, request: web.Request, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        forwarded = await super()._forward(request, body)
+        until = _HELD_UNTIL.get()
+        if until is not None:
+            # the written effect stands meanwhile; the caller is gone by then
+            await asyncio.get_running_loop().run_in_executor(None, until.wait)
+        return forwarded
 
 
 @pytest.fixture
@@ -116,22 +115,45 @@ def step_named(name: str) -> Callable[[dict[str, Any]], bool]:
     return lambda body: body.get("Item", {}).get("name", {}).get("S") == name
 
 
-def containers(resource: asynccfn.Resource, table: str, n: int, **options: Any) -> list[Any]:
+@contextmanager
+def containers(
+    resource: asynccfn.Resource, table: str, n: int, **options: Any
+) -> Iterator[list[Any]]:
+    """``n`` containers' handlers of ``resource``, their clients closed afterwards."""
     made = [asynccfn.lambda_entry(resource, journal=table, **options) for _ in range(n)]
     assert all(isinstance(h, LambdaHandler) for h in made)
-    return made
+    try:
+        yield made
+    finally:
+        for handler in made:
+            run(handler.runtime.close())
 
 
-def close_all(handlers: list[Any]) -> None:
-    for handler in handlers:
-        run(handler.runtime.close())
+def charging(bodies: list[int]) -> asynccfn.Resource:
+    """A Create running the at-most-once step "charge", whose body notes its invocation in
+    ``bodies``; it answers the step's result as Data."""
+    resource = asynccfn.Resource(update="replace", delete="nothing")
+
+    @resource.create
+    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
+        async def charge() -> str:
+            bodies.append(ctx.invocation)
+            return "charged"
+
+        result = await ctx.step("charge", charge, at_most_once=True)
+        return asynccfn.Success(physical_id="p", data={"Result": result})
+
+    return resource
 
 
 # -- step writes ----------------------------------------------------------------------------------
 
 
 def test_invariant_11_a_step_whose_reply_was_lost_records_its_eventstate(
-    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+    via_proxy: PlannedProxy,
+    journal_table: str,
+    urls: URLs,
+    lambdas: FakeInvokeAPI,  # noqa: F811
 ) -> None:
     """Step a's body sets ctx.state["phase"]; its record (with that EventState) takes effect,
     its reply is lost, and botocore's retry meets the record (ALL_OLD, this invocation's own).
@@ -168,11 +190,9 @@ def test_invariant_11_a_step_whose_reply_was_lost_records_its_eventstate(
         return asynccfn.Success(physical_id="p", data={"Phase": str(ctx.state.get("phase"))})
 
     proxy.plan("PutItem", "lost-reply", step_named("a"))
-    with FakeInvokeAPI() as lambdas:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=1.0)
-        url = urls.issue()
-        event = event_for("create", url.url)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with containers(resource, journal_table, 2, reserve=1.0) as (holder, successor):
 
         async def scenario() -> list[str]:
             handed = await holder.runtime.invoke(dict(event), FakeLambdaContext(5.0))
@@ -180,10 +200,7 @@ def test_invariant_11_a_step_whose_reply_was_lost_records_its_eventstate(
             done = await successor.runtime.invoke(dict(payload), FakeLambdaContext(30))
             return [handed.outcome, done.outcome]
 
-        try:
-            outcomes = run(scenario())
-        finally:
-            close_all([holder, successor])
+        outcomes = run(scenario())
     assert proxy.faults["lost-reply"] == 1
     response = url.single_response()
     assert outcomes == ["handed-over", "SUCCESS"], (outcomes, response.get("Reason"))
@@ -218,35 +235,25 @@ def test_invariant_3_an_at_most_once_start_refused_without_the_item_reads_its_ow
 
     proxy.plan("PutItem", "lost-reply", step_status("only", "STARTED"))
     proxy.plan("PutItem", "no-item", step_status("only", "STARTED"))  # botocore's retry
-    [handler] = containers(resource, journal_table, 1)
     url = urls.issue()
     event = event_for("create", url.url)
     outcomes: list[str] = []
+    with containers(resource, journal_table, 1) as [handler]:
 
-    async def scenario() -> None:
-        try:
-            result = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
-            outcomes.append(result.outcome)
-        except Exception as exc:  # Lambda retries an invocation that raised
-            outcomes.append(type(exc).__name__)
-            retry = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
-            outcomes.append(retry.outcome)
+        async def scenario() -> None:
+            try:
+                result = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
+                outcomes.append(result.outcome)
+            except Exception as exc:  # Lambda retries an invocation that raised
+                outcomes.append(type(exc).__name__)
+                retry = await handler.runtime.invoke(dict(event), FakeLambdaContext(30, "req-1"))
+                outcomes.append(retry.outcome)
 
-    try:
         run(scenario())
-    finally:
-        close_all([handler])
     assert proxy.faults == {"lost-reply": 1, "no-item": 1}, proxy.faults
     response = url.single_response()
     assert response["Status"] == "SUCCESS", (outcomes, response.get("Reason"))
     assert len(bodies) == 1, bodies
-
-
-def handover_recorded(operation: str, body: dict[str, Any]) -> bool:
-    """The holder's record_handover (an UpdateItem that sets the token)."""
-    return operation == "UpdateItem" and ":handover_token" in body.get(
-        "ExpressionAttributeValues", {}
-    )
 
 
 def held_start(
@@ -254,7 +261,7 @@ def held_start(
     resource: asynccfn.Resource,
     journal_table: str,
     urls: URLs,
-    monkeypatch: pytest.MonkeyPatch,
+    lambdas: FakeInvokeAPI,  # noqa: F811
     *,
     seconds: float,
     reserve: float,
@@ -267,11 +274,9 @@ def held_start(
     successor's, and the URL they answer."""
     released = threading.Event()
     proxy.plan("PutItem", "lost-reply", step_status("charge", "STARTED"), until=released)
-    with FakeInvokeAPI() as lambdas:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
-        holder, successor = containers(resource, journal_table, 2, reserve=reserve)
-        url = urls.issue()
-        event = event_for("create", url.url)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with containers(resource, journal_table, 2, reserve=reserve) as (holder, successor):
 
         async def scenario() -> list[str]:
             timer = threading.Timer(release, released.set)
@@ -294,11 +299,13 @@ def held_start(
             return run(scenario()), url
         finally:
             released.set()
-            close_all([holder, successor])
 
 
 def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_runs_once_later(
-    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+    via_proxy: PlannedProxy,
+    journal_table: str,
+    urls: URLs,
+    lambdas: FakeInvokeAPI,  # noqa: F811
 ) -> None:
     """An at-most-once step starts well before the soft deadline; its STARTED record takes
     effect, but the reply is held past the soft deadline (then lost: a 500, and botocore's
@@ -306,28 +313,17 @@ def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_ru
     withdraws the start (the attempt recorded as not run) before it hands over, and the
     successor runs the body, once, instead of failing it as interrupted."""
     proxy = via_proxy
-    resource = asynccfn.Resource(update="replace", delete="nothing")
     bodies: list[int] = []
-
-    @resource.create
-    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
-        async def charge() -> str:
-            bodies.append(ctx.invocation)
-            return "charged"
-
-        result = await ctx.step("charge", charge, at_most_once=True)
-        return asynccfn.Success(physical_id="p", data={"Result": result})
-
     # The reply is let go 0.3 s after the soft deadline (4 s into an 8 s invocation with a
     # 4 s reserve); the holder waits for it until half the reserve (1.95 s) has passed,
     # which leaves botocore's retry (its first backoff is under 1 s) and the withdrawal
     # 1.65 s, and the hand-over the other half.
     outcomes, url = held_start(
         proxy,
-        resource,
+        charging(bodies),
         journal_table,
         urls,
-        monkeypatch,
+        lambdas,
         seconds=8.0,
         reserve=4.0,
         release=4.3,
@@ -339,7 +335,10 @@ def test_invariant_3_an_at_most_once_start_recorded_as_the_soft_deadline_came_ru
 
 
 def test_invariant_7_steps_whose_replies_were_lost_count_as_progress(
-    via_proxy: PlannedProxy, journal_table: str, urls: URLs, monkeypatch: pytest.MonkeyPatch
+    via_proxy: PlannedProxy,
+    journal_table: str,
+    urls: URLs,
+    lambdas: FakeInvokeAPI,  # noqa: F811
 ) -> None:
     """Each invocation of a chain runs one long step to its end and hands over before the
     next (its ``needs`` exceeds what is left). Each step's record takes effect and its reply
@@ -364,11 +363,9 @@ def test_invariant_7_steps_whose_replies_were_lost_count_as_progress(
 
     for name in steps:
         proxy.plan("PutItem", "lost-reply", step_named(name))
-    with FakeInvokeAPI() as lambdas:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.endpoint_url)
-        [handler] = containers(resource, journal_table, 1, reserve=1.0)
-        url = urls.issue()
-        event = event_for("create", url.url)
+    url = urls.issue()
+    event = event_for("create", url.url)
+    with containers(resource, journal_table, 1, reserve=1.0) as [handler]:
 
         async def scenario() -> list[str]:
             outcomes: list[str] = []
@@ -381,10 +378,7 @@ def test_invariant_7_steps_whose_replies_were_lost_count_as_progress(
                 payload = dict(lambdas.payloads[-1])
             return outcomes
 
-        try:
-            outcomes = run(scenario())
-        finally:
-            close_all([handler])
+        outcomes = run(scenario())
     response = url.single_response()
     assert bodies == steps, (bodies, outcomes)
     assert outcomes[-1] == "SUCCESS", (outcomes, response.get("Reason"))
@@ -395,7 +389,7 @@ def test_invariant_3_a_withdrawn_at_most_once_start_does_not_use_up_a_retry_atte
     via_proxy: PlannedProxy,
     journal_table: str,
     urls: URLs,
-    monkeypatch: pytest.MonkeyPatch,
+    lambdas: FakeInvokeAPI,  # noqa: F811
 ) -> None:
     """``at_most_once=True, retry=RetryPolicy(max_attempts=2)``: the first attempt's start is
     recorded as the soft deadline comes and withdrawn ("it did not run"). The body still
@@ -426,7 +420,7 @@ def test_invariant_3_a_withdrawn_at_most_once_start_does_not_use_up_a_retry_atte
         resource,
         journal_table,
         urls,
-        monkeypatch,
+        lambdas,
         seconds=8.0,
         reserve=4.0,
         release=4.3,
@@ -441,7 +435,7 @@ def test_invariant_10_a_slow_at_most_once_start_at_the_soft_deadline_leaves_time
     via_proxy: PlannedProxy,
     journal_table: str,
     urls: URLs,
-    monkeypatch: pytest.MonkeyPatch,
+    lambdas: FakeInvokeAPI,  # noqa: F811
 ) -> None:
     """The STARTED write of an at-most-once step is slow (its reply comes 1.5 s after the
     invocation's hard deadline; a 6 s invocation with a 3 s reserve). The holder waits for
@@ -449,24 +443,13 @@ def test_invariant_10_a_slow_at_most_once_start_at_the_soft_deadline_leaves_time
     10). The start it could not confirm stays: the successor counts it as interrupted, and
     the body never runs (at most once, never twice)."""
     proxy = via_proxy
-    resource = asynccfn.Resource(update="replace", delete="nothing")
     bodies: list[int] = []
-
-    @resource.create
-    async def create(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
-        async def charge() -> str:
-            bodies.append(ctx.invocation)
-            return "charged"
-
-        result = await ctx.step("charge", charge, at_most_once=True)
-        return asynccfn.Success(physical_id="p", data={"Result": result})
-
     outcomes, url = held_start(
         proxy,
-        resource,
+        charging(bodies),
         journal_table,
         urls,
-        monkeypatch,
+        lambdas,
         seconds=6.0,
         reserve=3.0,
         release=7.5,

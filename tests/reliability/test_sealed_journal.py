@@ -22,41 +22,16 @@ import os
 import secrets
 from typing import Any
 
-import botocore.session
 import pytest
 
 import asynccfn
 from asynccfn.journal._payload import PREFIX
-from asynccfn.local import LOCAL_AWS_ENV
 from tests.journal.scenarios import FakeInvokeAPI
+from tests.reliability._scenarios import Create, client, journal_item, sealing_password
 from tests.runtime.test_sensitive_inprocess import kms_key, lambdas  # noqa: F401
-from tests.support import (
-    FakeLambdaContext,
-    closing_handler,
-    event_for,
-    event_op_id,
-    journal_items,
-)
+from tests.support import FakeLambdaContext, closing_handler
 
-REGION = LOCAL_AWS_ENV["AWS_REGION"]
 PLANTED = "attacker-known-password"
-
-
-def _client(service: str, endpoint: str) -> Any:
-    return botocore.session.get_session().create_client(
-        service, endpoint_url=endpoint, region_name=REGION
-    )
-
-
-def _item(items: list[dict[str, Any]], op_id: str, name: str | None = None) -> dict[str, Any]:
-    """The operation item of ``op_id``, or its step ``name``."""
-    [item] = [
-        i
-        for i in items
-        if i["pk"]["S"] == f"op#{op_id}"
-        and (i.get("name", {}).get("S") == name if name else i["sk"]["S"] == "op")
-    ]
-    return item
 
 
 def _tamper(endpoint: str, table: str, item: dict[str, Any], update: str, **values: str) -> None:
@@ -65,9 +40,9 @@ def _tamper(endpoint: str, table: str, item: dict[str, Any], update: str, **valu
     names = {
         f"#{word[1:]}": word[1:] for word in update.replace(",", " ").split() if word[0] == "#"
     }
-    client = _client("dynamodb", endpoint)
+    dynamodb = client("dynamodb", endpoint)
     try:
-        client.update_item(
+        dynamodb.update_item(
             TableName=table,
             Key={"pk": item["pk"], "sk": item["sk"]},
             UpdateExpression=update,
@@ -79,7 +54,7 @@ def _tamper(endpoint: str, table: str, item: dict[str, Any], update: str, **valu
             ),
         )
     finally:
-        client.close()
+        dynamodb.close()
 
 
 def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused(
@@ -101,21 +76,18 @@ def test_invariant_13_a_plaintext_result_planted_for_a_sensitive_step_is_refused
         seen.append(password)
         return asynccfn.Success(physical_id="db", data={"Password": password}, no_echo=True)
 
-    url, _read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
+    sent = Create.new(presigned_response_url)
+    retry = sent.retried(presigned_response_url)
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
-    retry_url, read_retry = presigned_response_url()
-    retry = {**event, "ResponseURL": retry_url}
     with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
-        step = _item(journal_items(dynamodb_endpoint, journal), op_id, "fetch-password")
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "SUCCESS"
+        step = journal_item(dynamodb_endpoint, journal, sent.op_id, "fetch-password")
         assert step["sensitive"] == {"N": "1"} and step["result"]["S"].startswith(PREFIX)
         _tamper(dynamodb_endpoint, journal, step, "SET #result = :v", v=json.dumps(PLANTED))
 
-        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
+        assert handler(retry.event, FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == [secret]
-    answer = json.loads(read_retry() or b"")
+    answer = retry.answer()
     assert answer["Status"] == "FAILED", answer
     assert (
         "the result of sensitive step 'fetch-password' is stored in the clear" in (answer["Reason"])
@@ -139,20 +111,17 @@ def test_invariant_13_a_plaintext_result_planted_with_the_sensitive_flag_removed
         seen.append(await ctx.step("fetch-password", lambda: "genuine", sensitive=True))
         return asynccfn.Success(physical_id="db")
 
-    url, _read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
+    sent = Create.new(presigned_response_url)
+    retry = sent.retried(presigned_response_url)
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
-    retry_url, read_retry = presigned_response_url()
     with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
-        step = _item(journal_items(dynamodb_endpoint, journal), op_id, "fetch-password")
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "SUCCESS"
+        step = journal_item(dynamodb_endpoint, journal, sent.op_id, "fetch-password")
         plain = json.dumps(PLANTED)
         _tamper(dynamodb_endpoint, journal, step, "SET #result = :v REMOVE #sensitive", v=plain)
-        retry = {**event, "ResponseURL": retry_url}
-        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
+        assert handler(retry.event, FakeLambdaContext())["outcome"] == "FAILED"
     assert PLANTED not in seen
-    answer = json.loads(read_retry() or b"")
+    answer = retry.answer()
     assert "JournalTampered" in answer["Reason"] and "not flagged sensitive" in answer["Reason"]
     assert PLANTED not in json.dumps(answer)
 
@@ -176,23 +145,17 @@ def test_invariant_13_a_plaintext_state_planted_where_the_state_is_sealed_is_ref
         seen.append(ctx.state["password"])
         return asynccfn.Success(physical_id="user-1")
 
-    url, _read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource, journal=journal, codec=asynccfn.KmsCodec(kms_key), sensitive_state=["password"]
-    )
-    retry_url, read_retry = presigned_response_url()
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
-        step = _item(journal_items(dynamodb_endpoint, journal), op_id, "create-user")
+    sent = Create.new(presigned_response_url)
+    retry = sent.retried(presigned_response_url)
+    with closing_handler(sealing_password(resource, journal, kms_key)) as handler:
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "SUCCESS"
+        step = journal_item(dynamodb_endpoint, journal, sent.op_id, "create-user")
         assert step["state"]["S"].startswith(PREFIX)
         planted = json.dumps({"password": PLANTED})
         _tamper(dynamodb_endpoint, journal, step, "SET #state = :v", v=planted)
-        retry = {**event, "ResponseURL": retry_url}
-        assert handler(retry, FakeLambdaContext())["outcome"] == "FAILED"
+        assert handler(retry.event, FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == [secret]
-    answer = json.loads(read_retry() or b"")
+    answer = retry.answer()
     assert "the EventState recorded with step 'create-user'" in answer["Reason"], answer
     assert PLANTED not in json.dumps(answer)
 
@@ -217,25 +180,16 @@ def test_invariant_13_a_plaintext_hand_over_state_planted_where_the_state_is_sea
         seen.append(ctx.state["password"])
         return asynccfn.Success(physical_id="user-1")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource,
-        journal=journal,
-        reserve=2.0,
-        codec=asynccfn.KmsCodec(kms_key),
-        sensitive_state=["password"],
-    )
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext(5))["outcome"] == "handed-over"
-        op = _item(journal_items(dynamodb_endpoint, journal), op_id)
+    sent = Create.new(presigned_response_url)
+    with closing_handler(sealing_password(resource, journal, kms_key, reserve=2.0)) as handler:
+        assert handler(sent.event, FakeLambdaContext(5))["outcome"] == "handed-over"
+        op = journal_item(dynamodb_endpoint, journal, sent.op_id)
         assert op["handover_state"]["S"].startswith(PREFIX)
         planted = json.dumps({"password": PLANTED})
         _tamper(dynamodb_endpoint, journal, op, "SET #handover_state = :v", v=planted)
         assert handler(lambdas.payloads[-1], FakeLambdaContext())["outcome"] == "FAILED"
     assert seen == []
-    answer = json.loads(read() or b"")
+    answer = sent.answer()
     assert "the hand-over's EventState is stored in the clear" in answer["Reason"], answer
     assert PLANTED not in json.dumps(answer)
 
@@ -255,14 +209,12 @@ def test_invariant_13_a_plaintext_noecho_response_planted_in_the_outbox_is_not_p
         password = await ctx.step("fetch-password", lambda: "genuine", sensitive=True)
         return asynccfn.Success(physical_id="db", data={"Password": password}, no_echo=True)
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
+    sent = Create.new(presigned_response_url)
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
     with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "SUCCESS"
-        posted = read()
-        op = _item(journal_items(dynamodb_endpoint, journal), op_id)
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "SUCCESS"
+        posted = sent.read()
+        op = journal_item(dynamodb_endpoint, journal, sent.op_id)
         kept = json.loads(op["response"]["S"])
         assert kept["NoEcho"] is True and kept["Data"] == {"Password": "****"}
         planted = json.dumps({**kept, "Data": {"Password": PLANTED}}, separators=(",", ":"))
@@ -270,8 +222,8 @@ def test_invariant_13_a_plaintext_noecho_response_planted_in_the_outbox_is_not_p
         # A duplicate delivery re-posts an unposted answer: never this one, nor FAILED to a
         # URL that received SUCCESS; it raises (the tampering stays for an operator to see).
         with pytest.raises(asynccfn.JournalTampered, match="a NoEcho response"):
-            handler(event, FakeLambdaContext())
-    assert read() == posted
+            handler(sent.event, FakeLambdaContext())
+    assert sent.read() == posted
 
 
 def test_invariant_13_new_secrets_are_never_sealed_under_a_data_key_planted_in_the_journal(
@@ -304,16 +256,15 @@ def test_invariant_13_new_secrets_are_never_sealed_under_a_data_key_planted_in_t
         await ctx.step("fetch-password", fetch_password, sensitive=True)
         return asynccfn.Success(physical_id="db")
 
-    url, _read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
+    sent = Create.new(presigned_response_url)
+    retry = sent.retried(presigned_response_url)
+    op_id = sent.op_id
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
-    retry_url, _read_retry = presigned_response_url()
     with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "FAILED"
 
         # the planter: GenerateDataKey only, under the operation's encryption context
-        kms = _client("kms", moto_endpoint)
+        kms = client("kms", moto_endpoint)
         try:
             made = kms.generate_data_key(
                 KeyId=kms_key, KeySpec="AES_256", EncryptionContext={"asynccfn:operation": op_id}
@@ -324,15 +275,15 @@ def test_invariant_13_new_secrets_are_never_sealed_under_a_data_key_planted_in_t
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, json.dumps("ready").encode(), op_id.encode())
         blob = b"\x01" + len(wrapped).to_bytes(2, "big") + wrapped + nonce + sealed
-        prepare = _item(journal_items(dynamodb_endpoint, journal), op_id, "prepare")
+        prepare = journal_item(dynamodb_endpoint, journal, op_id, "prepare")
         planted = PREFIX + base64.b64encode(blob).decode()
         _tamper(dynamodb_endpoint, journal, prepare, "SET #result = :v", v=planted)
 
         # a retried deployment: "prepare" replays (opening the planted value), the failed
         # sensitive step runs again and its secret is sealed
-        outcome = handler({**event, "ResponseURL": retry_url}, FakeLambdaContext())
+        outcome = handler(retry.event, FakeLambdaContext())
         assert outcome["outcome"] == "SUCCESS"
-    step = _item(journal_items(dynamodb_endpoint, journal), op_id, "fetch-password")
+    step = journal_item(dynamodb_endpoint, journal, op_id, "fetch-password")
     raw = base64.b64decode(step["result"]["S"].removeprefix(PREFIX))
     size = int.from_bytes(raw[1:3], "big")
     assert raw[3 : 3 + size] != wrapped, "the new secret was sealed under the planted data key"

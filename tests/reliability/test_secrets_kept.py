@@ -12,33 +12,19 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
-import botocore.session
 import pytest
 
 import asynccfn
 from asynccfn import cli
 from asynccfn._response import MASK
 from asynccfn.journal._payload import PREFIX
-from asynccfn.local import LOCAL_AWS_ENV
 from tests.journal.scenarios import FakeInvokeAPI
+from tests.reliability._scenarios import REGION, Create, client, journal_item, sealing_password
 from tests.runtime.test_sensitive_inprocess import kms_key, lambdas  # noqa: F401
-from tests.support import (
-    FakeLambdaContext,
-    closing_handler,
-    event_for,
-    event_op_id,
-    journal_items,
-)
-
-REGION = LOCAL_AWS_ENV["AWS_REGION"]
-
-
-def _client(service: str, endpoint: str) -> Any:
-    return botocore.session.get_session().create_client(
-        service, endpoint_url=endpoint, region_name=REGION
-    )
+from tests.support import FakeLambdaContext, closing_handler, event_for, journal_items
 
 
 def _cli_outputs(
@@ -53,48 +39,26 @@ def _cli_outputs(
     return outputs
 
 
-def _leaked(
-    secret: str,
-    *,
+@pytest.fixture
+def leaks(
     capsys: pytest.CaptureFixture[str],
-    endpoint: str,
-    table: str,
-    op_id: str,
-    reason: str,
-    logs: list[str],
-) -> list[str]:
-    """Where ``secret`` shows of the texts it must never reach: the journal's items, the
-    Reason, the logs and the CLI's output."""
-    views = {
-        "the journal's items": json.dumps(journal_items(endpoint, table)),
-        "the Reason": reason,
-        "the logs": "\n".join(logs),
-        "the CLI": "\n".join(_cli_outputs(capsys, endpoint, table, op_id)),
-    }
-    return [where for where, text in views.items() if secret in text]
+    dynamodb_endpoint: str,
+    journal: str,
+    asynccfn_logs: list[str],
+) -> Callable[[str, str, str], list[str]]:
+    """``leaks(secret, op_id, reason)``: where ``secret`` shows of the texts it must never
+    reach: the journal's items, the Reason, the logs and the CLI's output."""
 
+    def where(secret: str, op_id: str, reason: str) -> list[str]:
+        views = {
+            "the journal's items": json.dumps(journal_items(dynamodb_endpoint, journal)),
+            "the Reason": reason,
+            "the logs": "\n".join(asynccfn_logs),
+            "the CLI": "\n".join(_cli_outputs(capsys, dynamodb_endpoint, journal, op_id)),
+        }
+        return [view for view, text in views.items() if secret in text]
 
-def _step_item(items: list[dict[str, Any]], op_id: str, name: str) -> dict[str, Any]:
-    [item] = [
-        i for i in items if i["pk"]["S"] == f"op#{op_id}" and i.get("name", {}).get("S") == name
-    ]
-    return item
-
-
-def _set_attribute(endpoint: str, table: str, item: dict[str, Any], name: str, value: str) -> None:
-    """Overwrite one string attribute of a journal item, as anyone allowed to write to the
-    table (but not to use the KMS key) can."""
-    client = _client("dynamodb", endpoint)
-    try:
-        client.update_item(
-            TableName=table,
-            Key={"pk": item["pk"], "sk": item["sk"]},
-            UpdateExpression="SET #a = :v",
-            ExpressionAttributeNames={"#a": name},
-            ExpressionAttributeValues={":v": {"S": value}},
-        )
-    finally:
-        client.close()
+    return where
 
 
 # -- a sensitive member of a ctx.call *response* --------------------------------------------
@@ -112,8 +76,7 @@ def test_invariant_13_a_sensitive_call_response_member_repeated_by_an_error_is_m
     dynamodb_endpoint: str,
     secretsmanager: str,
     presigned_response_url: Any,
-    asynccfn_logs: list[str],
-    capsys: pytest.CaptureFixture[str],
+    leaks: Callable[[str, str, str], list[str]],
 ) -> None:
     """GetSecretValue's SecretString is ``sensitive`` in the service model: ctx.call keeps it
     out of the call's journal record, and once the handler holds it, masks it in text like a
@@ -121,7 +84,7 @@ def test_invariant_13_a_sensitive_call_response_member_repeated_by_an_error_is_m
     journaled, answered, logged and shown by the CLI masked."""
     secret = f"db-password-{secrets.token_hex(12)}"
     name = f"review-{secrets.token_hex(4)}"
-    sm = _client("secretsmanager", secretsmanager)
+    sm = client("secretsmanager", secretsmanager)
     try:
         sm.create_secret(Name=name, SecretString=secret)
     finally:
@@ -144,26 +107,14 @@ def test_invariant_13_a_sensitive_call_response_member_repeated_by_an_error_is_m
         await ctx.step("log-in", log_in)
         return asynccfn.Success(physical_id="db")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(resource, journal=journal)
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
-    body = json.loads(read() or b"")
+    sent = Create.new(presigned_response_url)
+    with closing_handler(asynccfn.lambda_entry(resource, journal=journal)) as handler:
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "FAILED"
+    body = sent.answer()
     assert body["Reason"].startswith("PermissionError: the database refused"), body
-    items = journal_items(dynamodb_endpoint, journal)
-    call = _step_item(items, op_id, "secretsmanager:GetSecretValue")
+    call = journal_item(dynamodb_endpoint, journal, sent.op_id, "secretsmanager:GetSecretValue")
     assert secret not in json.dumps(call)  # the call's own record is clean ...
-    found = _leaked(
-        secret,
-        capsys=capsys,
-        endpoint=dynamodb_endpoint,
-        table=journal,
-        op_id=op_id,
-        reason=body["Reason"],
-        logs=asynccfn_logs,
-    )
+    found = leaks(secret, sent.op_id, body["Reason"])
     assert not found, f"a sensitive response member leaked into {found}"
 
 
@@ -175,8 +126,7 @@ def test_invariant_13_a_sensitive_state_value_repeated_by_a_step_error_is_masked
     dynamodb_endpoint: str,
     kms_key: str,  # noqa: F811
     presigned_response_url: Any,
-    asynccfn_logs: list[str],
-    capsys: pytest.CaptureFixture[str],
+    leaks: Callable[[str, str, str], list[str]],
 ) -> None:
     """``sensitive_state`` keys "are masked in every view": the EventState is encrypted, and
     the value of a listed key is masked in text once the state holding it is journaled, so a
@@ -194,42 +144,23 @@ def test_invariant_13_a_sensitive_state_value_repeated_by_a_step_error_is_masked
         await ctx.step("create-user", create_user, ctx.state["password"])
         return asynccfn.Success(physical_id="user")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource,
-        journal=journal,
-        codec=asynccfn.KmsCodec(kms_key),
-        sensitive_state=["password"],
-    )
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
-    body = json.loads(read() or b"")
+    sent = Create.new(presigned_response_url)
+    with closing_handler(sealing_password(resource, journal, kms_key)) as handler:
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "FAILED"
+    body = sent.answer()
     assert body["Reason"].startswith("ValueError: the database rejected password"), body
-    items = journal_items(dynamodb_endpoint, journal)
-    step = _step_item(items, op_id, "create-user")
+    step = journal_item(dynamodb_endpoint, journal, sent.op_id, "create-user")
     assert step["state"]["S"].startswith(PREFIX)  # the state itself is sealed ...
-    found = _leaked(
-        secret,
-        capsys=capsys,
-        endpoint=dynamodb_endpoint,
-        table=journal,
-        op_id=op_id,
-        reason=body["Reason"],
-        logs=asynccfn_logs,
-    )
+    found = leaks(secret, sent.op_id, body["Reason"])
     assert not found, f"a sensitive_state value leaked into {found}"
 
 
 def test_invariant_13_a_sensitive_state_value_restored_after_a_hand_over_is_masked(
     journal: str,
-    dynamodb_endpoint: str,
     kms_key: str,  # noqa: F811
     lambdas: FakeInvokeAPI,  # noqa: F811
     presigned_response_url: Any,
-    asynccfn_logs: list[str],
-    capsys: pytest.CaptureFixture[str],
+    leaks: Callable[[str, str, str], list[str]],
 ) -> None:
     """A hand-over's successor restores the EventState from the journal: the values of its
     listed keys are masked in the successor's text from then on, though it journals no state
@@ -244,40 +175,21 @@ def test_invariant_13_a_sensitive_state_value_restored_after_a_hand_over_is_mask
         await ctx.sleep(4, "settle")  # past the first invocation's deadline: a hand-over
         raise ValueError(f"the database rejected password {ctx.state['password']}")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource,
-        journal=journal,
-        reserve=2.0,
-        codec=asynccfn.KmsCodec(kms_key),
-        sensitive_state=["password"],
-    )
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext(5))["outcome"] == "handed-over"
+    sent = Create.new(presigned_response_url)
+    with closing_handler(sealing_password(resource, journal, kms_key, reserve=2.0)) as handler:
+        assert handler(sent.event, FakeLambdaContext(5))["outcome"] == "handed-over"
         assert handler(lambdas.payloads[-1], FakeLambdaContext())["outcome"] == "FAILED"
-    body = json.loads(read() or b"")
+    body = sent.answer()
     assert body["Reason"].startswith("ValueError: the database rejected password"), body
-    found = _leaked(
-        secret,
-        capsys=capsys,
-        endpoint=dynamodb_endpoint,
-        table=journal,
-        op_id=op_id,
-        reason=body["Reason"],
-        logs=asynccfn_logs,
-    )
+    found = leaks(secret, sent.op_id, body["Reason"])
     assert not found, f"a restored sensitive_state value leaked into {found}"
 
 
 def test_invariant_13_a_sensitive_state_value_set_and_repeated_before_any_write_is_masked(
     journal: str,
-    dynamodb_endpoint: str,
     kms_key: str,  # noqa: F811
     presigned_response_url: Any,
-    asynccfn_logs: list[str],
-    capsys: pytest.CaptureFixture[str],
+    leaks: Callable[[str, str, str], list[str]],
 ) -> None:
     """A listed key set and repeated by the handler's error before any step journals the
     state: however the handler ends, the state's secret values are masked in the answer and
@@ -290,25 +202,12 @@ def test_invariant_13_a_sensitive_state_value_set_and_repeated_before_any_write_
         ctx.state["password"] = secret
         raise ValueError(f"the database rejected password {secret}")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
-    op_id = event_op_id(event)
-    handler = asynccfn.lambda_entry(
-        resource, journal=journal, codec=asynccfn.KmsCodec(kms_key), sensitive_state=["password"]
-    )
-    with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
-    body = json.loads(read() or b"")
+    sent = Create.new(presigned_response_url)
+    with closing_handler(sealing_password(resource, journal, kms_key)) as handler:
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "FAILED"
+    body = sent.answer()
     assert body["Reason"].startswith("ValueError: the database rejected password"), body
-    found = _leaked(
-        secret,
-        capsys=capsys,
-        endpoint=dynamodb_endpoint,
-        table=journal,
-        op_id=op_id,
-        reason=body["Reason"],
-        logs=asynccfn_logs,
-    )
+    found = leaks(secret, sent.op_id, body["Reason"])
     assert not found, f"a sensitive_state value leaked into {found}"
 
 
@@ -352,8 +251,7 @@ def test_invariant_13_a_numeric_sensitive_result_repeated_by_an_error_is_masked(
     dynamodb_endpoint: str,
     kms_key: str,  # noqa: F811
     presigned_response_url: Any,
-    asynccfn_logs: list[str],
-    capsys: pytest.CaptureFixture[str],
+    leaks: Callable[[str, str, str], list[str]],
 ) -> None:
     """``Redactor.keep`` collects the numbers of a sensitive result as well as its strings: a
     PIN or an account number returned as a JSON number (here inside an object) repeated by
@@ -370,23 +268,13 @@ def test_invariant_13_a_numeric_sensitive_result_repeated_by_an_error_is_masked(
         await ctx.step("unlock", unlock, got["pin"])
         return asynccfn.Success(physical_id="device")
 
-    url, read = presigned_response_url()
-    event = event_for("create", url)
+    sent = Create.new(presigned_response_url)
     handler = asynccfn.lambda_entry(resource, journal=journal, codec=asynccfn.KmsCodec(kms_key))
     with closing_handler(handler):
-        assert handler(event, FakeLambdaContext())["outcome"] == "FAILED"
-    body = json.loads(read() or b"")
+        assert handler(sent.event, FakeLambdaContext())["outcome"] == "FAILED"
+    body = sent.answer()
     assert body["Reason"].startswith("PermissionError: the device refused"), body
-    op_id = event_op_id(event)
-    step = _step_item(journal_items(dynamodb_endpoint, journal), op_id, "unlock")
+    step = journal_item(dynamodb_endpoint, journal, sent.op_id, "unlock")
     assert "the device refused unlock code ****" in json.dumps(step)  # journaled, masked
-    found = _leaked(
-        str(pin),
-        capsys=capsys,
-        endpoint=dynamodb_endpoint,
-        table=journal,
-        op_id=op_id,
-        reason=body["Reason"],
-        logs=asynccfn_logs,
-    )
+    found = leaks(str(pin), sent.op_id, body["Reason"])
     assert not found, f"a sensitive numeric result leaked into {found}"

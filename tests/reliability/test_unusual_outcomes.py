@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asynccfn
@@ -20,6 +21,18 @@ def make_handler(resource: asynccfn.Resource, journal_table: str) -> LambdaHandl
     made = asynccfn.lambda_entry(resource, journal=journal_table)
     assert isinstance(made, LambdaHandler)
     return made
+
+
+def for_every_request(
+    handler: Callable[[asynccfn.Request, asynccfn.Context], Awaitable[asynccfn.Success]],
+    resource: asynccfn.Resource | None = None,
+) -> asynccfn.Resource:
+    """``resource`` (a plain one unless given) with ``handler`` for Create, Update and Delete."""
+    resource = resource or asynccfn.Resource()
+    resource.create(handler)
+    resource.update(handler)
+    resource.delete(handler)
+    return resource
 
 
 def answered(url: IssuedURL) -> dict[str, Any]:
@@ -36,6 +49,25 @@ def invoke(handler: LambdaHandler, event: dict[str, Any]) -> dict[str, str]:
     return handler(event, FakeLambdaContext(20))
 
 
+def answer_once(
+    resource: asynccfn.Resource,
+    journal_table: str,
+    urls: URLs,
+    kind: str = "create",
+    *,
+    overrides: dict[str, Any] | None = None,
+    **properties: Any,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """One invocation of ``resource``'s handler for a ``kind`` request with ``properties``
+    (top-level fields replaced by ``overrides``): what it returned and the one body it
+    answered."""
+    url = urls.issue(expect_answer=False)
+    event = {**event_for(kind, url.url, **properties), **(overrides or {})}
+    with closing_handler(make_handler(resource, journal_table)) as handler:
+        returned = invoke(handler, event)
+    return returned, answered(url)
+
+
 # --- 1. a request PhysicalResourceId whose JSON escaping outgrows the body -------------------
 
 
@@ -45,20 +77,12 @@ def test_invariant_12_an_update_whose_physical_id_outgrows_the_body_as_json_is_a
     """1000 control characters are 1000 UTF-8 bytes (parse accepts them, within the 1 KB
     limit) but 6000 bytes as JSON: no body can echo the id, so the FAILED answer reports the
     failed-create marker, which always fits."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def ok(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         return asynccfn.Success()
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("update", url.url)
-    event["PhysicalResourceId"] = "\x01" * 1000
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    overrides = {"PhysicalResourceId": "\x01" * 1000}
+    _, body = answer_once(for_every_request(ok), journal_table, urls, "update", overrides=overrides)
     assert body["Status"] == "FAILED", body
     assert body["PhysicalResourceId"].startswith("asynccfn-failed-create:"), body
     assert "too many to fit" in body["Reason"], body
@@ -76,25 +100,20 @@ class Strict:
             raise LookupError(f"no such name: {self.Name}")
 
 
+STRICT = {"ResourceType": "Custom::Strict"}  # the type Strict serves (the fixtures name another)
+
+
 def test_invariant_1_a_properties_type_whose_construction_raises_is_answered_failed(
     local_env: str, journal_table: str, urls: URLs
 ) -> None:
     """A dataclass's ``__post_init__`` (or a pydantic validator) raising anything but a
     validation error is a conversion error too: FAILED, naming the type and its message."""
-    resource = asynccfn.Resource("Custom::Strict", properties=Strict)
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def ok(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         return asynccfn.Success(physical_id="strict")
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url, Name="bad-name")
-    event["ResourceType"] = "Custom::Strict"
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    resource = for_every_request(ok, asynccfn.Resource("Custom::Strict", properties=Strict))
+    _, body = answer_once(resource, journal_table, urls, overrides=STRICT, Name="bad-name")
     assert body["Status"] == "FAILED", body
     assert "Strict raised LookupError: no such name: bad-name" in body["Reason"], body
 
@@ -117,12 +136,9 @@ def test_invariant_1_a_delete_whose_properties_construction_raises_still_deletes
         deleted.append(str(request.physical_id))
         return asynccfn.Success()
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("delete", url.url, Name="bad-name")
-    event["ResourceType"] = "Custom::Strict"
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    _, body = answer_once(
+        resource, journal_table, urls, "delete", overrides=STRICT, Name="bad-name"
+    )
     assert body["Status"] == "SUCCESS", body
     assert deleted
 
@@ -136,21 +152,13 @@ def test_invariant_1_a_ctx_physical_id_no_response_can_report_fails_the_operatio
     """ctx.physical_id is journaled before the next step. A value no response can report
     (here 500 KB, which DynamoDB would refuse for good, a JournalError the runtime raises on
     every retry) is refused when it is set: the Create answers FAILED saying why."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def build(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         ctx.physical_id = "p" * 500_000
         await ctx.step("after", lambda: 1)
         return asynccfn.Success()
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url)
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    _, body = answer_once(for_every_request(build), journal_table, urls)
     assert body["Status"] == "FAILED", body
     assert "ctx.physical_id cannot be set: PhysicalResourceId is 500000 bytes" in body["Reason"]
 
@@ -165,20 +173,12 @@ def test_invariant_12_a_malformed_update_echoes_its_physical_id(
     that fails to parse for another field (here a ServiceTimeout out of range) echoes its
     valid PhysicalResourceId (another id would tell CloudFormation the resource was
     replaced)."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def ok(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         return asynccfn.Success()
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("update", url.url)
-    event["ServiceTimeout"] = "99999"
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    overrides = {"ServiceTimeout": "99999"}
+    _, body = answer_once(for_every_request(ok), journal_table, urls, "update", overrides=overrides)
     assert body["Status"] == "FAILED", body
     assert body["PhysicalResourceId"] == "demo-bucket", body
 
@@ -199,21 +199,13 @@ def test_invariant_12_self_referencing_no_echo_data_is_answered_failed(
     """Data that is not serialisable is answered FAILED ("Data is not JSON-serialisable");
     with NoEcho the Reason is also masked of the Data's values, walking a Data that holds
     itself once."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def build(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         data: dict[str, Any] = {"Password": "hunter2-secret"}
         data["Self"] = data
         return asynccfn.Success(physical_id="p", data=data, no_echo=True)
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url)
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    _, body = answer_once(for_every_request(build), journal_table, urls)
     assert body["Status"] == "FAILED", body
 
 
@@ -222,19 +214,11 @@ def test_invariant_12_deeply_nested_data_is_answered_failed(
 ) -> None:
     """Data that json.dumps accepts but nested deeper than any Fn::GetAtt needs (what reads
     it, masking and the journal's codec, walks it recursively) is answered FAILED."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def build(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         return asynccfn.Success(physical_id="p", data=nest(DEPTH))
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url)
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        invoke(handler, event)
-    body = answered(url)
+    _, body = answer_once(for_every_request(build), journal_table, urls)
     assert body["Status"] == "FAILED", body
     assert "Data is nested 601 levels deep; the limit is 32" in body["Reason"], body
 
@@ -251,24 +235,17 @@ def test_invariant_1_a_handler_raising_system_exit_is_answered_failed(
     """A library calling sys.exit() inside the handler: asyncio would re-raise SystemExit out
     of the loop, past the runtime, and the invocation would end unanswered with the lease
     held. It is answered FAILED (HandlerExited), the handler returning normally."""
-    resource = asynccfn.Resource()
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def build(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         raise SystemExit(3)
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url)
     escaped: BaseException | None = None
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        try:
-            invoke(handler, event)
-        except SystemExit as exc:
-            escaped = exc
+    body: dict[str, Any] = {}
+    try:
+        _, body = answer_once(for_every_request(build), journal_table, urls)
+    except SystemExit as exc:
+        escaped = exc
     assert escaped is None, f"SystemExit escaped the Lambda handler: {escaped!r}"
-    body = answered(url)
     assert body["Status"] == "FAILED", body
     assert "SystemExit(3)" in body["Reason"], body
 
@@ -278,24 +255,17 @@ def test_invariant_1_a_parallel_branch_raising_system_exit_is_answered_failed(
 ) -> None:
     """A branch of ctx.parallel runs in a task of its own: its SystemExit is answered FAILED
     too, not raised out of the event loop."""
-    resource = asynccfn.Resource()
 
     async def branch(code: int) -> int:
         if code:
             raise SystemExit(code)
         return code
 
-    @resource.create
-    @resource.update
-    @resource.delete
     async def build(request: asynccfn.Request, ctx: asynccfn.Context) -> asynccfn.Success:
         await ctx.parallel(branch(0), branch(4))
         return asynccfn.Success(physical_id="p")
 
-    url = urls.issue(expect_answer=False)
-    event = event_for("create", url.url)
-    with closing_handler(make_handler(resource, journal_table)) as handler:
-        assert invoke(handler, event)["outcome"] == "FAILED"
-    body = answered(url)
+    returned, body = answer_once(for_every_request(build), journal_table, urls)
+    assert returned["outcome"] == "FAILED"
     assert body["Status"] == "FAILED", body
     assert "SystemExit(4)" in body["Reason"], body
